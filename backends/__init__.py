@@ -1,0 +1,1 @@
+"""Reference backend plugins, registered in the ``adsync.backends`` entry-point group."""

@@ -1,0 +1,3 @@
+"""adsync: password synchronization from AD domain controllers."""
+
+__version__ = "0.1.0"

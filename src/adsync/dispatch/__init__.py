@@ -1,0 +1,1 @@
+"""The dispatcher: one lane per backend, per-account order, retry and expiry."""

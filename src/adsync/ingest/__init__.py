@@ -1,0 +1,1 @@
+"""Ingest: the frame codec, the Unix and TCP servers, and the client sources use."""

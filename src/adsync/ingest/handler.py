@@ -1,0 +1,41 @@
+"""What the ingest servers hand validated requests to (the daemon implements it)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from adsync.plugin import Candidate, Change, CheckResult
+
+
+class AckStatus(enum.IntEnum):
+    """Wire values of the ACK status field."""
+
+    STORED = 0
+    REFUSED = 1
+    BUSY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    status: AckStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Who sent a request, for logs and metrics (never frame content)."""
+
+    transport: str  # "unix" | "tcp"
+    description: str  # "uid=0 pid=123" or "127.0.0.1:5555"
+
+
+class IngestHandler(Protocol):
+    async def change(self, change: Change, peer: Peer) -> Ack:
+        """Store durably, then return STORED; BUSY when it cannot store now."""
+        ...
+
+    async def check(self, candidate: Candidate, peer: Peer) -> CheckResult:
+        """Answer a policy pre-check within the configured precheck timeout."""
+        ...

@@ -1,0 +1,1 @@
+"""Observability: logs (with redaction), metrics, health."""

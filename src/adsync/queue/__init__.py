@@ -1,0 +1,1 @@
+"""The encrypted durable queue: one change row, one delivery row per backend."""
