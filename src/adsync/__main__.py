@@ -1,0 +1,3 @@
+from adsync.cli import main
+
+main()
