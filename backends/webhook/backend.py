@@ -1,0 +1,139 @@
+"""The webhook backend: POSTs a signed JSON body per change, classifies the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import aiohttp
+
+from adsync.plugin import (
+    Backend,
+    BackendConfig,
+    Candidate,
+    Change,
+    CheckResult,
+    Outcome,
+    Secret,
+    TLSConfig,
+    resolve_secret,
+)
+
+from .config import WebhookConfig
+from .wire import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    change_body,
+    check_body,
+    check_result,
+    delivery_outcome,
+    parse_retry_after,
+    reason_from_body,
+    scrub,
+    signature,
+)
+
+MAX_RESPONSE = 64 * 1024  # read at most this much of an answer (only for a reason)
+
+
+def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    """Verification on unless the operator wrote ``verify: false``."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file is not None:
+        context.load_cert_chain(
+            str(tls.cert_file), str(tls.key_file) if tls.key_file is not None else None
+        )
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _connection_reason(exc: BaseException, secrets: list[str]) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    detail = scrub(str(exc), secrets)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+class WebhookBackend(Backend[WebhookConfig]):
+    """Generic HTTP target; see backends/webhook/README.md for the contract."""
+
+    config_model: ClassVar[type[BackendConfig]] = WebhookConfig
+
+    def __init__(self, name: str, config: WebhookConfig) -> None:
+        super().__init__(name, config)
+        self._session: aiohttp.ClientSession | None = None
+        self._key: Secret | None = None
+
+    @property
+    def offers_check(self) -> bool:
+        return self.config.check_url is not None
+
+    async def start(self) -> None:
+        self._key = resolve_secret(self.config.secret)
+        ssl_ctx: ssl.SSLContext | bool = (
+            ssl_context(self.config.tls) if self._needs_tls() else False
+        )
+        connector = aiohttp.TCPConnector(ssl=ssl_ctx, limit=self.config.concurrency + 2)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            trust_env=False,
+            raise_for_status=False,
+        )
+
+    def _needs_tls(self) -> bool:
+        urls = [self.config.url, self.config.check_url or ""]
+        return any(u.startswith("https:") for u in urls)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str | None, bytes]:
+        assert self._session is not None and self._key is not None
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(self._key.reveal_bytes(), body),
+            **headers,
+        }
+        # Never follow a redirect: it would carry the password to another URL.
+        async with self._session.post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as response:
+            content = await response.content.read(MAX_RESPONSE)
+            return response.status, response.headers.get("Retry-After"), content
+
+    def _secrets(self, password: Secret) -> list[str]:
+        return [password.reveal(), self._key.reveal() if self._key else ""]
+
+    async def deliver(self, change: Change) -> Outcome:
+        if self._session is None:
+            return Outcome.failed("backend not started")
+        secrets = self._secrets(change.password)
+        try:
+            status, retry_after, content = await self._post(
+                self.config.url, change_body(change), {EVENT_ID_HEADER: change.event_id_hex}
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Outcome.unreachable(_connection_reason(exc, secrets))
+        wait = parse_retry_after(retry_after, datetime.now(UTC))
+        reason = reason_from_body(content, secrets) if status in (409, 422) else ""
+        return delivery_outcome(status, wait, reason)
+
+    async def check(self, candidate: Candidate) -> CheckResult:
+        if self._session is None or self.config.check_url is None:
+            return CheckResult.undecided("no policy check configured")
+        secrets = self._secrets(candidate.password)
+        try:
+            status, _, content = await self._post(self.config.check_url, check_body(candidate), {})
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return CheckResult.undecided(_connection_reason(exc, secrets))
+        reason = reason_from_body(content, secrets) if status == 422 else ""
+        return check_result(status, reason)
