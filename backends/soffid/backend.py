@@ -1,0 +1,133 @@
+"""Soffid's back channel: the policy check and the propagation, with failover.
+
+Interprets answers strictly (unlike the eris DLL, which counts any body as
+success): only ``ok`` is delivered, an empty body means no such account.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from yarl import URL
+
+from adsync.plugin import (
+    Backend,
+    Candidate,
+    Change,
+    CheckResult,
+    Outcome,
+    Secret,
+    resolve_secret,
+)
+
+from .config import SoffidConfig, ssl_context
+from .protocol import PATH, classify_check, classify_propagation, eris_quote, query_string
+
+log = structlog.get_logger("adsync.backends.soffid")
+
+USER_AGENT = "adsync-soffid/1"
+
+
+class SoffidBackend(Backend[SoffidConfig]):
+    config_model = SoffidConfig
+
+    def __init__(self, name: str, config: SoffidConfig) -> None:
+        super().__init__(name, config)
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"User-Agent": USER_AGENT}
+
+    async def start(self) -> None:
+        if self.config.username is not None and self.config.password is not None:
+            secret = resolve_secret(self.config.password)
+            # Preemptive Basic: Soffid ignores it (no constraint on /propagatepass);
+            # a reverse proxy in front of the sync server may require it.
+            token = base64.b64encode(f"{self.config.username}:{secret.reveal()}".encode())
+            self._headers["Authorization"] = "Basic " + token.decode("ascii")
+        self._session_or_new()
+
+    def _session_or_new(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                ssl=ssl_context(self.config.tls), limit=self.config.concurrency
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+                headers=self._headers,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _url(self, server: str, query: str) -> URL:
+        parts = urlsplit(server)
+        # Like eris: only scheme, host and port of a configured URL count.
+        return URL(f"{parts.scheme}://{parts.netloc}{PATH}?{query}", encoded=True)
+
+    async def _get(self, server: str, query: str) -> tuple[int, str]:
+        session = self._session_or_new()
+        async with session.get(self._url(server, query), allow_redirects=False) as resp:
+            raw = await resp.read()
+            return resp.status, raw.decode("utf-8", errors="replace")
+
+    async def deliver(self, change: Change) -> Outcome:
+        query = query_string(change.account, change.password, self.config.agent, test=False)
+        last = Outcome.unreachable("no sync server configured")
+        for server in self.config.servers:
+            origin = _origin(server)
+            try:
+                status, body = await self._get(server, query)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = Outcome.unreachable(f"{origin}: {type(exc).__name__}")
+                log.info("soffid_server_unreachable", backend=self.name, server=origin)
+                continue
+            answer = classify_propagation(status, _scrub(body, change.password))
+            outcome = dataclasses.replace(
+                answer.outcome, reason=f"{origin}: {answer.outcome.reason}"
+            )
+            if answer.step == "final":
+                return outcome
+            last = outcome
+            log.info("soffid_server_unusable", backend=self.name, server=origin, status=status)
+        return last
+
+    async def check(self, candidate: Candidate) -> CheckResult:
+        query = query_string(candidate.account, candidate.password, self.config.agent, test=True)
+        for server in self.config.servers:
+            try:
+                status, body = await self._get(server, query)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info(
+                    "soffid_check_unreachable",
+                    backend=self.name,
+                    server=_origin(server),
+                    error=type(exc).__name__,
+                )
+                continue
+            result = classify_check(status, _scrub(body, candidate.password))
+            if result is not None:
+                return result
+        return CheckResult.undecided("no Soffid sync server answered the policy check")
+
+
+def _origin(server: str) -> str:
+    parts = urlsplit(server)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _scrub(text: str, password: Secret) -> str:
+    """A server might echo the password (in an exception text): never pass it on."""
+    value = password.reveal()
+    if not value:
+        return text
+    return text.replace(value, "***").replace(eris_quote(value), "***")
+
+
+__all__ = ["SoffidBackend", "SoffidConfig"]
