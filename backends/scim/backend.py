@@ -1,0 +1,88 @@
+"""SCIM 2.0: find the user by ``userName``, then PATCH its ``password``.
+
+The worked example of docs/plugins.md: config model, start/close, deliver
+returning an Outcome for every answer, nothing that could print the password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+
+from adsync.plugin import Backend, Change, Outcome, resolve_secret
+
+from .config import ScimConfig, ssl_context
+from .protocol import (
+    MEDIA_TYPE,
+    classify_error,
+    classify_patch,
+    find_id,
+    parse_retry_after,
+    patch_body,
+    user_filter,
+)
+
+log = structlog.get_logger("adsync.backends.scim")
+
+
+class ScimBackend(Backend[ScimConfig]):
+    config_model = ScimConfig
+
+    def __init__(self, name: str, config: ScimConfig) -> None:
+        super().__init__(name, config)
+        self._session: aiohttp.ClientSession | None = None
+        self._base = config.url.rstrip("/")
+
+    async def start(self) -> None:
+        token = resolve_secret(self.config.token)  # read at start, never at config load
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                ssl=ssl_context(self.config.tls), limit=self.config.concurrency
+            ),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            headers={"Authorization": f"Bearer {token.reveal()}", "Accept": MEDIA_TYPE},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def deliver(self, change: Change) -> Outcome:
+        if self._session is None:
+            return Outcome.failed("backend not started")
+        try:
+            user_id, outcome = await self._find(self._session, change.account)
+            if outcome is not None:
+                return outcome
+            assert user_id is not None
+            url = f"{self._base}/Users/{quote(user_id, safe='')}"
+            async with self._session.patch(
+                url, data=patch_body(change.password), headers={"Content-Type": MEDIA_TYPE}
+            ) as resp:
+                document = await _json(resp)
+                if resp.status in (429, 503):
+                    return classify_error(
+                        resp.status, document, parse_retry_after(resp.headers.get("Retry-After"))
+                    )
+                return classify_patch(resp.status, document)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("scim_unreachable", backend=self.name, error=type(exc).__name__)
+            return Outcome.unreachable(type(exc).__name__)
+
+    async def _find(
+        self, session: aiohttp.ClientSession, account: str
+    ) -> tuple[str | None, Outcome | None]:
+        params = {"filter": user_filter(self.config.match_attribute, account)}
+        async with session.get(f"{self._base}/Users", params=params) as resp:
+            return find_id(resp.status, await _json(resp))
+
+
+async def _json(resp: aiohttp.ClientResponse) -> Any:
+    try:
+        return await resp.json(content_type=None)
+    except ValueError:
+        return None
