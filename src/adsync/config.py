@@ -125,7 +125,7 @@ class IngestConfig(StrictModel):
     unix_socket: Path | None = Path("/run/adsync/filter.sock")
     socket_group: str | None = Field(default=None, min_length=1)
     allowed_uids: tuple[Annotated[int, Field(ge=0)], ...] = (0,)
-    tcp: LoopbackAddress | None = ListenAddress("127.0.0.1", 17635)
+    tcp: LoopbackAddress | None = Field(default="127.0.0.1:17635", validate_default=True)
     psk_file: Path = Path("/etc/adsync/filter.key")
     max_connections: int = Field(default=64, ge=1, le=65536)
     frame_timeout: Duration = Field(default=10.0, gt=0)
@@ -170,7 +170,7 @@ class LoggingConfig(StrictModel):
 
 
 class MetricsConfig(StrictModel):
-    listen: LoopbackAddress | None = ListenAddress("127.0.0.1", 9617)
+    listen: LoopbackAddress | None = Field(default="127.0.0.1:9617", validate_default=True)
 
     @property
     def listen_address(self) -> tuple[str, int] | None:
@@ -526,6 +526,7 @@ def config_json_schema() -> dict[str, Any]:
         backends=(dict[BackendName, entry], Field(default_factory=dict)),
     )
     schema: dict[str, Any] = schema_model.model_json_schema(mode="validation")
+    schema["properties"]["backends"]["additionalProperties"] = False  # names outside the pattern
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "adsync configuration"
     return schema
