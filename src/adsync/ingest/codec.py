@@ -291,14 +291,23 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
 
 
 class FrameSplitter:
-    """Bytes in, complete payloads out; a length out of bounds fails as soon as it is known."""
+    """Bytes in, complete payloads out; a length out of bounds fails as soon as it is known.
 
-    __slots__ = ("_buf", "_max_frame", "_need")
+    Payloads completed before a bad length are returned first; the error is then
+    raised by the next ``feed`` (``failed`` tells a reader not to wait for more bytes).
+    """
+
+    __slots__ = ("_buf", "_error", "_max_frame", "_need")
 
     def __init__(self, max_frame: int = PROTOCOL_MAX_FRAME) -> None:
         self._buf = bytearray()
         self._max_frame = max_frame
         self._need: int | None = None  # payload length once the prefix is known
+        self._error: ProtocolError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
 
     @property
     def in_frame(self) -> bool:
@@ -306,6 +315,8 @@ class FrameSplitter:
         return bool(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self._error is not None:
+            raise self._error
         self._buf += data
         out: list[bytes] = []
         while True:
@@ -315,9 +326,12 @@ class FrameSplitter:
                 (length,) = LENGTH.unpack_from(self._buf)
                 if not MIN_FRAME <= length <= self._max_frame:
                     self._buf.clear()
-                    raise ProtocolError(
+                    self._error = ProtocolError(
                         f"frame length {length} outside {MIN_FRAME}..{self._max_frame}"
                     )
+                    if out:
+                        return out
+                    raise self._error
                 self._need = length
             end = LENGTH.size + self._need
             if len(self._buf) < end:

@@ -57,10 +57,13 @@ def _load(path: Path) -> bytes:
         raise
     except OSError as exc:
         raise PskError(f"cannot open key file {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise PskError(f"key file {path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise PskError(f"key file {path} is not a regular file")
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            raise PskError(f"key file {path} is owned by uid {st.st_uid}, not by this user")
         if st.st_mode & 0o077:
             raise PskError(
                 f"key file {path} is accessible by group or others "

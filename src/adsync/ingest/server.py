@@ -403,6 +403,8 @@ class _Connection:
         while no request of this connection is being handled.
         """
         while not self._ready:
+            if self._splitter.failed:
+                self._feed(b"")
             now = self._loop.time()
             in_frame = self._splitter.in_frame
             wait = self._frame_deadline - now if in_frame else self.limits.idle_timeout
@@ -433,15 +435,18 @@ class _Connection:
                 return None
             if not in_frame:
                 self._frame_deadline = self._loop.time() + self.limits.frame_timeout
-            try:
-                payloads = self._splitter.feed(data)
-            except ProtocolError as exc:
-                self._refused(exc.reason, None, 0)
-                raise _Close(exc.reason) from None
+            payloads = self._feed(data)
             if payloads and self._splitter.in_frame:
                 self._frame_deadline = self._loop.time() + self.limits.frame_timeout
             self._ready.extend(payloads)
         return self._ready.popleft()
+
+    def _feed(self, data: bytes) -> list[bytes]:
+        try:
+            return self._splitter.feed(data)
+        except ProtocolError as exc:
+            self._refused(exc.reason, None, 0)
+            raise _Close(exc.reason) from None
 
     async def _read_loop(self) -> None:
         if self.needs_auth:
