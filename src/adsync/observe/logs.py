@@ -185,6 +185,7 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
             old.close()
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
+    logging.captureWarnings(False)  # re-hook, in case something replaced showwarning since
     logging.captureWarnings(True)
     structlog.configure(
         processors=[

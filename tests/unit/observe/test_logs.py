@@ -1,0 +1,223 @@
+"""The redaction step: a live password never reaches the log output, whatever path it took."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import urllib.parse
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from adsync.observe.logs import configure_logging, is_secret_key, redact_text
+from adsync.secret import Secret
+
+PASSWORD = 'Pä"ss\\wörd€1 %/&'
+
+
+def absent(value: str, text: str) -> bool:
+    """True when ``value`` is not in ``text`` (asserted as a bool, so a failure prints neither)."""
+    return value not in text
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+@pytest.fixture
+def out() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream)
+    yield stream
+    configure_logging("info", "json", io.StringIO())
+
+
+@pytest.fixture
+def secret() -> Secret:
+    return Secret(PASSWORD)
+
+
+def records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_password_under_an_innocent_key(out: io.StringIO, secret: Secret) -> None:
+    structlog.get_logger("t").info("stored", note=secret.reveal(), nested={"a": [secret.reveal()]})
+    (rec,) = records(out)
+    assert rec["note"] == "***"
+    assert rec["nested"] == {"a": ["***"]}
+    assert absent(PASSWORD, out.getvalue())
+
+
+def test_password_inside_an_fstring_message(out: io.StringIO, secret: Secret) -> None:
+    structlog.get_logger("t").warning(f"user alice set {secret.reveal()} just now")
+    (rec,) = records(out)
+    assert rec["event"] == "user alice set *** just now"
+
+
+def test_secret_object_and_secret_looking_keys(out: io.StringIO, secret: Secret) -> None:
+    structlog.get_logger("t").info(
+        "keys", value=secret, psk="not-live-but-a-psk", api_key="k", key_id=7, has_password=True
+    )
+    (rec,) = records(out)
+    assert rec["value"] == "***"
+    assert rec["psk"] == "***"
+    assert rec["api_key"] == "***"
+    assert rec["key_id"] == 7  # not a secret-looking key
+    assert rec["has_password"] is True  # a boolean cannot hold a password
+
+
+def test_exception_message_and_traceback(out: io.StringIO, secret: Secret) -> None:
+    def fail(pw: str) -> None:
+        raise ValueError(f"target refused {pw}")
+
+    try:
+        fail(secret.reveal())
+    except ValueError:
+        structlog.get_logger("t").exception("delivery_error")
+    (rec,) = records(out)
+    assert "Traceback" in str(rec["exception"])
+    assert "target refused ***" in str(rec["exception"])
+    assert absent(PASSWORD, out.getvalue())
+
+
+def test_console_format_exception(secret: Secret) -> None:
+    stream = io.StringIO()
+    configure_logging("info", "console", stream)
+    try:
+        raise RuntimeError(f"boom {secret.reveal()}")
+    except RuntimeError:
+        structlog.get_logger("t").exception("failed", detail=secret.reveal())
+    text = stream.getvalue()
+    assert "boom ***" in text
+    assert absent(PASSWORD, text)
+
+
+def test_stdlib_record_from_aiohttp(out: io.StringIO, secret: Secret) -> None:
+    try:
+        raise ConnectionError(f"peer sent {secret.reveal()}")
+    except ConnectionError:
+        logging.getLogger("aiohttp.server").exception("Error handling request %s", secret.reveal())
+    logging.getLogger("aiohttp.access").info(
+        "%s %s", "POST", f"/hook?pw={urllib.parse.quote(secret.reveal(), safe='')}"
+    )
+    logging.getLogger("asyncio").error("Task exception: %r", {"body": secret.reveal()})
+    recs = records(out)
+    assert [r["logger"] for r in recs] == ["aiohttp.server", "aiohttp.access", "asyncio"]
+    assert recs[0]["event"] == "Error handling request ***"
+    assert "peer sent ***" in str(recs[0]["exception"])
+    assert recs[1]["event"] == "POST /hook?pw=***"
+    text = out.getvalue()
+    assert absent(PASSWORD, text)
+    assert absent(urllib.parse.quote(PASSWORD, safe=""), text)
+
+
+def test_stdlib_extra_fields_are_redacted(out: io.StringIO, secret: Secret) -> None:
+    logging.getLogger("third.party").info("x", extra={"payload": secret.reveal(), "token": "t"})
+    (rec,) = records(out)
+    assert rec["payload"] == "***"
+    assert rec["token"] == "***"
+
+
+def test_json_escaped_and_repr_forms(out: io.StringIO, secret: Secret) -> None:
+    body = json.dumps({"password": secret.reveal()})
+    structlog.get_logger("t").info("sent", body=body, as_repr=repr(secret.reveal()))
+    text = out.getvalue()
+    assert absent(json.dumps(PASSWORD)[1:-1], text)
+    assert absent(repr(PASSWORD)[1:-1], text)
+    assert absent(PASSWORD, text)
+
+
+def test_bytes_and_arbitrary_objects(out: io.StringIO, secret: Secret) -> None:
+    class Leaky:
+        def __init__(self, pw: str) -> None:
+            self.pw = pw
+
+        def __str__(self) -> str:
+            return f"Leaky({self.pw})"
+
+    structlog.get_logger("t").info(
+        "objects",
+        raw=secret.reveal_bytes(),
+        obj=Leaky(secret.reveal()),
+        exc=OSError(secret.reveal()),
+    )
+    (rec,) = records(out)
+    assert rec["obj"] == "Leaky(***)"
+    assert rec["raw"] == "***"
+    assert absent(PASSWORD, out.getvalue())
+
+
+def test_positional_arguments(out: io.StringIO, secret: Secret) -> None:
+    structlog.get_logger("t").info("changed %s for %s", secret.reveal(), "alice")
+    (rec,) = records(out)
+    assert rec["event"] == "changed *** for alice"
+
+
+def test_warnings_are_captured_and_redacted(out: io.StringIO, secret: Secret) -> None:
+    # What warnings.warn calls once captured (pytest records real warnings itself).
+    warnings.showwarning(f"deprecated use of {secret.reveal()}", UserWarning, __file__, 1)
+    assert "deprecated use of ***" in out.getvalue()
+    assert absent(PASSWORD, out.getvalue())
+
+
+def test_new_secrets_are_picked_up_and_dead_ones_forgotten(out: io.StringIO) -> None:
+    first = Secret("first-Secret-Value")
+    assert redact_text("a first-Secret-Value b") == "a *** b"
+    second = Secret("second-Secret-Value")
+    assert redact_text("first-Secret-Value second-Secret-Value") == "*** ***"
+    del first
+    import gc
+
+    gc.collect()
+    assert redact_text("first-Secret-Value") == "first-Secret-Value"
+    assert second.reveal() == "second-Secret-Value"
+
+
+def test_level_filtering_and_reconfigure() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "json", stream)
+    structlog.get_logger("t").info("hidden")
+    logging.getLogger("aiohttp").info("hidden too")
+    structlog.get_logger("t").warning("shown")
+    assert [r["event"] for r in records(stream)] == ["shown"]
+    assert len(logging.getLogger().handlers) == 1
+    configure_logging("warning", "json", stream)
+    assert len(logging.getLogger().handlers) == 1
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="level"):
+        configure_logging("loud", "json", io.StringIO())
+    with pytest.raises(ValueError, match="format"):
+        configure_logging("info", "xml", io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("key", "secret_looking"),
+    [
+        ("password", True),
+        ("bind_password", True),
+        ("passwd", True),
+        ("secret", True),
+        ("psk", True),
+        ("token", True),
+        ("master_key", True),
+        ("key", True),
+        ("Authorization", True),
+        ("account", False),
+        ("key_id", False),
+        ("backend", False),
+        ("event", False),
+    ],
+)
+def test_secret_looking_keys(key: str, secret_looking: bool) -> None:
+    assert is_secret_key(key) is secret_looking
+
+
+def test_digest_helper_is_stable() -> None:
+    assert digest(PASSWORD) == digest(PASSWORD)
