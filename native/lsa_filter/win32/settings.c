@@ -1,0 +1,60 @@
+/* Settings from HKLM\SOFTWARE\adsync\Filter, each with a safe default and clamped to a
+ * sane range, so a missing or wrong value never stops password changes. */
+#include "internal.h"
+
+#include <wchar.h>
+
+#define KEY_PATH L"SOFTWARE\\adsync\\Filter"
+
+static DWORD get_dword(HKEY k, const WCHAR *name, DWORD def, DWORD lo, DWORD hi)
+{
+    DWORD v = 0, sz = sizeof v;
+    if (!k || RegGetValueW(k, NULL, name, RRF_RT_REG_DWORD, NULL, &v, &sz) != ERROR_SUCCESS)
+        return def;
+    if (v < lo)
+        return lo;
+    if (v > hi)
+        return hi;
+    return v;
+}
+
+/* REG_SZ or REG_EXPAND_SZ (expanded); the default is expanded too. */
+static void get_str(HKEY k, const WCHAR *name, const WCHAR *def, WCHAR *out, DWORD cap)
+{
+    WCHAR raw[MAX_PATH];
+    DWORD sz = sizeof raw;
+    const WCHAR *src = def;
+    if (k && RegGetValueW(k, NULL, name, RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | RRF_NOEXPAND,
+                          NULL, raw, &sz) == ERROR_SUCCESS)
+        src = raw;
+    DWORD n = ExpandEnvironmentStringsW(src, out, cap);
+    if (n == 0 || n > cap)
+        wcsncpy(out, def, cap - 1), out[cap - 1] = 0;
+}
+
+void adsy_settings_load(adsy_settings *s)
+{
+    HKEY k = NULL;
+    if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, KEY_PATH, 0, KEY_READ, &k) != ERROR_SUCCESS)
+        k = NULL;
+    s->port = get_dword(k, L"Port", 17635, 1, 65535);
+    get_str(k, L"KeyFile", L"%ProgramData%\\adsync\\filter.key", s->key_file, MAX_PATH);
+    s->deadline_ms = get_dword(k, L"DeadlineMs", 2000, 100, 30000);
+    WCHAR v[32];
+    get_str(k, L"OnUndecided", L"accept", v, 32);
+    s->on_undecided_accept = _wcsicmp(v, L"reject") != 0;
+    get_str(k, L"SpoolDir", L"%ProgramData%\\adsync\\spool", s->spool_dir, MAX_PATH);
+    get_str(k, L"LogLevel", L"warning", v, 32);
+    s->log_level = !_wcsicmp(v, L"error")  ? ADSY_LOG_ERROR
+                 : !_wcsicmp(v, L"info")   ? ADSY_LOG_INFO
+                 : !_wcsicmp(v, L"debug")  ? ADSY_LOG_DEBUG
+                                           : ADSY_LOG_WARNING;
+    get_str(k, L"LogFile", L"%ProgramData%\\adsync\\adsyncflt.log", s->log_file, MAX_PATH);
+    s->queue_capacity = get_dword(k, L"QueueCapacity", 1024, 64, 8192);
+    s->backoff_initial_ms = get_dword(k, L"BackoffInitialMs", 1000, 10, 600000);
+    s->backoff_max_ms = get_dword(k, L"BackoffMaxMs", 60000, s->backoff_initial_ms, 3600000);
+    s->connect_timeout_ms = get_dword(k, L"ConnectTimeoutMs", 2000, 100, 60000);
+    s->ack_timeout_ms = get_dword(k, L"AckTimeoutMs", 15000, 1000, 300000);
+    if (k)
+        RegCloseKey(k);
+}
