@@ -12,7 +12,7 @@ import pytest
 from adsync.ingest.codec import AckCode, AckReply, ErrorReply, Limits
 from adsync.ingest.server import IngestServer
 
-from .conftest import Harness, StubHandler, change_fields, raw_frame  # type: ignore[import-not-found]
+from .conftest import Harness, StubHandler, change_fields, raw_frame
 
 PW = "Lëak-me-not§42"
 PWB = PW.encode()
