@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -243,6 +244,7 @@ class BackendContract:
     password: ClassVar[str] = "Pässwörd€1 <&>\"'"  # noqa: S105 (a test value)
     target_rejects: ClassVar[bool] = True
     offers_check: ClassVar[bool] = False
+    object_guid: ClassVar[uuid.UUID | None] = None  # what the source sends (None: unknown)
     reject_reason: ClassVar[str] = "too similar to an old password"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -265,7 +267,7 @@ class BackendContract:
             password=Secret(password if password is not None else self.password),
             changed_at_ms=1_700_000_000_000,
             domain="ADSYNC",
-            object_guid=None,
+            object_guid=self.object_guid,
         )
 
     @contextlib.asynccontextmanager

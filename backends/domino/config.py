@@ -1,0 +1,115 @@
+"""What operators write under ``backends.<name>`` for ``type: domino``.
+
+Domino's native password-change request form is not public (and its password
+item is encrypted to the Request Processors with Notes keys), so the request
+document is an app-specific form in a database exposed through the Domino REST
+API; its form and item names are configurable (docs/backends/domino.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+
+from adsync.duration import Duration
+from adsync.plugin import BackendConfig, RetryConfig, SecretRef, StrictModel, TLSConfig
+
+_ITEM = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
+
+REQUEST_EXPIRATION_DEFAULT = 365 * 60.0  # Domino's "Request expiration (minutes)" default
+
+
+class DominoRetryConfig(RetryConfig):
+    """As every backend's, but requests expire after Domino's default 365 minutes."""
+
+    expire_after: Duration = Field(default=REQUEST_EXPIRATION_DEFAULT, gt=0)
+
+
+class DirectoryConfig(StrictModel):
+    """Where the user is looked up by objectGUID (the Domino directory, via a DRAPI scope)."""
+
+    scope: str = "names"
+    form: str = "Person"
+    guid_item: str = Field(default="ADObjectGUID", pattern=_ITEM)
+    account_item: str | None = Field(default=None, pattern=_ITEM)  # fallback without a GUID
+
+
+class RequestFields(StrictModel):
+    guid: str = Field(default="ADObjectGUID", pattern=_ITEM)
+    password: str = Field(default="NewPassword", pattern=_ITEM)
+    password_types: str = Field(default="PasswordTypes", pattern=_ITEM)
+    expires: str = Field(default="ExpiresAt", pattern=_ITEM)
+    account: str = Field(default="SAMAccountName", pattern=_ITEM)
+    event_id: str = Field(default="EventID", pattern=_ITEM)
+
+
+class RequestConfig(StrictModel):
+    """The request database (a DRAPI scope) and the form of a password-change request."""
+
+    scope: str = "adpwsync"
+    form: str = "ADPasswordChangeRequest"
+    fields: RequestFields = RequestFields()
+
+
+class DominoConfig(BackendConfig):
+    """``servers``: the Request Processor servers' REST API base URLs, tried in order."""
+
+    url: str | None = None
+    servers: list[str] = Field(default_factory=list)
+    username: str = Field(min_length=1)
+    password: SecretRef
+    sync: Literal["http", "notes_id", "http_and_notes_id"] = "http"
+    directory: DirectoryConfig = DirectoryConfig()
+    request: RequestConfig = RequestConfig()
+    tls: TLSConfig = TLSConfig()
+    allow_plain_http: bool = False
+    retry: DominoRetryConfig = DominoRetryConfig()
+
+    @model_validator(mode="after")
+    def _servers(self) -> DominoConfig:
+        if not self.server_urls:
+            raise ValueError("give servers (or url): at least one Request Processor")
+        for server in self.server_urls:
+            parts = urlsplit(server)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{server!r} is not an http(s) URL with a host")
+            if parts.scheme == "http" and not (self.allow_plain_http or _loopback(parts.hostname)):
+                raise ValueError(f"{server!r}: passwords travel in this request; use https")
+        return self
+
+    @property
+    def server_urls(self) -> list[str]:
+        return ([self.url] if self.url else []) + list(self.servers)
+
+    @property
+    def password_types(self) -> list[str]:
+        """As Domino's "Domino password types to sync": HTTP, Notes ID (vault), or both."""
+        return {
+            "http": ["HTTP"],
+            "notes_id": ["NotesID"],
+            "http_and_notes_id": ["HTTP", "NotesID"],
+        }[self.sync]
+
+
+_TYPES = {"http": ["HTTP"], "notes_id": ["NotesID"], "http_and_notes_id": ["HTTP", "NotesID"]}
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    if not tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
