@@ -297,3 +297,12 @@ def test_splitter_returns_complete_frames_before_a_bad_length() -> None:
     assert splitter.failed
     with pytest.raises(ProtocolError, match="frame length 3"):
         splitter.feed(b"")
+
+
+def test_docs_extra_examples_byte_exact() -> None:
+    check = "00 00 00 1f 41 44 53 59 01 10 00 00 00 00 00 00 00 00 00 01"
+    check += " 10 00 03 62 6f 62 12 00 02 70 77 13 00 01 00"
+    assert encode(Check("bob", Secret("pw")), 1) == bytes.fromhex(check)
+    error = "00 00 00 1c 41 44 53 59 01 7f 00 00 00 00 00 00 00 00 00 00"
+    error += " 21 00 09 62 61 64 20 6d 61 67 69 63"
+    assert encode(ErrorReply("bad magic"), 0) == bytes.fromhex(error)
