@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adsync_backends.webhook import WebhookBackend, WebhookConfig
 
 from adsync.observe.logs import configure_logging
 from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.tls import TLSFiles, make_self_signed
 from adsync.testing.webhook import DEFAULT_SECRET, WebhookTarget
-from adsync_backends.webhook import WebhookBackend, WebhookConfig
 
 PASSWORD = "Pässwörd€1 \"<&>' %2F"
 SPEC_BODY = (

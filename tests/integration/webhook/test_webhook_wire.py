@@ -8,8 +8,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-
-from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
 from adsync_backends.webhook.config import check_target_url
 from adsync_backends.webhook.wire import (
     change_body,
@@ -22,6 +20,8 @@ from adsync_backends.webhook.wire import (
     scrub,
     signature,
 )
+
+from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
 
 SPEC_BODY = (
     '{"event_id":"000102030405060708090a0b0c0d0e0f","account":"alice","domain":"ADSYNC",'
@@ -147,7 +147,9 @@ def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
 
 def test_scrub_removes_raw_and_encoded_secrets_and_truncates() -> None:
     pw = 'a"b c/é'
-    text = f"raw {pw} json {pw.replace(chr(34), chr(92) + chr(34))} url a%22b%20c%2F%C3%A9 plus a%22b+c%2F%C3%A9"
+    json_form = pw.replace(chr(34), chr(92) + chr(34))
+    text = f"raw {pw} json {json_form} url a%22b%20c%2F%C3%A9 plus a%22b+c%2F%C3%A9"
+    text = f"raw {pw} json {json_form} url a%22b%20c%2F%C3%A9 plus a%22b+c%2F%C3%A9"
     cleaned = scrub(text, [pw])
     assert cleaned == "raw *** json *** url *** plus ***"
     long = scrub("x" * 1000, [pw])
