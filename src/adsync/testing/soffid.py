@@ -71,7 +71,13 @@ class FakeSoffid(FakeTarget):
             account=user,
             password_sha256=sha256_hex(password) if password is not None else None,
             operation="check" if test else "propagate",
-            extra={"domain": domain, "user_agent": request.headers.get("User-Agent")},
+            extra={
+                "domain": domain,
+                "user_agent": request.headers.get("User-Agent"),
+                "client_cert": bool(
+                    request.transport and request.transport.get_extra_info("peercert")
+                ),
+            },
         )
         if self.failing:
             return _text(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from pydantic import ValidationError
 from adsync.plugin import Backend, Candidate, Change, OutcomeKind, Secret, Verdict
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.soffid import FakeSoffid
+from adsync.testing.tls import make_self_signed
 
 AGENT = "AD adsync.test"
 
@@ -256,3 +259,46 @@ async def test_basic_credentials_are_sent_when_configured(tmp_path: Any) -> None
             await backend.close()
     header = fake.received[0].headers["Authorization"]
     assert sha256_hex(header) == sha256_hex("Basic YWRzeW5jOnMzY3JldA==")
+
+
+def server_tls(files: Any) -> ssl.SSLContext:
+    """Like Soffid's connector: TLS, client certificate wanted but optional."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(files.cert_file, files.key_file)
+    ctx.load_verify_locations(files.ca_file)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+async def test_https_with_ca_file_and_client_certificate(tmp_path: Path) -> None:
+    files = make_self_signed(tmp_path)
+    async with FakeSoffid(agent=AGENT, ssl_context=server_tls(files)) as fake:
+        assert fake.url.startswith("https://127.0.0.1:")
+        backend = make(
+            fake.url,
+            tls={
+                "ca_file": files.ca_file,
+                "cert_file": files.client_cert_file,
+                "key_file": files.client_key_file,
+            },
+        )
+        await backend.start()
+        try:
+            outcome = await backend.deliver(change())
+        finally:
+            await backend.close()
+    assert outcome.kind is OutcomeKind.DELIVERED
+    assert fake.received[0].extra["client_cert"] is True
+
+
+async def test_https_without_the_ca_is_not_trusted(tmp_path: Path) -> None:
+    files = make_self_signed(tmp_path)
+    async with FakeSoffid(agent=AGENT, ssl_context=server_tls(files)) as fake:
+        backend = make(fake.url)  # system store: the test CA is unknown
+        await backend.start()
+        try:
+            outcome = await backend.deliver(change())
+        finally:
+            await backend.close()
+    assert outcome.kind is OutcomeKind.UNREACHABLE
+    assert not fake.received
