@@ -149,7 +149,6 @@ def test_scrub_removes_raw_and_encoded_secrets_and_truncates() -> None:
     pw = 'a"b c/é'
     json_form = pw.replace(chr(34), chr(92) + chr(34))
     text = f"raw {pw} json {json_form} url a%22b%20c%2F%C3%A9 plus a%22b+c%2F%C3%A9"
-    text = f"raw {pw} json {json_form} url a%22b%20c%2F%C3%A9 plus a%22b+c%2F%C3%A9"
     cleaned = scrub(text, [pw])
     assert cleaned == "raw *** json *** url *** plus ***"
     long = scrub("x" * 1000, [pw])
