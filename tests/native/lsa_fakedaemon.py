@@ -1,0 +1,189 @@
+"""A fake daemon that speaks the wire protocol byte for byte (TCP + PSK handshake).
+
+It stands in where the real daemon cannot show a behaviour: a daemon that never answers
+(the filter's deadline), one that does not know the key (the filter must send no
+password), ACK busy on demand. It records every byte it received and the changes as
+digests (never the passwords).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lsa_wire as wire
+
+
+@dataclass(frozen=True)
+class SeenChange:
+    account: str
+    password_sha256: str
+    event_id: bytes
+    seq: int
+    changed_at: int
+    rid: int | None
+    fields: tuple[int, ...]
+
+
+class FakeDaemon:
+    def __init__(
+        self,
+        psk: bytes | None,
+        *,
+        verdict: int | None = 0,
+        ack: Callable[[SeenChange], int] | None = None,
+    ) -> None:
+        """psk None: a stranger on the port (cannot prove the key). verdict None: silent."""
+        self.psk = psk
+        self.verdict = verdict
+        self.ack = ack or (lambda change: 0)
+        self.received = bytearray()  # every byte from every connection
+        self.frame_types: list[int] = []
+        self.changes: list[SeenChange] = []
+        self.checks: list[dict[str, object]] = []
+        self.errors: list[str] = []
+        self.handshakes = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        for c in list(self._conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self._thread.join(5)
+
+    def __enter__(self) -> FakeDaemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_changes(self, count: int, within: float) -> list[SeenChange]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.changes) >= count:
+                    return list(self.changes)
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.changes)
+
+    # ---- server ----
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            with self._lock:
+                self.received.extend(chunk)
+            buf += chunk
+        return buf
+
+    def _frame(self, conn: socket.socket) -> wire.Frame:
+        (length,) = struct.unpack(">I", self._read(conn, 4))
+        if not 16 <= length <= 65536:
+            raise wire.WireError(f"frame length {length}")
+        frame = wire.decode_payload(self._read(conn, length))
+        with self._lock:
+            self.frame_types.append(frame.type)
+        return frame
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                hello = self._frame(conn)
+                if hello.type != wire.HELLO or len(hello.fields.get(0x01, b"")) != 32:
+                    raise wire.WireError("first frame is not HELLO")
+                cn, sn = hello.fields[0x01], os.urandom(32)
+                sp = wire.proof(self.psk, "daemon", cn, sn) if self.psk else os.urandom(32)
+                conn.sendall(wire.encode(wire.CHALLENGE, hello.request_id, [(0x01, sn), (0x03, sp)]))
+                auth = self._frame(conn)
+                if self.psk is None:
+                    raise wire.WireError("a client that failed our proof still sent AUTH")
+                if auth.type != wire.AUTH or auth.fields.get(0x04) != wire.proof(
+                    self.psk, "client", cn, sn
+                ):
+                    conn.sendall(wire.encode(wire.ERROR, auth.request_id, [(0x21, b"auth")]))
+                    return
+                conn.sendall(wire.encode(wire.AUTH_OK, auth.request_id, []))
+                with self._lock:
+                    self.handshakes += 1
+                while not self._stop.is_set():
+                    frame = self._frame(conn)
+                    if frame.type == wire.CHANGE:
+                        self._change(conn, frame)
+                    elif frame.type == wire.CHECK:
+                        self._check(conn, frame)
+                    else:
+                        raise wire.WireError(f"unexpected frame type {frame.type}")
+        except (EOFError, ConnectionResetError):
+            return  # the client went away (a harness exiting resets its connection)
+        except (OSError, wire.WireError, UnicodeDecodeError) as exc:
+            if not self._stop.is_set():
+                with self._lock:
+                    self.errors.append(type(exc).__name__ + ": " + str(exc))
+
+    def _change(self, conn: socket.socket, frame: wire.Frame) -> None:
+        f = frame.fields
+        for tag in (0x10, 0x12, 0x18, 0x19):
+            if tag not in f:
+                raise wire.WireError(f"CHANGE without tag 0x{tag:02x}")
+        change = SeenChange(
+            account=f[0x10].decode(),
+            password_sha256=hashlib.sha256(f[0x12]).hexdigest(),
+            event_id=f[0x19],
+            seq=struct.unpack(">Q", f[0x1A])[0] if 0x1A in f else -1,
+            changed_at=struct.unpack(">Q", f[0x18])[0],
+            rid=struct.unpack(">I", f[0x16])[0] if 0x16 in f else None,
+            fields=tuple(f),
+        )
+        status = self.ack(change)
+        if status == 0:
+            with self._lock:
+                self.changes.append(change)
+        conn.sendall(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))]))
+
+    def _check(self, conn: socket.socket, frame: wire.Frame) -> None:
+        f = frame.fields
+        with self._lock:
+            self.checks.append(
+                {
+                    "account": f[0x10].decode(),
+                    "password_sha256": hashlib.sha256(f[0x12]).hexdigest(),
+                    "full_name": f.get(0x11, b"").decode(),
+                    "set_operation": f.get(0x13),
+                }
+            )
+        if self.verdict is None:
+            self._stop.wait(60)  # silent: never answers
+            return
+        conn.sendall(wire.encode(wire.VERDICT, frame.request_id, [(0x20, bytes([self.verdict]))]))
