@@ -383,6 +383,15 @@ def _absolutize(model: _M, base: Path) -> _M:
 # --- loading --------------------------------------------------------------------------------
 
 
+def _offers_check(name: str, config: BackendConfig) -> bool:
+    """Whether the plugin answers CHECKs with this config (a constructor only stores it)."""
+    try:
+        backend = load_backend_class(config.type)(name, config)
+        return bool(backend.offers_check)
+    except Exception:  # the daemon will report a plugin that cannot be built
+        return True
+
+
 def _build(
     data: object, lines: Mapping[KeyPath, int], base_dir: Path | None
 ) -> tuple[Config | None, list[_Raw]]:
@@ -438,6 +447,10 @@ def _build(
         if isinstance(item, str) and item not in configured:
             raws.append(
                 _Raw(("precheck", "backends", i), f"no backend named {item!r} is configured")
+            )
+        elif isinstance(item, str) and item in backends and not _offers_check(item, backends[item]):
+            raws.append(
+                _Raw(("precheck", "backends", i), f"backend {item!r} offers no policy check")
             )
     core = {k: v for k, v in data.items() if k != "backends"}
     core["backends"] = backends

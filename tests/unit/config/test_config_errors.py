@@ -188,9 +188,14 @@ def test_bad_backend_name(tmp_path: Path) -> None:
 
 
 def test_precheck_must_name_configured_backends(tmp_path: Path) -> None:
-    path = write(tmp_path, WEBHOOK + "precheck:\n  backends:\n    - hr\n    - soffid\n")
+    path = write(
+        tmp_path,
+        WEBHOOK
+        + "    check_url: https://hr.example.com/check\n"
+        + "precheck:\n  backends:\n    - hr\n    - soffid\n",
+    )
     problem = only(path)
-    assert (problem.line, problem.key) == (9, "precheck.backends[1]")
+    assert (problem.line, problem.key) == (10, "precheck.backends[1]")
     assert "soffid" in problem.message
 
 
@@ -281,3 +286,15 @@ def test_defaults(tmp_path: Path) -> None:
     assert (config.precheck.timeout, config.precheck.on_undecided) == (1.5, "accept")
     assert config.keys.provider == "file"
     assert config.backends == {}
+
+
+def test_precheck_backend_must_offer_a_check(tmp_path: Path) -> None:
+    path = write(tmp_path, WEBHOOK + "precheck:\n  backends: [hr]\n")
+    problem = only(path)
+    assert (problem.line, problem.key) == (7, "precheck.backends[0]")
+    assert "offers no policy check" in problem.message
+    with_check = write(
+        tmp_path,
+        WEBHOOK + "    check_url: https://hr.example.com/check\nprecheck:\n  backends: [hr]\n",
+    )
+    assert load_config(with_check).precheck.backends == ("hr",)
