@@ -49,8 +49,12 @@ CONFIG_ENV = "ADSYNC_CONFIG"
 
 
 def default_config_path() -> Path:
-    """``$ADSYNC_CONFIG`` if set, else /etc/adsync/adsync.yaml."""
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    """``$ADSYNC_CONFIG`` if set, else /etc/adsync/adsync.yaml (Windows: under %ProgramData%)."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    if os.name == "nt":
+        return Path(os.environ.get("ProgramData", r"C:\ProgramData")) / "adsync" / "adsync.yaml"
+    return DEFAULT_CONFIG_PATH
 
 
 # --- loopback addresses ---------------------------------------------------------------------
@@ -153,7 +157,9 @@ class QueueConfig(StrictModel):
 
 
 class KeysConfig(StrictModel):
-    provider: Literal["file", "dpapi", "env"] = "file"
+    provider: Literal["file", "dpapi", "env"] = Field(
+        default_factory=lambda: "dpapi" if os.name == "nt" else "file"
+    )
     path: Path = Path("/etc/adsync/master.key")
     env: str = Field(default="ADSYNC_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -501,7 +507,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         doc = parse_yaml(text)
     except YamlSyntaxError as exc:
         raise ConfigError([ConfigProblem(source, exc.line, "", exc.message)]) from None
-    return config_from_document(doc, source=source, base_dir=path.resolve().parent)
+    # absolute(), not resolve(): relative paths follow where the file appears to be.
+    return config_from_document(doc, source=source, base_dir=path.absolute().parent)
 
 
 # --- JSON Schema ----------------------------------------------------------------------------
