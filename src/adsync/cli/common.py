@@ -1,0 +1,45 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from adsync.config import Config
+
+DEFAULT_CONFIG = Path("/etc/adsync/adsync.yaml")
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("ADSYNC_CONFIG", DEFAULT_CONFIG))
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=default_config_path,
+    show_default="/etc/adsync/adsync.yaml or $ADSYNC_CONFIG",
+    help="The YAML configuration file.",
+)
+
+
+def load_or_exit(path: Path) -> Config:
+    """Load the config, or print its errors (file:line: key: message) and exit 1."""
+    from adsync.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+
+
+def echo_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
