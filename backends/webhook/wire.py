@@ -97,14 +97,19 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
                     urllib.parse.quote_plus(value, safe=""),
                 }
             )
-    if forms:
-        pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-        text = re.sub(pattern, REDACTED, text)
+    pattern = (
+        re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+        if forms
+        else None
+    )
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
     text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if pattern is not None:  # folding whitespace can rebuild a secret that holds a space
+        text = pattern.sub(REDACTED, text)
     if len(text) > MAX_REASON:
         text = text[: MAX_REASON - 1] + "…"
-    # A secret cut at the end could survive partially; scrub the cut text once more.
-    return re.sub(pattern, REDACTED, text) if forms else text
+    return text
 
 
 def reason_from_body(body: bytes, secrets: Iterable[str]) -> str:

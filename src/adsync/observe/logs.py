@@ -90,7 +90,7 @@ def _scrub(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> Any:
         return "<nested too deep>"
     if isinstance(value, dict):
         return {
-            str(k): (
+            _scrub(str(k), pattern): (
                 REDACTED
                 if is_secret_key(str(k)) and not _harmless(v)
                 else _scrub(v, pattern, depth + 1)

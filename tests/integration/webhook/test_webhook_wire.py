@@ -154,6 +154,7 @@ def test_scrub_removes_raw_and_encoded_secrets_and_truncates() -> None:
     long = scrub("x" * 1000, [pw])
     assert len(long) == 200
     assert scrub("line1\nline2\x00", []) == "line1 line2"
+    assert scrub("was: two\nwords.", ["two words"]) == "was: ***."
 
 
 def test_reason_from_body() -> None:

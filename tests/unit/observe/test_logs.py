@@ -152,6 +152,12 @@ def test_bytes_and_arbitrary_objects(out: io.StringIO, secret: Secret) -> None:
     assert absent(PASSWORD, out.getvalue())
 
 
+def test_password_as_a_dict_key(out: io.StringIO, secret: Secret) -> None:
+    structlog.get_logger("t").info("map", seen={secret.reveal(): 1})
+    (rec,) = records(out)
+    assert rec["seen"] == {"***": 1}
+
+
 def test_positional_arguments(out: io.StringIO, secret: Secret) -> None:
     structlog.get_logger("t").info("changed %s for %s", secret.reveal(), "alice")
     (rec,) = records(out)
