@@ -42,7 +42,8 @@ def test_example_comments_every_key() -> None:
 
 def test_committed_schema_is_the_generated_one() -> None:
     """Regenerate with: adsync config schema --output config/adsync.schema.json"""
-    assert SCHEMA.read_text(encoding="utf-8") == schema_text()
+    current = SCHEMA.read_text(encoding="utf-8") == schema_text()
+    assert current, "stale: run `adsync config schema --output config/adsync.schema.json`"
 
 
 def test_example_validates_against_the_schema() -> None:
