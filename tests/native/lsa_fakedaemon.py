@@ -38,6 +38,7 @@ class FakeDaemon:
         *,
         verdict: int | None = 0,
         ack: Callable[[SeenChange], int] | None = None,
+        port: int = 0,
     ) -> None:
         """psk None: a stranger on the port (cannot prove the key). verdict None: silent."""
         self.psk = psk
@@ -52,7 +53,7 @@ class FakeDaemon:
         self._lock = threading.Lock()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self._sock.listen(16)
         self.port: int = self._sock.getsockname()[1]
         self._stop = threading.Event()
@@ -169,7 +170,9 @@ class FakeDaemon:
         status = self.ack(change)
         if status == 0:
             with self._lock:
-                self.changes.append(change)
+                # idempotency, as the real daemon: a known event id is ACKed, not stored twice
+                if all(c.event_id != change.event_id for c in self.changes):
+                    self.changes.append(change)
         conn.sendall(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))]))
 
     def _check(self, conn: socket.socket, frame: wire.Frame) -> None:

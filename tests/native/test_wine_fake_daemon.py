@@ -57,3 +57,132 @@ def str_win(p: Path) -> str:
     from lsa_wine import winpath
 
     return winpath(p)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_filter_applies_verdicts(filter_setup, tmp_path: Path) -> None:
+    pw = REGISTRY.password("Candidate-Pw-1")
+    checks = write_checks(tmp_path / "k.txt", [(False, "alice", "Alice A", pw), (True, "bob", "", pw)])
+    results = {}
+    for verdict in (0, 1, 2):
+        for on_undecided in ("accept", "reject"):
+            with FakeDaemon(filter_setup.psk, verdict=verdict) as daemon:
+                filter_setup.configure(daemon.port, OnUndecided=on_undecided)
+                h = Harness(filter_setup.wine, tmp_path, name=f"v{verdict}{on_undecided}")
+                assert await h.run("init", "filter", str_win(checks)) == 0
+            assert daemon.errors == []
+            assert [c["account"] for c in daemon.checks] == ["alice", "bob"]
+            assert {c["password_sha256"] for c in daemon.checks} == {sha(pw)}
+            assert [c["set_operation"] for c in daemon.checks] == [b"\x00", b"\x01"]
+            assert daemon.checks[0]["full_name"] == "Alice A"
+            results[verdict, on_undecided] = [r for r, _ in h.filter_results()]
+    assert results == {
+        (0, "accept"): [1, 1],
+        (0, "reject"): [1, 1],
+        (1, "accept"): [0, 0],  # rejected by the daemon: PasswordFilter returns FALSE
+        (1, "reject"): [0, 0],
+        (2, "accept"): [1, 1],  # undecided: on_undecided
+        (2, "reject"): [0, 0],
+    }
+
+
+async def test_silent_daemon_filter_returns_by_deadline(filter_setup, tmp_path: Path) -> None:
+    pw = REGISTRY.password("Silent-Daemon-Pw")
+    checks = write_checks(tmp_path / "k.txt", [(False, "carol", "", pw)])
+    outcome = {}
+    for on_undecided in ("accept", "reject"):
+        with FakeDaemon(filter_setup.psk, verdict=None) as daemon:
+            filter_setup.configure(daemon.port, DeadlineMs=1500, OnUndecided=on_undecided)
+            h = Harness(filter_setup.wine, tmp_path, name=f"silent-{on_undecided}")
+            assert await h.run("init", "filter", str_win(checks)) == 0
+            assert len(daemon.checks) == 1  # the CHECK did reach the silent daemon
+        [(result, ns)] = h.filter_results()
+        outcome[on_undecided] = result
+        # waited for the daemon, and gave up at the deadline (not a performance bound:
+        # a generous margin covers wine and a loaded machine)
+        assert 1.4e9 <= ns <= 1.5e9 + 1.0e9
+    assert outcome == {"accept": 1, "reject": 0}
+
+
+async def test_unreachable_daemon_filter_applies_on_undecided(filter_setup, tmp_path: Path) -> None:
+    pw = REGISTRY.password("Nobody-Listens-Pw")
+    checks = write_checks(tmp_path / "k.txt", [(False, "dave", "", pw)])
+    filter_setup.configure(free_port(), OnUndecided="reject")
+    h = Harness(filter_setup.wine, tmp_path)
+    assert await h.run("init", "filter", str_win(checks)) == 0
+    assert [r for r, _ in h.filter_results()] == [0]
+
+
+async def test_daemon_without_the_key_receives_no_password(filter_setup, tmp_path: Path) -> None:
+    passwords = [REGISTRY.password(p) for p in ("Stranger-Must-Not-See-1", "Pässwörd€-secret")]
+    changes = write_changes(tmp_path / "c.txt", [(1, "erin", p) for p in passwords])
+    checks = write_checks(tmp_path / "k.txt", [(False, "erin", "", p) for p in passwords])
+    with FakeDaemon(None) as stranger:
+        filter_setup.configure(stranger.port, OnUndecided="accept")
+        h = Harness(filter_setup.wine, tmp_path)
+        assert await h.run("init", "filter", str_win(checks), "notify", str_win(changes),
+                           "sleep", "1500") == 0
+        received = bytes(stranger.received)
+    assert stranger.errors == []  # no client ever sent AUTH after a failed proof
+    assert stranger.frame_types and set(stranger.frame_types) == {0x01}  # HELLO only
+    assert stranger.changes == [] and stranger.checks == []
+    for p in passwords:
+        for enc in ("utf-8", "utf-16-le", "utf-16-be"):
+            assert p.encode(enc) not in received
+    assert [r for r, _ in h.filter_results()] == [1, 1]  # on_undecided
+    assert "daemon_proof_failed" in filter_setup.log_text()
+
+
+async def test_busy_ack_keeps_changes_in_order(filter_setup, tmp_path: Path) -> None:
+    rows = [(7, ("frank", "gail")[i % 2], REGISTRY.password(f"Busy-Order-{i}")) for i in range(30)]
+    budget = {"busy": 6}
+
+    def ack(change: SeenChange) -> int:
+        if budget["busy"] > 0:
+            budget["busy"] -= 1
+            return 2
+        return 0
+
+    with FakeDaemon(filter_setup.psk, ack=ack) as daemon:
+        filter_setup.configure(daemon.port)
+        h = Harness(filter_setup.wine, tmp_path)
+        await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
+                      "wait", str_win(h.stop_file), "60")
+        seen = daemon.wait_changes(len(rows), within=40)
+        h.release()
+        assert await h.wait() == 0
+    assert daemon.errors == []
+    assert budget["busy"] == 0
+    assert len(seen) == len(rows)  # every change stored, none twice
+    for account in ("frank", "gail"):  # and in order per account
+        assert [c.password_sha256 for c in seen if c.account == account] == [
+            sha(p) for _, a, p in rows if a == account
+        ]
+
+
+async def test_invalid_utf16_is_dropped_and_logged_without_content(filter_setup, tmp_path) -> None:
+    good = REGISTRY.password("Valid-After-Bad-1")
+    lone = "bad\ud800pw-lone-surrogate"
+    too_long = REGISTRY.password("€" * 400)  # 1,200 bytes of UTF-8: over the 1,024 limit
+    rows = [(1, "gina", lone), (1, "gina", too_long), (1, "gina", good)]
+    with FakeDaemon(filter_setup.psk) as daemon:
+        filter_setup.configure(daemon.port)
+        h = Harness(filter_setup.wine, tmp_path)
+        await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
+                      "wait", str_win(h.stop_file), "30")
+        seen = daemon.wait_changes(1, within=20)
+        h.release()
+        assert await h.wait() == 0
+    assert [c.password_sha256 for c in seen] == [sha(good)]
+    log = filter_setup.log_text()
+    assert log.count("change_not_captured") == 2
+    assert "code=-12" in log and "code=-1 " in log  # ADSY_E_SURROGATE, ADSY_E_SPACE
+    for p in (good, too_long, "pw-lone-surrogate"):
+        assert p not in log

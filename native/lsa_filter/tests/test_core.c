@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/adsy_errors.h"
+#include "../core/batch.h"
 #include "../core/kdf.h"
 #include "../core/link.h"
 #include "../core/proto.h"
@@ -499,8 +500,29 @@ static void test_link(void)
     CHECK_EQ(adsy_link_jitter(1000, 0), 800);
 }
 
+static void test_batch(void)
+{
+    static adsy_change c[5];
+    const char *names[5] = {"alice", "bob", "carol", "ALICE", "dave"};
+    for (int i = 0; i < 5; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].account_len = (uint16_t)strlen(names[i]);
+        memcpy(c[i].account, names[i], c[i].account_len);
+    }
+    CHECK(adsy_same_account(&c[0], &c[3]));
+    CHECK(!adsy_same_account(&c[0], &c[1]));
+    CHECK_EQ(adsy_batch_prefix(c, 5), 3); /* stops before the second alice */
+    CHECK_EQ(adsy_batch_prefix(c, 3), 3);
+    CHECK_EQ(adsy_batch_prefix(c, 1), 1);
+    CHECK_EQ(adsy_batch_prefix(c, 0), 0);
+    c[3].account[0] = 0xC3; /* not ASCII: no folding */
+    CHECK(!adsy_same_account(&c[0], &c[3]));
+    CHECK_EQ(adsy_batch_prefix(c, 5), 5);
+}
+
 int main(void)
 {
+    test_batch();
     test_utf16();
     test_utf8_valid();
     test_encode_spec_example();

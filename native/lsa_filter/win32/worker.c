@@ -3,6 +3,8 @@
  * spools while the daemon is unreachable or the queue is past half full. */
 #include "internal.h"
 
+#include "../core/batch.h"
+
 #define BATCH 32
 #define IDLE_CLOSE_MS 60000
 
@@ -153,6 +155,7 @@ static DWORD WINAPI worker_main(LPVOID arg)
             size_t n, done = 0;
             int from_spool = spooled;
             n = from_spool ? adsy_spool_peek(g_batch, BATCH) : adsy_changes_copy(g_batch, BATCH);
+            n = adsy_batch_prefix(g_batch, n); /* one change per account in flight */
             int res = n ? send_batch(n, &done) : SEND_OK;
             if (n) {
                 if (from_spool)
