@@ -227,3 +227,31 @@ def test_secret_looking_keys(key: str, secret_looking: bool) -> None:
 
 def test_digest_helper_is_stable() -> None:
     assert digest(PASSWORD) == digest(PASSWORD)
+
+
+async def test_real_aiohttp_server_error_is_redacted(out: io.StringIO, secret: Secret) -> None:
+    """aiohttp's own "Error handling request" record (with traceback) goes through redaction."""
+    import aiohttp
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        raise RuntimeError(f"cannot store {secret.reveal()}")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"http://127.0.0.1:{port}/", data=b"x") as response:
+                assert response.status == 500
+    finally:
+        await runner.cleanup()
+    text = out.getvalue()
+    server_errors = [r for r in records(out) if r["logger"] == "aiohttp.server"]
+    assert server_errors, "aiohttp logged no server error"
+    assert "cannot store ***" in str(server_errors[0]["exception"])
+    assert absent(PASSWORD, text)
