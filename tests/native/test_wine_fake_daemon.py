@@ -186,3 +186,55 @@ async def test_invalid_utf16_is_dropped_and_logged_without_content(filter_setup,
     assert "code=-12" in log and "code=-1 " in log  # ADSY_E_SURROGATE, ADSY_E_SPACE
     for p in (good, too_long, "pw-lone-surrogate"):
         assert p not in log
+
+
+async def test_daemon_down_changes_spooled_then_delivered_in_order(filter_setup, tmp_path) -> None:
+    rows = [(500 + i % 4, f"acct{i % 4}", REGISTRY.password(f"Spooled-{i:03d}-Ünï€")) for i in range(200)]
+    port = free_port()
+    filter_setup.configure(port)
+    h = Harness(filter_setup.wine, tmp_path)
+    await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
+                  "wait", str_win(h.stop_file), "90")
+    # nobody listens: everything lands in the spool, sealed
+    assert await wait_until(lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 200, 30)
+    records = read_spool(filter_setup.spool_file, filter_setup.psk)
+    assert [hashlib.sha256(r[0x12]).hexdigest() for r in records] == [sha(p) for _, _, p in rows]
+    assert [struct.unpack(">I", r[0x16])[0] for r in records] == [rid for rid, _, _ in rows]
+    raw = filter_setup.spool_file.read_bytes()
+    assert all(p.encode() not in raw for _, _, p in rows[:5])
+    with FakeDaemon(filter_setup.psk, port=port) as daemon:
+        seen = daemon.wait_changes(200, within=60)
+        assert await wait_until(lambda: filter_setup.spool_file.stat().st_size == 0, 10)
+        h.release()
+        assert await h.wait() == 0
+    assert daemon.errors == []
+    assert len(seen) == 200
+    for account in {a for _, a, _ in rows}:
+        assert [c.password_sha256 for c in seen if c.account == account] == [
+            sha(p) for _, a, p in rows if a == account
+        ]
+
+
+async def test_harness_killed_with_full_spool_loses_nothing(filter_setup, tmp_path) -> None:
+    rows = [(900, f"kim{i % 3}", REGISTRY.password(f"Survives-Kill-{i:03d}")) for i in range(60)]
+    port = free_port()
+    filter_setup.configure(port)
+    first = Harness(filter_setup.wine, tmp_path, name="first")
+    await first.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
+                      "wait", str_win(first.stop_file), "90")
+    assert await wait_until(lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 60, 30)
+    first.kill()  # SIGKILL: the process dies with a non-empty spool
+    await first.wait()
+    with FakeDaemon(filter_setup.psk, port=port) as daemon:
+        second = Harness(filter_setup.wine, tmp_path, name="second")
+        await second.start("init", "wait", str_win(second.stop_file), "90")
+        seen = daemon.wait_changes(60, within=60)
+        second.release()
+        assert await second.wait() == 0
+    assert daemon.errors == []
+    assert sorted(c.password_sha256 for c in seen) == sorted(sha(p) for _, _, p in rows)
+    for account in {a for _, a, _ in rows}:
+        assert [c.password_sha256 for c in seen if c.account == account] == [
+            sha(p) for _, a, p in rows if a == account
+        ]
+    assert "spool_found code=0 count=60" in filter_setup.log_text()
