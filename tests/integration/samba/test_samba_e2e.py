@@ -44,13 +44,18 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def eventually(predicate: Callable[[], bool], within: float, what: str) -> None:
+async def eventually(
+    predicate: Callable[[], bool],
+    within: float,
+    what: str,
+    context: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await asyncio.to_thread(predicate):
             return
         await asyncio.sleep(0.25)
-    raise AssertionError(f"not within {within}s: {what}")
+    raise AssertionError(f"not within {within}s: {what}{context()}")
 
 
 @dataclass
@@ -126,7 +131,8 @@ async def rig(
     dc = SambaDC(samba_template, check_script=hook)
     sync_script = tmp_path / "samba-sync-hook"
     sync_script.write_text(
-        f"#!/bin/sh\nexec {sys.executable} -m adsync hook samba-sync --config {daemon.config_path}\n"
+        f"#!/bin/sh\nexec {sys.executable} -m adsync hook samba-sync"
+        f" --config {daemon.config_path}\n"
     )
     sync_script.chmod(0o755)
     state_dir = Path(config["queue"]["path"]).parent
@@ -143,7 +149,8 @@ async def rig(
         await eventually(
             lambda: rig.state().get("initial_skipped", 0) >= 1 + len(USERS),
             60,
-            "initial dump skipped" + rig.failure_context(),
+            "initial dump skipped",
+            rig.failure_context,
         )
         yield rig
     finally:
@@ -169,7 +176,7 @@ async def test_setpassword_kpasswd_and_ldaps_reach_slapd(rig: Rig) -> None:
     result = await asyncio.to_thread(rig.dc.ldaps_set_unicode_pwd, "carol", carol)
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-500:]
     for user, password in (("alice", alice), ("bob", bob), ("carol", carol)):
-        await eventually(rig.bound(user, password), 30, f"{user} bound" + rig.failure_context())
+        await eventually(rig.bound(user, password), 30, f"{user} bound", rig.failure_context)
         [delivery] = rig.deliveries(user)
         assert delivery.password_sha256 == sha(password)
         assert delivery.rid is not None and delivery.object_guid is not None
@@ -187,7 +194,7 @@ async def test_policy_reject_is_refused_by_the_dc_and_nothing_is_queued(rig: Rig
     # A later, accepted change is delivered; the refused one never was (nothing queued).
     accepted = pw("carol-ok")
     assert (await asyncio.to_thread(rig.dc.set_password, "carol", accepted)).returncode == 0
-    await eventually(rig.bound("carol", accepted), 30, "carol bound" + rig.failure_context())
+    await eventually(rig.bound("carol", accepted), 30, "carol bound", rig.failure_context)
     await eventually(lambda: len(rig.deliveries("carol")) == 1, 10, "carol delivered")
     assert rig.deliveries("alice") == [] and rig.deliveries("bob") == []
     assert not await asyncio.to_thread(rig.slapd.can_bind, user_dn("alice"), refused)
@@ -205,7 +212,7 @@ async def test_daemon_down_check_applies_on_undecided_and_change_arrives_later(r
     assert not await asyncio.to_thread(rig.slapd.can_bind, user_dn("alice"), during)
     await asyncio.to_thread(rig.daemon.start)
     await eventually(
-        rig.bound("alice", during), 40, "alice bound after restart" + rig.failure_context()
+        rig.bound("alice", during), 40, "alice bound after restart", rig.failure_context
     )
 
 
@@ -213,13 +220,14 @@ async def test_disabling_an_account_is_not_a_second_delivery(rig: Rig) -> None:
     new = pw("bob-2")
     assert (await asyncio.to_thread(rig.dc.set_password, "bob", new)).returncode == 0
     await eventually(
-        lambda: len(rig.deliveries("bob")) == 1, 30, "bob delivered" + rig.failure_context()
+        lambda: len(rig.deliveries("bob")) == 1, 30, "bob delivered", rig.failure_context
     )
     await asyncio.to_thread(rig.dc.samba_tool, "user", "disable", "bob")
     await eventually(
         lambda: "already delivered" in rig.dc.sync_log.read_text(errors="replace"),
         30,
-        "disable event seen by the hook" + rig.failure_context(),
+        "disable event seen by the hook",
+        rig.failure_context,
     )
     await asyncio.to_thread(rig.dc.samba_tool, "user", "enable", "bob")
     await asyncio.sleep(2.0)
