@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +10,11 @@ import click
 if TYPE_CHECKING:
     from adsync.config import Config
 
-DEFAULT_CONFIG = Path("/etc/adsync/adsync.yaml")
-
 
 def default_config_path() -> Path:
-    return Path(os.environ.get("ADSYNC_CONFIG", DEFAULT_CONFIG))
+    from adsync.config import default_config_path as configured_default
+
+    return configured_default()
 
 
 config_option = click.option(
