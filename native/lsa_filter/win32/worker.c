@@ -19,9 +19,14 @@ static adsy_conn g_conn = {INVALID_SOCKET, NULL, 1};
 static adsy_link g_link;
 static unsigned long long g_sent, g_refused;
 
+static volatile LONG g_waiting; /* 1 while the worker sleeps (or is about to) */
+
+/* SetEvent is a system call (a wineserver round trip under wine): made only when the
+ * worker sleeps. The worker sets g_waiting before it looks at the queue a last time, and
+ * notify commits before it looks at g_waiting, so a change is never left unnoticed. */
 void adsy_worker_wake(void)
 {
-    if (g_wake)
+    if (g_wake && InterlockedCompareExchange(&g_waiting, 0, 1) == 1)
         SetEvent(g_wake);
 }
 
@@ -184,8 +189,14 @@ static DWORD WINAPI worker_main(LPVOID arg)
             wait = adsy_link_wait_ms(&g_link, adsy_now_ms());
         else if (g_link.state == ADSY_LINK_UP)
             wait = IDLE_CLOSE_MS;
-        if (wait > 0)
-            WaitForSingleObject(g_wake, wait);
+        if (wait > 0) {
+            InterlockedExchange(&g_waiting, 1);
+            if (!queued && adsy_changes_count(NULL) != 0)
+                wait = 0; /* arrived meanwhile: go round again */
+            if (wait > 0)
+                WaitForSingleObject(g_wake, wait);
+            InterlockedExchange(&g_waiting, 0);
+        }
     }
     return 0;
 }
