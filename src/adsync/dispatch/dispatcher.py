@@ -29,6 +29,9 @@ class Dispatcher:
         *,
         random: Callable[[], float] | None = None,
         idle_poll: float = 5.0,
+        prune_every: float = 3600.0,
+        retain_completed: float = 7 * 86400.0,
+        remember_event_ids: float = 30 * 86400.0,
     ) -> None:
         rnd = random or _random.SystemRandom().random
         self.queue = queue
@@ -39,6 +42,10 @@ class Dispatcher:
         }
         self._unsubscribe: Callable[[], None] | None = None
         self._started = False
+        self._prune_every = prune_every
+        self._retain = retain_completed
+        self._remember = remember_event_ids
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for name, lane in self.lanes.items():
@@ -46,7 +53,20 @@ class Dispatcher:
         self._unsubscribe = self.queue.add_listener(self._wake_all)
         for lane in self.lanes.values():
             lane.start()
+        self._housekeeping = asyncio.create_task(self._prune_loop(), name="adsync-prune")
         self._started = True
+
+    async def _prune_loop(self) -> None:
+        """Delete changes delivered long ago; their ids stay known as duplicates a while longer."""
+        while True:
+            await self.clock.sleep(self._prune_every)
+            try:
+                pruned = await self.queue.prune_completed(self._retain, self._remember)
+            except Exception as exc:
+                log.error("queue_prune_failed", error=type(exc).__name__)
+                continue
+            if pruned:
+                log.info("queue_pruned", changes=pruned)
 
     def _wake_all(self) -> None:
         for lane in self.lanes.values():
@@ -63,6 +83,10 @@ class Dispatcher:
         self._started = False
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
         await asyncio.gather(*(lane.stop_claiming() for lane in self.lanes.values()))
         running = [t for lane in self.lanes.values() for t in lane.running_deliveries()]
         if running:

@@ -501,3 +501,38 @@ async def test_restart_resumes_pending_rows(
     for change in changes:
         await eventually_state(queue2, change, DeliveryState.DELIVERED)
     assert sorted(c[2] for c in fresh.calls) == sorted(digest(c.password) for c in changes)
+
+
+async def test_completed_changes_are_pruned_after_retention(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    fake = FakeBackend("fake", config())
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    dispatcher = Dispatcher(
+        queue,
+        {"fake": (fake, fake.config)},
+        clock,
+        random=lambda: 0.5,
+        idle_poll=5.0,
+        prune_every=3600,
+        retain_completed=7200,
+        remember_event_ids=86400,
+    )
+    await dispatcher.start()
+    cleanup.append(lambda: dispatcher.stop(0))
+    change = make_change()
+    await queue.append(change)
+    await eventually_state(queue, change, DeliveryState.DELIVERED)
+    clock.advance(3600)  # first housekeeping: younger than the retention, kept
+    await asyncio.sleep(0.05)
+    assert len(await queue.list_deliveries()) == 1
+    clock.advance(3600)
+    await asyncio.sleep(0.05)
+    clock.advance(3600)  # now older than 7200 s
+    for _ in range(2000):
+        if not await queue.list_deliveries():
+            break
+        await asyncio.sleep(0.005)
+    assert await queue.list_deliveries() == []
+    assert (await queue.append(change)).status.value == "duplicate"
