@@ -516,10 +516,11 @@ class Queue:
         event_ids: Sequence[bytes | str] | None = None,
         older_than: float | None = None,
     ) -> int:
-        """Delete failed rows (optionally only those last updated before ``older_than``)."""
+        """Delete failed rows; with ``older_than`` (seconds), only rows failed that long ago."""
         now = self._clock.time()
         ids = _event_ids(event_ids)
-        return await self._writer.op(lambda c: sql.purge_failed(c, backend, ids, older_than, now))
+        cutoff = None if older_than is None else now - older_than
+        return await self._writer.op(lambda c: sql.purge_failed(c, backend, ids, cutoff, now))
 
 
 def _event_ids(values: Sequence[bytes | str] | None) -> list[bytes] | None:

@@ -389,3 +389,16 @@ async def test_prune_completed_keeps_ids_as_duplicates(
         assert (await q.append(change)).status is AppendStatus.DUPLICATE
     finally:
         await q.close()
+
+
+async def test_purge_older_than_is_an_age_in_seconds(
+    queue: Queue, db_path: Path, clock: FakeClock, new_change: Callable[..., Change]
+) -> None:
+    await queue.append(new_change("old"))
+    await _fail(queue, "soffid", "x")
+    clock.advance(3 * 86400)
+    await queue.append(new_change("new"))
+    await _fail(queue, "soffid", "y")
+    assert await queue.purge_failed(older_than=86400) == 1
+    left = await queue.list_deliveries(backend="soffid", state="failed")
+    assert [i.account for i in left] == ["new"]
