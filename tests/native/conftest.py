@@ -13,9 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the lsa_* helper modules (importlib mode)
 
-from lsa_wine import NATIVE, WinePrefix, winpath  # noqa: E402
+from lsa_wine import NATIVE, WinePrefix, winpath
 
-from adsync.testing.leaks import REGISTRY  # noqa: E402
+from adsync.testing.leaks import REGISTRY
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,9 @@ def native_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log = tmp_path_factory.mktemp("build") / "make.log"
     with log.open("wb") as out:
         rc = subprocess.run(
-            ["make", "-C", str(NATIVE), "dll", "harness"], stdout=out, stderr=subprocess.STDOUT,
+            ["make", "-C", str(NATIVE), "dll", "harness"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
             check=False,
         ).returncode
     assert rc == 0, log.read_text()[-4000:]

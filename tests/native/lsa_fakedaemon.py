@@ -39,6 +39,7 @@ class FakeDaemon:
         verdict: int | None = 0,
         ack: Callable[[SeenChange], int] | None = None,
         port: int = 0,
+        drop_at: tuple[int, ...] = (),
     ) -> None:
         """psk None: a stranger on the port (cannot prove the key). verdict None: silent."""
         self.psk = psk
@@ -50,6 +51,8 @@ class FakeDaemon:
         self.checks: list[dict[str, object]] = []
         self.errors: list[str] = []
         self.handshakes = 0
+        self.drop_at = set(drop_at)  # the n-th CHANGE frames (1-based) that get no ACK
+        self._change_frames = 0
         self._lock = threading.Lock()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -126,7 +129,9 @@ class FakeDaemon:
                     raise wire.WireError("first frame is not HELLO")
                 cn, sn = hello.fields[0x01], os.urandom(32)
                 sp = wire.proof(self.psk, "daemon", cn, sn) if self.psk else os.urandom(32)
-                conn.sendall(wire.encode(wire.CHALLENGE, hello.request_id, [(0x01, sn), (0x03, sp)]))
+                conn.sendall(
+                    wire.encode(wire.CHALLENGE, hello.request_id, [(0x01, sn), (0x03, sp)])
+                )
                 auth = self._frame(conn)
                 if self.psk is None:
                     raise wire.WireError("a client that failed our proof still sent AUTH")
@@ -141,6 +146,11 @@ class FakeDaemon:
                 while not self._stop.is_set():
                     frame = self._frame(conn)
                     if frame.type == wire.CHANGE:
+                        with self._lock:
+                            self._change_frames += 1
+                            drop = self._change_frames in self.drop_at
+                        if drop:
+                            return  # connection closed before the ACK
                         self._change(conn, frame)
                     elif frame.type == wire.CHECK:
                         self._check(conn, frame)

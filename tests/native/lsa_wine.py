@@ -57,16 +57,22 @@ class WinePrefix:
         out, err = self._outputs(name)
         with out.open("wb") as o, err.open("wb") as e:
             return subprocess.run(
-                [WINE64, *args], stdin=subprocess.DEVNULL, stdout=o, stderr=e, env=self.env,
-                timeout=timeout, check=False,
+                [WINE64, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=o,
+                stderr=e,
+                env=self.env,
+                timeout=timeout,
+                check=False,
             ).returncode
 
     def start(self) -> None:
         """Creates the prefix (wineboot) and keeps a wineserver alive for fast runs."""
         out, err = self._outputs("wineserver")
         with out.open("wb") as o, err.open("wb") as e:
-            subprocess.Popen([WINESERVER, "-p"], stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                             env=self.env)
+            subprocess.Popen(
+                [WINESERVER, "-p"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, env=self.env
+            )
         rc = self.run(["wineboot", "-i"], "wineboot", timeout=300)
         if rc != 0:
             raise RuntimeError(f"wineboot failed with {rc}; see {self.logs}")
@@ -75,13 +81,19 @@ class WinePrefix:
         out, err = self._outputs("wineserver-kill")
         with out.open("wb") as o, err.open("wb") as e:
             subprocess.run([WINESERVER, "-k"], stdout=o, stderr=e, env=self.env, check=False)
-            subprocess.run([WINESERVER, "-w"], stdout=o, stderr=e, env=self.env, check=False,
-                           timeout=60)
+            subprocess.run(
+                [WINESERVER, "-w"], stdout=o, stderr=e, env=self.env, check=False, timeout=60
+            )
 
     def set_filter_settings(self, values: dict[str, int | str]) -> None:
         """Replaces HKLM\\SOFTWARE\\adsync\\Filter with values (the DLL's real mechanism)."""
-        lines = ["REGEDIT4", "", r"[-HKEY_LOCAL_MACHINE\SOFTWARE\adsync\Filter]", "",
-                 r"[HKEY_LOCAL_MACHINE\SOFTWARE\adsync\Filter]"]
+        lines = [
+            "REGEDIT4",
+            "",
+            r"[-HKEY_LOCAL_MACHINE\SOFTWARE\adsync\Filter]",
+            "",
+            r"[HKEY_LOCAL_MACHINE\SOFTWARE\adsync\Filter]",
+        ]
         for name, value in values.items():
             if isinstance(value, int):
                 lines.append(f'"{name}"=dword:{value:08x}')
@@ -115,8 +127,15 @@ class Harness:
         out = (self.workdir / f"{self.name}.out").open("ab")
         err = (self.workdir / f"{self.name}.err").open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            WINE64, str(BUILD / "harness.exe"), dll, winpath(self.results), *commands,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self.wine.env,
+            WINE64,
+            str(BUILD / "harness.exe"),
+            dll,
+            winpath(self.results),
+            *commands,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=self.wine.env,
         )
         out.close()
         err.close()

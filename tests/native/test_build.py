@@ -8,24 +8,34 @@ from pathlib import Path
 
 from lsa_wine import NATIVE
 
-SYSTEM_DLLS = {"kernel32.dll", "ws2_32.dll", "bcrypt.dll", "crypt32.dll", "advapi32.dll",
-               "msvcrt.dll", "ucrtbase.dll"}
+SYSTEM_DLLS = {
+    "kernel32.dll",
+    "ws2_32.dll",
+    "bcrypt.dll",
+    "crypt32.dll",
+    "advapi32.dll",
+    "msvcrt.dll",
+    "ucrtbase.dll",
+}
 
 
 def objdump(path: Path) -> str:
-    return subprocess.run(["x86_64-w64-mingw32-objdump", "-p", str(path)], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["x86_64-w64-mingw32-objdump", "-p", str(path)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_dll_exports_the_three_undecorated_names(native_build: Path) -> None:
     text = objdump(native_build / "adsyncflt.dll")
-    table = text[text.index("[Ordinal/Name Pointer] Table"):]
+    table = text[text.index("[Ordinal/Name Pointer] Table") :]
     names = re.findall(r"^\s+\[\s*\d+\]\s+(\S+)$", table, re.MULTILINE)
     assert sorted(names) == ["InitializeChangeNotify", "PasswordChangeNotify", "PasswordFilter"]
 
 
 def test_dll_imports_only_system_dlls(native_build: Path) -> None:
-    imports = {m.lower() for m in re.findall(r"DLL Name: (\S+)", objdump(native_build / "adsyncflt.dll"))}
+    imports = {
+        m.lower() for m in re.findall(r"DLL Name: (\S+)", objdump(native_build / "adsyncflt.dll"))
+    }
     assert imports and imports <= SYSTEM_DLLS, imports - SYSTEM_DLLS
     assert not any("gcc" in m or "winpthread" in m or "stdc++" in m for m in imports)
 
@@ -33,8 +43,9 @@ def test_dll_imports_only_system_dlls(native_build: Path) -> None:
 def test_native_core_suite_clean_under_asan_ubsan(tmp_path: Path) -> None:
     log = tmp_path / "check.log"
     with log.open("wb") as out:
-        rc = subprocess.run(["make", "-C", str(NATIVE), "check"], stdout=out,
-                            stderr=subprocess.STDOUT, check=False).returncode
+        rc = subprocess.run(
+            ["make", "-C", str(NATIVE), "check"], stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
     text = log.read_text()
     assert rc == 0, text[-4000:]
     assert re.search(r"\d+ checks, 0 failures", text)
@@ -44,8 +55,12 @@ def test_fuzz_targets_build_and_run(tmp_path: Path) -> None:
     """A short smoke run; CI runs `make fuzz FUZZ_SECONDS=60` for the real minute."""
     log = tmp_path / "fuzz.log"
     with log.open("wb") as out:
-        rc = subprocess.run(["make", "-C", str(NATIVE), "fuzz", "FUZZ_SECONDS=2"], stdout=out,
-                            stderr=subprocess.STDOUT, check=False).returncode
+        rc = subprocess.run(
+            ["make", "-C", str(NATIVE), "fuzz", "FUZZ_SECONDS=2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
     text = log.read_text()
     assert rc == 0, text[-4000:]
     assert text.count("Done ") == 2

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from lsa_fakedaemon import FakeDaemon, SeenChange
-from lsa_wine import Harness, read_spool, wait_until, write_changes, write_checks
+from lsa_wine import Harness, read_spool, wait_until, winpath, write_changes, write_checks
 
 from adsync.testing.leaks import REGISTRY
 
@@ -35,8 +35,14 @@ async def test_changes_arrive_byte_exact(filter_setup, tmp_path: Path) -> None:
         filter_setup.configure(daemon.port)
         h = Harness(filter_setup.wine, tmp_path)
         start_ms = int(time.time() * 1000)
-        await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", changes)),
-                      "wait", str_win(h.stop_file), "60")
+        await h.start(
+            "init",
+            "notify",
+            winpath(write_changes(tmp_path / "c.txt", changes)),
+            "wait",
+            winpath(h.stop_file),
+            "60",
+        )
         seen = daemon.wait_changes(len(changes), within=30)
         h.release()
         assert await h.wait() == 0
@@ -53,12 +59,6 @@ async def test_changes_arrive_byte_exact(filter_setup, tmp_path: Path) -> None:
     assert len(h.notify_ns()) == len(changes)  # the harness measured every call
 
 
-def str_win(p: Path) -> str:
-    from lsa_wine import winpath
-
-    return winpath(p)
-
-
 def free_port() -> int:
     import socket
 
@@ -69,14 +69,16 @@ def free_port() -> int:
 
 async def test_filter_applies_verdicts(filter_setup, tmp_path: Path) -> None:
     pw = REGISTRY.password("Candidate-Pw-1")
-    checks = write_checks(tmp_path / "k.txt", [(False, "alice", "Alice A", pw), (True, "bob", "", pw)])
+    checks = write_checks(
+        tmp_path / "k.txt", [(False, "alice", "Alice A", pw), (True, "bob", "", pw)]
+    )
     results = {}
     for verdict in (0, 1, 2):
         for on_undecided in ("accept", "reject"):
             with FakeDaemon(filter_setup.psk, verdict=verdict) as daemon:
                 filter_setup.configure(daemon.port, OnUndecided=on_undecided)
                 h = Harness(filter_setup.wine, tmp_path, name=f"v{verdict}{on_undecided}")
-                assert await h.run("init", "filter", str_win(checks)) == 0
+                assert await h.run("init", "filter", winpath(checks)) == 0
             assert daemon.errors == []
             assert [c["account"] for c in daemon.checks] == ["alice", "bob"]
             assert {c["password_sha256"] for c in daemon.checks} == {sha(pw)}
@@ -101,7 +103,7 @@ async def test_silent_daemon_filter_returns_by_deadline(filter_setup, tmp_path: 
         with FakeDaemon(filter_setup.psk, verdict=None) as daemon:
             filter_setup.configure(daemon.port, DeadlineMs=1500, OnUndecided=on_undecided)
             h = Harness(filter_setup.wine, tmp_path, name=f"silent-{on_undecided}")
-            assert await h.run("init", "filter", str_win(checks)) == 0
+            assert await h.run("init", "filter", winpath(checks)) == 0
             assert len(daemon.checks) == 1  # the CHECK did reach the silent daemon
         [(result, ns)] = h.filter_results()
         outcome[on_undecided] = result
@@ -116,7 +118,7 @@ async def test_unreachable_daemon_filter_applies_on_undecided(filter_setup, tmp_
     checks = write_checks(tmp_path / "k.txt", [(False, "dave", "", pw)])
     filter_setup.configure(free_port(), OnUndecided="reject")
     h = Harness(filter_setup.wine, tmp_path)
-    assert await h.run("init", "filter", str_win(checks)) == 0
+    assert await h.run("init", "filter", winpath(checks)) == 0
     assert [r for r, _ in h.filter_results()] == [0]
 
 
@@ -127,8 +129,12 @@ async def test_daemon_without_the_key_receives_no_password(filter_setup, tmp_pat
     with FakeDaemon(None) as stranger:
         filter_setup.configure(stranger.port, OnUndecided="accept")
         h = Harness(filter_setup.wine, tmp_path)
-        assert await h.run("init", "filter", str_win(checks), "notify", str_win(changes),
-                           "sleep", "1500") == 0
+        assert (
+            await h.run(
+                "init", "filter", winpath(checks), "notify", winpath(changes), "sleep", "1500"
+            )
+            == 0
+        )
         received = bytes(stranger.received)
     assert stranger.errors == []  # no client ever sent AUTH after a failed proof
     assert stranger.frame_types and set(stranger.frame_types) == {0x01}  # HELLO only
@@ -153,8 +159,14 @@ async def test_busy_ack_keeps_changes_in_order(filter_setup, tmp_path: Path) -> 
     with FakeDaemon(filter_setup.psk, ack=ack) as daemon:
         filter_setup.configure(daemon.port)
         h = Harness(filter_setup.wine, tmp_path)
-        await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
-                      "wait", str_win(h.stop_file), "60")
+        await h.start(
+            "init",
+            "notify",
+            winpath(write_changes(tmp_path / "c.txt", rows)),
+            "wait",
+            winpath(h.stop_file),
+            "60",
+        )
         seen = daemon.wait_changes(len(rows), within=40)
         h.release()
         assert await h.wait() == 0
@@ -175,8 +187,14 @@ async def test_invalid_utf16_is_dropped_and_logged_without_content(filter_setup,
     with FakeDaemon(filter_setup.psk) as daemon:
         filter_setup.configure(daemon.port)
         h = Harness(filter_setup.wine, tmp_path)
-        await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
-                      "wait", str_win(h.stop_file), "30")
+        await h.start(
+            "init",
+            "notify",
+            winpath(write_changes(tmp_path / "c.txt", rows)),
+            "wait",
+            winpath(h.stop_file),
+            "30",
+        )
         seen = daemon.wait_changes(1, within=20)
         h.release()
         assert await h.wait() == 0
@@ -189,14 +207,25 @@ async def test_invalid_utf16_is_dropped_and_logged_without_content(filter_setup,
 
 
 async def test_daemon_down_changes_spooled_then_delivered_in_order(filter_setup, tmp_path) -> None:
-    rows = [(500 + i % 4, f"acct{i % 4}", REGISTRY.password(f"Spooled-{i:03d}-Ünï€")) for i in range(200)]
+    rows = [
+        (500 + i % 4, f"acct{i % 4}", REGISTRY.password(f"Spooled-{i:03d}-Ünï€"))
+        for i in range(200)
+    ]
     port = free_port()
     filter_setup.configure(port)
     h = Harness(filter_setup.wine, tmp_path)
-    await h.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
-                  "wait", str_win(h.stop_file), "90")
+    await h.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", rows)),
+        "wait",
+        winpath(h.stop_file),
+        "90",
+    )
     # nobody listens: everything lands in the spool, sealed
-    assert await wait_until(lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 200, 30)
+    assert await wait_until(
+        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 200, 30
+    )
     records = read_spool(filter_setup.spool_file, filter_setup.psk)
     assert [hashlib.sha256(r[0x12]).hexdigest() for r in records] == [sha(p) for _, _, p in rows]
     assert [struct.unpack(">I", r[0x16])[0] for r in records] == [rid for rid, _, _ in rows]
@@ -220,14 +249,22 @@ async def test_harness_killed_with_full_spool_loses_nothing(filter_setup, tmp_pa
     port = free_port()
     filter_setup.configure(port)
     first = Harness(filter_setup.wine, tmp_path, name="first")
-    await first.start("init", "notify", str_win(write_changes(tmp_path / "c.txt", rows)),
-                      "wait", str_win(first.stop_file), "90")
-    assert await wait_until(lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 60, 30)
+    await first.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", rows)),
+        "wait",
+        winpath(first.stop_file),
+        "90",
+    )
+    assert await wait_until(
+        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 60, 30
+    )
     first.kill()  # SIGKILL: the process dies with a non-empty spool
     await first.wait()
     with FakeDaemon(filter_setup.psk, port=port) as daemon:
         second = Harness(filter_setup.wine, tmp_path, name="second")
-        await second.start("init", "wait", str_win(second.stop_file), "90")
+        await second.start("init", "wait", winpath(second.stop_file), "90")
         seen = daemon.wait_changes(60, within=60)
         second.release()
         assert await second.wait() == 0
@@ -238,3 +275,30 @@ async def test_harness_killed_with_full_spool_loses_nothing(filter_setup, tmp_pa
             sha(p) for _, a, p in rows if a == account
         ]
     assert "spool_found code=0 count=60" in filter_setup.log_text()
+
+
+async def test_dropped_connection_resends_without_loss(filter_setup, tmp_path) -> None:
+    rows = [
+        (40 + i % 6, f"ivan{i % 6}", REGISTRY.password(f"Dropped-Conn-{i:02d}")) for i in range(40)
+    ]
+    with FakeDaemon(filter_setup.psk, drop_at=(5, 17)) as daemon:
+        filter_setup.configure(daemon.port)
+        h = Harness(filter_setup.wine, tmp_path)
+        await h.start(
+            "init",
+            "notify",
+            winpath(write_changes(tmp_path / "c.txt", rows)),
+            "wait",
+            winpath(h.stop_file),
+            "60",
+        )
+        seen = daemon.wait_changes(len(rows), within=40)
+        h.release()
+        assert await h.wait() == 0
+    assert daemon.errors == []
+    assert daemon.handshakes >= 3  # reconnected after each drop
+    assert len(seen) == len(rows)
+    for account in {a for _, a, _ in rows}:
+        assert [c.password_sha256 for c in seen if c.account == account] == [
+            sha(p) for _, a, p in rows if a == account
+        ]

@@ -55,8 +55,11 @@ def make_daemon(filter_setup, target: WebhookTarget, tmp_path: Path):  # type: i
         config = base_config(
             work,
             {"hook": backend},
-            ingest={"unix_socket": None, "tcp": f"127.0.0.1:{port}",
-                    "psk_file": str(filter_setup.key_file)},
+            ingest={
+                "unix_socket": None,
+                "tcp": f"127.0.0.1:{port}",
+                "psk_file": str(filter_setup.key_file),
+            },
             precheck={"backends": ["hook"], "timeout": "1s", "on_undecided": "accept", **precheck},
         )
         daemon = DaemonProcess(work, config)
@@ -74,8 +77,9 @@ def make_daemon(filter_setup, target: WebhookTarget, tmp_path: Path):  # type: i
 SPECIAL = ["Pässwörd€1", "L" * 128 + "€" * 127 + "!", "astral 😀𝄞🂡 末尾", "\U0001f600" * 10]
 
 
-async def test_1000_changes_delivered_intact(filter_setup, make_daemon: Callable[..., DaemonProcess],
-                                             target: WebhookTarget, tmp_path: Path) -> None:
+async def test_1000_changes_delivered_intact(
+    filter_setup, make_daemon: Callable[..., DaemonProcess], target: WebhookTarget, tmp_path: Path
+) -> None:
     passwords = SPECIAL + [f"Bulk-{i:04d}-Ä€😀" for i in range(1000 - len(SPECIAL))]
     rows = [(2000 + i, f"bulk{i:04d}", REGISTRY.password(p)) for i, p in enumerate(passwords)]
     assert len(rows) == 1000 and len(passwords[1]) == 256
@@ -84,8 +88,14 @@ async def test_1000_changes_delivered_intact(filter_setup, make_daemon: Callable
     daemon.start()
     filter_setup.configure(port)
     h = Harness(filter_setup.wine, tmp_path)
-    await h.start("init", "notify", winpath(write_changes(tmp_path / "c.txt", rows)),
-                  "wait", winpath(h.stop_file), "240")
+    await h.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", rows)),
+        "wait",
+        winpath(h.stop_file),
+        "240",
+    )
     delivered = await target.wait_for_deliveries(1000, within=240)
     h.release()
     assert await h.wait() == 0
@@ -105,8 +115,9 @@ async def test_1000_changes_delivered_intact(filter_setup, make_daemon: Callable
     assert not any(p in log for p in SPECIAL)  # the log holds event names and numbers only
 
 
-async def test_check_rejected_by_backend_makes_filter_false(filter_setup, make_daemon,
-                                                             target: WebhookTarget, tmp_path) -> None:
+async def test_check_rejected_by_backend_makes_filter_false(
+    filter_setup, make_daemon, target: WebhookTarget, tmp_path
+) -> None:
     bad, good = REGISTRY.password("Rejected-By-Policy-1"), REGISTRY.password("Fine-By-Policy-2")
     target.answer_check(422, reason="too weak", password_sha256=sha(bad))
     target.answer_check(200, password_sha256=sha(good))
@@ -120,20 +131,33 @@ async def test_check_rejected_by_backend_makes_filter_false(filter_setup, make_d
     assert sorted(target.password_digests("check")) == sorted([sha(bad), sha(good)])
 
 
-async def test_daemon_down_then_started_delivers_spool(filter_setup, make_daemon,
-                                                       target: WebhookTarget, tmp_path) -> None:
+async def test_daemon_down_then_started_delivers_spool(
+    filter_setup, make_daemon, target: WebhookTarget, tmp_path
+) -> None:
     # 160 accounts with one change each, 10 accounts with four: 200 changes
-    rows = [(3000 + i, f"solo{i:03d}", REGISTRY.password(f"Solo-{i:03d}-Spooled€")) for i in range(160)]
-    multi = [(3500 + k, f"multi{k}", REGISTRY.password(f"Multi-{k}-{n}-Spooled€"))
-             for n in range(4) for k in range(10)]
+    rows = [
+        (3000 + i, f"solo{i:03d}", REGISTRY.password(f"Solo-{i:03d}-Spooled€")) for i in range(160)
+    ]
+    multi = [
+        (3500 + k, f"multi{k}", REGISTRY.password(f"Multi-{k}-{n}-Spooled€"))
+        for n in range(4)
+        for k in range(10)
+    ]
     rows += multi
     port = free_port()
     filter_setup.configure(port)
     h = Harness(filter_setup.wine, tmp_path)
-    await h.start("init", "notify", winpath(write_changes(tmp_path / "c.txt", rows)),
-                  "wait", winpath(h.stop_file), "240")
+    await h.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", rows)),
+        "wait",
+        winpath(h.stop_file),
+        "240",
+    )
     assert await wait_until(
-        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 200, 60)
+        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 200, 60
+    )
     make_daemon(port).start()
     await wait_until(lambda: filter_setup.spool_file.stat().st_size == 0, 120)
     assert filter_setup.spool_file.stat().st_size == 0  # every record ACKed by the daemon
