@@ -17,6 +17,7 @@ from pathlib import Path
 REDACTED = "***"
 
 _live: weakref.WeakSet[Secret] = weakref.WeakSet()
+_created = 0
 
 
 class Secret:
@@ -29,6 +30,8 @@ class Secret:
             raise TypeError("Secret wraps a str")
         self._value = value
         if value:
+            global _created
+            _created += 1
             _live.add(self)
 
     def reveal(self) -> str:
@@ -61,6 +64,11 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Secret is not pickled")
+
+
+def live_secrets_version() -> tuple[int, int]:
+    """Changes whenever a Secret is created or collected: redaction rebuilds only then."""
+    return _created, len(_live)
 
 
 def live_secret_values() -> Iterator[str]:

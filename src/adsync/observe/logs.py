@@ -14,13 +14,12 @@ import logging
 import re
 import sys
 import urllib.parse
-from collections.abc import Iterable
 from typing import Any, TextIO
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.secret import REDACTED, Secret, live_secret_values
+from adsync.secret import REDACTED, Secret, live_secret_values, live_secrets_version
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -56,10 +55,15 @@ class _SecretMatcher:
 
     def __init__(self) -> None:
         self._values: frozenset[str] = frozenset()
+        self._version: tuple[int, int] | None = None
         self._pattern: re.Pattern[str] | None = None
 
-    def pattern(self, values: Iterable[str]) -> re.Pattern[str] | None:
-        current = frozenset(values)
+    def pattern(self) -> re.Pattern[str] | None:
+        version = live_secrets_version()
+        if version == self._version:
+            return self._pattern
+        self._version = version
+        current = frozenset(live_secret_values())
         if current != self._values:
             forms: set[str] = set()
             for value in current:
@@ -75,7 +79,7 @@ _matcher = _SecretMatcher()
 
 def redact_text(text: str) -> str:
     """``text`` with every live secret (in any of its encoded forms) replaced by ``***``."""
-    pattern = _matcher.pattern(live_secret_values())
+    pattern = _matcher.pattern()
     return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
@@ -115,7 +119,7 @@ def _harmless(value: object) -> bool:
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """The redaction processor: runs after exception formatting, just before rendering."""
-    pattern = _matcher.pattern(live_secret_values())
+    pattern = _matcher.pattern()
     out: EventDict = {}
     for key, value in event_dict.items():
         if is_secret_key(key) and not _harmless(value):
