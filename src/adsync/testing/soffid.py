@@ -9,6 +9,7 @@ ERROR: <exception>`` on an internal error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
@@ -33,7 +34,9 @@ class FakeSoffid(FakeTarget):
     """Knows the accounts in ``accounts`` on agent ``agent``; ``unknown_user()`` forgets them.
 
     ``internal_error()`` makes it answer ``500 ERROR: …`` like an InternalErrorException;
-    ``no_policy()`` makes checks answer ``IGNORE``.
+    ``no_policy()`` makes checks answer ``IGNORE``. ``policy`` is Soffid's password
+    policy as a function ``(account, password) -> reason or None``: a check of a
+    non-compliant password answers ``ERROR|<reason>`` (``reject()`` refuses every one).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class FakeSoffid(FakeTarget):
         self.accounts = accounts if accounts is not None else {"jdoe"}
         self.failing = False
         self.policy_applies = True
+        self.policy: Callable[[str, str], str | None] | None = None
 
     def internal_error(self) -> None:
         self.failing = True
@@ -94,6 +98,9 @@ class FakeSoffid(FakeTarget):
                 return _text("IGNORE")
             if self.mode is Mode.REJECT:
                 return _text(f"ERROR|{self.reject_reason}")
+            refusal = self.policy(user or "", password or "") if self.policy else None
+            if refusal is not None:
+                return _text(f"ERROR|{refusal}")
             return _text("OK")
         if not known:
             return _text("")  # the servlet writes nothing when no account matches
