@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "queue": "adsync.cli.queue_cmd:queue",
     "hook": "adsync.cli.hook:hook",
     "samba": "adsync.cli.samba:samba",
+    "demo": "adsync.cli.demo:demo",
 }
 
 
