@@ -319,26 +319,32 @@ class FrameSplitter:
             raise self._error
         self._buf += data
         out: list[bytes] = []
-        while True:
-            if self._need is None:
-                if len(self._buf) < LENGTH.size:
-                    return out
-                (length,) = LENGTH.unpack_from(self._buf)
-                if not MIN_FRAME <= length <= self._max_frame:
-                    self._buf.clear()
-                    self._error = ProtocolError(
-                        f"frame length {length} outside {MIN_FRAME}..{self._max_frame}"
-                    )
-                    if out:
+        buf = self._buf
+        pos = 0  # consumed bytes; the buffer is compacted once per call, not per frame
+        try:
+            while True:
+                if self._need is None:
+                    if len(buf) - pos < LENGTH.size:
                         return out
-                    raise self._error
-                self._need = length
-            end = LENGTH.size + self._need
-            if len(self._buf) < end:
-                return out
-            out.append(bytes(self._buf[LENGTH.size : end]))
-            del self._buf[:end]
-            self._need = None
+                    (length,) = LENGTH.unpack_from(buf, pos)
+                    if not MIN_FRAME <= length <= self._max_frame:
+                        pos = len(buf)
+                        self._error = ProtocolError(
+                            f"frame length {length} outside {MIN_FRAME}..{self._max_frame}"
+                        )
+                        if out:
+                            return out
+                        raise self._error
+                    self._need = length
+                end = pos + LENGTH.size + self._need
+                if len(buf) < end:
+                    return out
+                out.append(bytes(buf[pos + LENGTH.size : end]))
+                pos = end
+                self._need = None
+        finally:
+            if pos:
+                del buf[:pos]
 
 
 # --- decoding ------------------------------------------------------------------------------
