@@ -136,7 +136,7 @@ class IngestServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[_Connection] = set()
         self._unix_identity: tuple[int, int] | None = None
-        self._accepting = False
+        self._closing = False
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -162,7 +162,6 @@ class IngestServer:
                 await self.stop()
                 raise
             self._servers.append(server)
-        self._accepting = True
         log.info(
             "ingest_listening",
             unix_socket=str(self.unix_path) if self.unix_path else None,
@@ -180,8 +179,18 @@ class IngestServer:
         return None
 
     async def stop_accepting(self) -> None:
-        """Close the listeners; connections already open keep being served."""
-        self._accepting = False
+        """Close the listeners; connections already open keep being served.
+
+        The listening sockets stop polling first and the loop turns a few times,
+        so a connection accepted a moment ago is attached (and served) before the
+        listener closes; closing under it would leave that peer hanging.
+        """
+        loop = asyncio.get_running_loop()
+        for server in self._servers:
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+        for _ in range(3):
+            await asyncio.sleep(0)
         for server in self._servers:
             server.close()
         self._unlink_unix()
@@ -189,6 +198,7 @@ class IngestServer:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, stop reading, let in-flight requests answer, close everything."""
         await self.stop_accepting()
+        self._closing = True
         connections = list(self._connections)
         for conn in connections:
             conn.stop_reading()
@@ -297,7 +307,7 @@ class IngestServer:
         *,
         needs_auth: bool,
     ) -> None:
-        if not self._accepting:
+        if self._closing:
             writer.transport.abort()
             return
         if len(self._connections) >= self.limits.max_connections:

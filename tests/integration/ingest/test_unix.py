@@ -174,3 +174,12 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
     import asyncio
 
     return await asyncio.to_thread(fn, *args)
+
+
+async def test_connection_made_just_before_stop_accepting_is_served(harness: Harness) -> None:
+    """Closing the listener under a just-accepted connection left that peer hanging."""
+    server = await harness.start()
+    raw = await harness.unix(server)  # accepted by the kernel, not yet attached
+    await server.stop_accepting()
+    await raw.send(raw_frame(0x20, change_fields(b"pw"), request_id=1))
+    assert await raw.reply() == (1, AckReply(AckCode.STORED))
