@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "queue": "adsync.cli.queue_cmd:queue",
     "hook": "adsync.cli.hook:hook",
     "samba": "adsync.cli.samba:samba",
+    "status": "adsync.cli.status:status",
+    "reload": "adsync.cli.reload:reload",
     "demo": "adsync.cli.demo:demo",
 }
 

@@ -22,7 +22,7 @@ def run(config_path: Path) -> None:
     configure_logging(config.logging.level, config.logging.format)
     logging.getLogger("aiosqlite").setLevel(logging.INFO)  # one debug line per SQL call
     try:
-        run_daemon(config)
+        run_daemon(config, config_path)
     except QueueError as exc:
         click.echo(f"adsync: cannot open the queue: {exc}", err=True)
         raise SystemExit(2) from None
