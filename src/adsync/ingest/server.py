@@ -72,6 +72,7 @@ class IngestCounters:
     auth_failures: int = 0
     frames_refused: int = 0  # protocol errors
     slow_senders_closed: int = 0
+    slow_readers_closed: int = 0  # replies not taken within the frame timeout
     idle_closed: int = 0
     changes_received: int = 0
     checks_received: int = 0
@@ -623,10 +624,17 @@ class _Connection:
                 self.writer.write(frame)
                 async with asyncio.timeout(self.limits.frame_timeout):
                     await self.writer.drain()
-            except (TimeoutError, ConnectionError, OSError):
-                self._broken = True
-                self.writer.transport.abort()
-                self.stop_reading()
+            except TimeoutError:
+                self.counters.slow_readers_closed += 1
+                log.info("ingest_slow_reader_closed", peer=self.peer.description)
+                self._drop()
+            except (ConnectionError, OSError):
+                self._drop()
+
+    def _drop(self) -> None:
+        self._broken = True
+        self.writer.transport.abort()
+        self.stop_reading()
 
     async def _write_error(self, reason: str, request_id: int) -> None:
         if self._broken:

@@ -15,6 +15,7 @@ from adsync.ingest.codec import (
     VerdictReply,
 )
 from adsync.ingest.handler import Ack, AckStatus
+from adsync.plugin import CheckResult
 
 from .conftest import Harness, StubHandler, change_fields, raw_frame
 
@@ -195,3 +196,18 @@ async def test_stop_past_grace_drops_unanswered(
     except ConnectionResetError:
         leftover = []
     assert leftover == []  # no ACK for what was not stored
+
+
+async def test_client_that_never_reads_its_replies_is_dropped(
+    harness: Harness, handler: StubHandler, until: Callable[..., Any]
+) -> None:
+    server = await harness.start(Limits(frame_timeout=0.2))
+    handler.result = CheckResult.accept("r" * 1000)  # ~1 KiB per reply fills the buffers fast
+    raw = await harness.unix(server)
+    check = raw_frame(0x10, change_fields(PWB)[:2], request_id=1)
+    raw.writer.write(check * 3000)  # never read: the server's writes must stall, then give up
+    await until(lambda: server.counters.slow_readers_closed == 1)
+    await until(lambda: server.counters.connections_open == 0)
+    other = await harness.unix(server)
+    await other.send(raw_frame(0x20, change_fields(PWB), request_id=2))
+    assert await other.reply() == (2, AckReply(AckCode.STORED))
