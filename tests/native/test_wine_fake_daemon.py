@@ -302,3 +302,61 @@ async def test_dropped_connection_resends_without_loss(filter_setup, tmp_path) -
         assert [c.password_sha256 for c in seen if c.account == account] == [
             sha(p) for _, a, p in rows if a == account
         ]
+
+
+async def test_spool_torn_tail_cut_and_foreign_spool_set_aside(filter_setup, tmp_path) -> None:
+    rows = [(77, f"jo{i}", REGISTRY.password(f"Torn-Tail-Kept-{i}")) for i in range(5)]
+    port = free_port()
+    filter_setup.configure(port)
+    first = Harness(filter_setup.wine, tmp_path, name="first")
+    await first.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", rows)),
+        "wait",
+        winpath(first.stop_file),
+        "60",
+    )
+    assert await wait_until(
+        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 5, 30
+    )
+    first.kill()
+    await first.wait()
+    # a crash in the middle of an append: a record header with nothing after it
+    with filter_setup.spool_file.open("ab") as f:
+        f.write(b"ASP1\x00\x00\x00\x40" + b"\x00" * 7)
+    with FakeDaemon(filter_setup.psk, port=port) as daemon:
+        second = Harness(filter_setup.wine, tmp_path, name="second")
+        await second.start("init", "wait", winpath(second.stop_file), "60")
+        seen = daemon.wait_changes(5, within=30)
+        second.release()
+        assert await second.wait() == 0
+    assert [c.password_sha256 for c in seen] == [sha(p) for _, _, p in rows]
+    assert "spool_torn_tail_cut" in filter_setup.log_text()
+
+    # records sealed under another key (the PSK was replaced): kept aside, not destroyed
+    other = tmp_path / "other"
+    other.mkdir()
+    third = Harness(filter_setup.wine, other, name="third")
+    more = [(78, "kay", REGISTRY.password("Sealed-Under-Old-Key"))]
+    await third.start(
+        "init",
+        "notify",
+        winpath(write_changes(other / "c.txt", more)),
+        "wait",
+        winpath(third.stop_file),
+        "60",
+    )
+    assert await wait_until(
+        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 1, 30
+    )
+    third.kill()
+    await third.wait()
+    sealed = filter_setup.spool_file.read_bytes()
+    filter_setup.key_file.write_bytes(bytes(32))  # a new key
+    fourth = Harness(filter_setup.wine, other, name="fourth")
+    assert await fourth.run("init") == 0
+    set_aside = list(filter_setup.spool_dir.glob("adsyncflt.spool.bad-*"))
+    assert len(set_aside) == 1 and set_aside[0].read_bytes() == sealed
+    assert filter_setup.spool_file.stat().st_size == 0
+    assert "spool_set_aside" in filter_setup.log_text()
