@@ -41,6 +41,8 @@ class Presenter(Protocol):
 
 
 def summary_lines(results: Sequence[Result], *, details: bool) -> list[str]:
+    if not results:
+        return ["Result: the demo stopped before its scenarios ended"]
     lines = ["Result:"]
     for r in results:
         mark = "✓" if r.ok else "✗"

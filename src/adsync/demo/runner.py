@@ -83,11 +83,24 @@ def _hostport(url: str) -> str:
     return url.split("://", 1)[-1]
 
 
-def demo_config(workdir: Path, webhook: WebhookTarget, soffid: FakeSoffid) -> dict[str, Any]:
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on BSDs
+
+
+def socket_dir(workdir: Path) -> Path:
+    """``workdir``, or a short private dir under /tmp when a long $TMPDIR would make the
+    socket path too long for ``bind``. The caller removes it."""
+    if len(os.fsencode(workdir / "ingest.sock")) <= SOCKET_PATH_MAX:
+        return workdir
+    return Path(tempfile.mkdtemp(prefix="adsync-demo-", dir="/tmp"))
+
+
+def demo_config(
+    workdir: Path, webhook: WebhookTarget, soffid: FakeSoffid, sockets: Path | None = None
+) -> dict[str, Any]:
     """The embedded config: everything in ``workdir``, TCP and metrics off, short retries."""
     return {
         "ingest": {
-            "unix_socket": str(workdir / "ingest.sock"),
+            "unix_socket": str((sockets or workdir) / "ingest.sock"),
             "allowed_uids": [os.getuid()],
             "tcp": None,
             "psk_file": str(workdir / "filter.key"),
@@ -140,8 +153,9 @@ def daemon_log(path: Path) -> Any:
 
 
 class Demo:
-    def __init__(self, presenter: Presenter, *, pause: float) -> None:
+    def __init__(self, presenter: Presenter, *, pause: float, sockets: Path) -> None:
         self.presenter = presenter
+        self.sockets = sockets
         self.pause = pause
         self.board = Board()
         self._t0 = time.monotonic()
@@ -296,7 +310,7 @@ class Demo:
                 reason=POLICY_REASON,
                 password_sha256=sha256_hex(DEMO_PASSWORDS[POLICY.account]),
             )
-            data = demo_config(workdir, webhook, soffid)
+            data = demo_config(workdir, webhook, soffid, self.sockets)
             config_path = workdir / "adsync.yaml"  # JSON is YAML; for --keep and `adsync queue`
             config_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
             config: Config = config_from_data(data, base_dir=workdir, source=str(config_path))
@@ -305,7 +319,8 @@ class Demo:
             header = [
                 f"adsync demo: the real daemon on a temp config in {workdir}",
                 f"targets: {WEBHOOK} = webhook fake on {_hostport(webhook.base_url)}, "
-                f"{SOFFID} = Soffid fake on {_hostport(soffid.url)}; passwords are never shown",
+                f"{SOFFID} = Soffid fake on {_hostport(soffid.url)}",
+                "passwords are never shown; retry delays are shortened to seconds for the demo",
             ]
             self.presenter.start(self.board, header)
             async with self._daemon(daemon):
@@ -336,7 +351,8 @@ async def run_demo(presenter: Presenter, *, keep: bool, pause: float = 0.8) -> D
     """Run every scenario, stop everything, remove the temp dir unless ``keep``."""
     old_umask = os.umask(0o077)
     workdir = Path(tempfile.mkdtemp(prefix="adsync-demo-"))
-    demo = Demo(presenter, pause=pause)
+    sockets = socket_dir(workdir)
+    demo = Demo(presenter, pause=pause, sockets=sockets)
     results: list[Result] = []
     closing: list[str] = []
     try:
@@ -347,10 +363,15 @@ async def run_demo(presenter: Presenter, *, keep: bool, pause: float = 0.8) -> D
                 demo.say(f"demo failed: {exc}")
                 results = judge(demo.board)
                 closing.append(f"demo failed: {exc}")
+            except asyncio.CancelledError:  # Ctrl-C: everything above has been stopped
+                closing.append("interrupted")
+                raise
     finally:
         os.umask(old_umask)
+        if sockets != workdir:
+            shutil.rmtree(sockets, ignore_errors=True)
         if keep:
-            closing.append(f"kept the demo's files (config data, queue, key, log) in {workdir}")
+            closing.append(f"kept the demo's files (config, queue, key, log) in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
             closing.append("daemon stopped, targets stopped, temp dir removed")

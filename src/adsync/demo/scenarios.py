@@ -52,4 +52,4 @@ RETRY: Final[dict[str, object]] = {
     "expire_after": "1m",
 }
 TARGET_LATENCY: Final = 0.3  # seconds each fake takes to answer, so "in flight" is visible
-OUTAGE_ATTEMPTS: Final = 2  # failed attempts to wait for before the target comes back
+OUTAGE_ATTEMPTS: Final = 3  # failed attempts to wait for before the target comes back
