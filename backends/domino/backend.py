@@ -8,6 +8,7 @@ create the password-change request document. A server that does not answer
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,11 +75,17 @@ class DominoBackend(Backend[DominoConfig]):
         if self._session is None:
             return Outcome.failed("backend not started")
         last = Outcome.unreachable("no Request Processor configured")
-        for server in self.config.server_urls:
+        servers = self.config.server_urls
+        # The dispatcher gives the whole delivery `timeout` seconds: each server gets its
+        # share of what is left, so one that hangs leaves the next ones time to answer.
+        deadline = time.monotonic() + self.config.timeout
+        for index, server in enumerate(servers):
             base = server.rstrip("/")
             origin = _origin(server)
+            budget = max(deadline - time.monotonic(), 0.001) / (len(servers) - index)
             try:
-                return await self._deliver_via(base, origin, change)
+                async with asyncio.timeout(budget):
+                    return await self._deliver_via(base, origin, change)
             except _Stop as stop:
                 return stop.outcome
             except _Next as nxt:

@@ -6,8 +6,11 @@ success): only ``ok`` is delivered, an empty body means no such account.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -71,19 +74,32 @@ class SoffidBackend(Backend[SoffidConfig]):
         # Like eris: only scheme, host and port of a configured URL count.
         return URL(f"{parts.scheme}://{parts.netloc}{PATH}?{query}", encoded=True)
 
-    async def _get(self, server: str, query: str) -> tuple[int, str]:
+    async def _get(self, server: str, query: str, budget: float) -> tuple[int, str]:
         session = self._session_or_new()
-        async with session.get(self._url(server, query), allow_redirects=False) as resp:
-            raw = await resp.read()
-            return resp.status, raw.decode("utf-8", errors="replace")
+        async with asyncio.timeout(budget):
+            async with session.get(self._url(server, query), allow_redirects=False) as resp:
+                raw = await resp.read()
+                return resp.status, raw.decode("utf-8", errors="replace")
+
+    def _budgets(self) -> Iterator[tuple[str, float]]:
+        """Each server in order with its share of what is left of ``timeout``.
+
+        The dispatcher gives the whole delivery ``timeout`` seconds: a server that
+        hangs must leave the next ones time to answer, or failover never happens.
+        """
+        servers = self.config.servers
+        deadline = time.monotonic() + self.config.timeout
+        for index, server in enumerate(servers):
+            left = max(deadline - time.monotonic(), 0.001)
+            yield server, left / (len(servers) - index)
 
     async def deliver(self, change: Change) -> Outcome:
         query = query_string(change.account, change.password, self.config.agent, test=False)
         last = Outcome.unreachable("no sync server configured")
-        for server in self.config.servers:
+        for server, budget in self._budgets():
             origin = _origin(server)
             try:
-                status, body = await self._get(server, query)
+                status, body = await self._get(server, query, budget)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = Outcome.unreachable(f"{origin}: {type(exc).__name__}")
                 log.info("soffid_server_unreachable", backend=self.name, server=origin)
@@ -100,9 +116,9 @@ class SoffidBackend(Backend[SoffidConfig]):
 
     async def check(self, candidate: Candidate) -> CheckResult:
         query = query_string(candidate.account, candidate.password, self.config.agent, test=True)
-        for server in self.config.servers:
+        for server, budget in self._budgets():
             try:
-                status, body = await self._get(server, query)
+                status, body = await self._get(server, query, budget)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info(
                     "soffid_check_unreachable",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -135,6 +136,7 @@ class Kit:
     type: str
     operation: str  # the fake's name for the request that carries the password
     rejects: bool  # can the target refuse a password synchronously?
+    lookup_first = True  # the user is looked up before the password is sent
 
     def __init__(self, secrets: Path) -> None:
         self.secrets = secrets
@@ -170,6 +172,7 @@ class SoffidKit(Kit):
     type = "soffid"
     operation = "propagate"
     rejects = False  # Soffid queues every propagation; its policy shows only in the check
+    lookup_first = False  # one request: the propagation itself finds the account
 
     def __init__(self, secrets: Path) -> None:
         super().__init__(secrets)
@@ -457,6 +460,10 @@ class Rig:
     def config_path(self) -> Path:
         return self.daemon.config_path
 
+    async def stop(self) -> None:
+        """SIGTERM and wait (the fixture still checks the exit code and scans the log)."""
+        await asyncio.to_thread(self.daemon.stop, 30)
+
     async def send(
         self,
         account: str,
@@ -642,8 +649,14 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
 @pytest.fixture(autouse=True)
 def test_process_logs(tmp_path: Path) -> Iterator[None]:
     """Everything the fakes and clients log in this process (aiohttp server errors included)."""
-    with capture_all_logs() as logs:
-        yield
+    chatty = logging.getLogger("aiosqlite")  # every SQL statement of the operator's reads
+    level = chatty.level
+    chatty.setLevel(logging.INFO)
+    try:
+        with capture_all_logs() as logs:
+            yield
+    finally:
+        chatty.setLevel(level)
     path = REGISTRY.watch(tmp_path / "test-process.log")
     path.write_text(logs())
     no_password_in(path.read_bytes(), "the test process's logs (fakes, clients)")
