@@ -208,12 +208,12 @@ class Daemon:
     def _depth_cache_value(self) -> QueueDepth | None:
         return self._depth.get()
 
-    async def depth(self) -> QueueDepth | None:
-        """Queue depth, at most ~1s old (scrapes and status polls share one query)."""
+    async def depth(self, *, fresh: bool = False) -> QueueDepth | None:
+        """Queue depth, at most ~1s old unless ``fresh`` (concurrent scrapes share a query)."""
         if self.queue is None:
             return None
         async with self._depth_lock:
-            if not self._depth.fresh():
+            if fresh or not self._depth.fresh():
                 try:
                     self._depth.put(await self.queue.depth())
                 except Exception as exc:  # a closed or broken queue: report, do not crash
@@ -234,7 +234,7 @@ class Daemon:
 
     async def status(self) -> dict[str, Any]:
         """Everything ``adsync status`` shows; never an account or a password."""
-        depth = await self.depth()
+        depth = await self.depth(fresh=True)  # drain and tests poll it: never stale
         lanes = self._lane_states()
         names = sorted(set(self.config.backends) | set(depth.counts if depth else ()))
         backends = []

@@ -17,7 +17,7 @@ from typing import Any
 from adsync.dispatch.retry import Decision
 from adsync.observe.metrics import QueueDepth
 from adsync.queue.models import Claim, DeliveryState
-from adsync.queue.store import Queue
+from adsync.queue.store import Queue, _run
 
 # backend, outcome label, next state, seconds from receipt (delivered only), scrubbed reason
 RecordHook = Callable[[str, str, str, float | None, str], None]
@@ -43,10 +43,12 @@ class WatchedQueue(Queue):
 
     async def _since_receipt(self, change_id: int) -> float | None:
         try:
-            async with self._db.execute(
-                "SELECT received_at FROM changes WHERE id = ?", (change_id,)
-            ) as cur:
-                row = await cur.fetchone()
+            row = await _run(
+                self._db,
+                lambda c: c.execute(
+                    "SELECT received_at FROM changes WHERE id = ?", (change_id,)
+                ).fetchone(),
+            )
         except sqlite3.Error:
             return None
         return None if row is None else self._clock.time() - float(row[0])
@@ -54,22 +56,12 @@ class WatchedQueue(Queue):
     # --- depth ---------------------------------------------------------------------------
 
     async def depth(self) -> QueueDepth:
-        """Counts by backend and state and the oldest unfinished row per backend."""
-        counts: dict[str, dict[str, int]] = {}
-        async with self._db.execute(
-            "SELECT backend, state, COUNT(*) FROM deliveries GROUP BY backend, state"
-        ) as cur:
-            async for backend, state, n in cur:
-                counts.setdefault(backend, {})[state] = int(n)
-        oldest: dict[str, float] = {}
-        async with self._db.execute(
-            "SELECT backend, MIN(created_at) FROM deliveries"
-            " WHERE state IN (?, ?) GROUP BY backend",
-            _UNFINISHED,
-        ) as cur:
-            async for backend, created in cur:
-                if created is not None:
-                    oldest[backend] = float(created)
+        """Counts by backend and state and the oldest unfinished row per backend.
+
+        Both queries run in one hop on the sqlite thread: a cursor read across
+        several hops could interleave with the group writer's transactions.
+        """
+        counts, oldest = await _run(self._db, _depth_rows)
         for backend in self.backends:
             counts.setdefault(backend, {})
         return QueueDepth(counts, oldest, self.pending_changes, self._clock.time())
@@ -108,6 +100,22 @@ class WatchedQueue(Queue):
     def set_backends(self, names: Sequence[str], expire_after: Mapping[str, float]) -> None:
         """Changes appended from now on fan out to ``names``; rows already stored stay."""
         self._expire_after = {n: expire_after[n] for n in names}
+
+
+def _depth_rows(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
+    counts: dict[str, dict[str, int]] = {}
+    for backend, state, n in conn.execute(
+        "SELECT backend, state, COUNT(*) FROM deliveries GROUP BY backend, state"
+    ).fetchall():
+        counts.setdefault(str(backend), {})[str(state)] = int(n)
+    oldest: dict[str, float] = {}
+    for backend, created in conn.execute(
+        "SELECT backend, MIN(created_at) FROM deliveries WHERE state IN (?, ?) GROUP BY backend",
+        _UNFINISHED,
+    ).fetchall():
+        if created is not None:
+            oldest[str(backend)] = float(created)
+    return counts, oldest
 
 
 def _touch(conn: sqlite3.Connection) -> Any:
