@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -52,15 +53,17 @@ def test_native_core_suite_clean_under_asan_ubsan(tmp_path: Path) -> None:
 
 
 def test_fuzz_targets_build_and_run(tmp_path: Path) -> None:
-    """A short smoke run; CI runs `make fuzz FUZZ_SECONDS=60` for the real minute."""
+    """libFuzzer on the reply decoder and the UTF-16 converter. A short run by default;
+    CI sets ADSYNC_FUZZ_SECONDS=60 for the issue's minute per target."""
+    seconds = int(os.environ.get("ADSYNC_FUZZ_SECONDS", "2"))
     log = tmp_path / "fuzz.log"
     with log.open("wb") as out:
         rc = subprocess.run(
-            ["make", "-C", str(NATIVE), "fuzz", "FUZZ_SECONDS=2"],
+            ["make", "-C", str(NATIVE), "fuzz", f"FUZZ_SECONDS={seconds}"],
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,
         ).returncode
     text = log.read_text()
     assert rc == 0, text[-4000:]
-    assert text.count("Done ") == 2
+    assert text.count("Done ") == 2  # both targets ran to their time limit, no crash
