@@ -176,3 +176,9 @@ def purge(
 
     n = with_queue(config_path, action)
     click.echo(f"purged {n} failed deliveries")
+
+
+# `adsync queue drain` reads the running daemon's /status; it lives with `adsync status`.
+from adsync.cli.status import drain  # noqa: E402
+
+queue.add_command(drain)

@@ -125,7 +125,7 @@ async def test_invalid_config_is_refused_and_a_removed_backend_keeps_its_rows(
     def send(n: int) -> list[int]:
         acks = []
         with IngestClient.unix(daemon.unix_socket) as client:
-            for i in range(n):
+            for _ in range(n):
                 password = f"Rm-{os.urandom(8).hex()}"
                 REGISTRY.password(password)
                 ack = client.change(
