@@ -62,8 +62,18 @@ async def test_status_table_json_and_drain_wait(targets: Any, make_daemon: Any) 
     assert "20 deliveries still pending" in timed_out.stdout
 
     drain = subprocess.Popen(
-        [sys.executable, "-m", "adsync", "queue", "drain", "--wait", "--timeout", "60"]
-        + ["--config", str(daemon.config_path)],
+        [
+            sys.executable,
+            "-m",
+            "adsync",
+            "queue",
+            "drain",
+            "--wait",
+            "--timeout",
+            "60",
+            "--config",
+            str(daemon.config_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
