@@ -8,6 +8,7 @@ named ``password``.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import weakref
@@ -16,8 +17,10 @@ from pathlib import Path
 
 REDACTED = "***"
 
-_live: weakref.WeakSet[Secret] = weakref.WeakSet()
+# Keyed by identity: hashing a Secret must not be needed to track it.
+_live: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDictionary()
 _created = 0
+_HASH_KEY = os.urandom(16)  # per process: equal secrets hash equal, the hash reveals nothing
 
 
 class Secret:
@@ -32,7 +35,7 @@ class Secret:
         if value:
             global _created
             _created += 1
-            _live.add(self)
+            _live[id(self)] = self
 
     def reveal(self) -> str:
         return self._value
@@ -60,7 +63,8 @@ class Secret:
         return hmac.compare_digest(self.reveal_bytes(), other.reveal_bytes())
 
     def __hash__(self) -> int:
-        return hash(("Secret", len(self._value)))
+        digest = hashlib.blake2b(self.reveal_bytes(), key=_HASH_KEY, digest_size=8).digest()
+        return int.from_bytes(digest, "big")
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Secret is not pickled")
@@ -73,7 +77,7 @@ def live_secrets_version() -> tuple[int, int]:
 
 def live_secret_values() -> Iterator[str]:
     """The values of every Secret alive now (for redaction only)."""
-    for secret in list(_live):
+    for secret in list(_live.values()):
         yield secret.reveal()
 
 
