@@ -152,30 +152,45 @@ def retry(config_path: Path, backend: str | None, event_ids: tuple[str, ...]) ->
 @config_option
 @click.option("--backend", help="Only this backend's failed rows.")
 @click.option("--older-than", help="Only rows failed longer ago than this (e.g. 7d).")
+@click.option(
+    "--removed-backend",
+    metavar="NAME",
+    help="Delete ALL rows (pending ones too) of a backend removed from the config.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("event_ids", nargs=-1)
 def purge(
     config_path: Path,
     backend: str | None,
     older_than: str | None,
+    removed_backend: str | None,
     yes: bool,
     event_ids: tuple[str, ...],
 ) -> None:
-    """Delete failed delivery rows (their metadata is gone afterwards)."""
+    """Delete failed delivery rows, or every row of a removed backend.
+
+    A backend removed from the config keeps its pending rows (a reload never
+    deletes them); --removed-backend is the deliberate way to drop them.
+    """
     from adsync.duration import parse_duration
 
     try:
         cutoff = None if older_than is None else parse_duration(older_than)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    if removed_backend is not None and (backend or older_than or event_ids):
+        raise click.UsageError("--removed-backend goes alone")
     if not yes:
-        click.confirm("Delete these failed rows for good?", abort=True)
+        what = f"every row of {removed_backend}" if removed_backend else "these failed rows"
+        click.confirm(f"Delete {what} for good?", abort=True)
 
     async def action(q: Queue) -> Any:
+        if removed_backend is not None:
+            return await q.purge_backend(removed_backend)
         return await q.purge_failed(backend, _event_ids(event_ids), cutoff)
 
     n = with_queue(config_path, action)
-    click.echo(f"purged {n} failed deliveries")
+    click.echo(f"purged {n} {'rows' if removed_backend else 'failed deliveries'}")
 
 
 # `adsync queue drain` reads the running daemon's /status; it lives with `adsync status`.

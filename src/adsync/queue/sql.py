@@ -323,21 +323,25 @@ def purge_failed(
     event_ids: Sequence[bytes] | None,
     older_than: float | None,
     now: float,
+    states: Sequence[str] = ("failed",),
 ) -> int:
-    """Delete failed rows; a change left without deliveries goes (its id stays seen)."""
+    """Delete rows in ``states`` (failed ones unless told otherwise); a change left
+    without deliveries goes (its id stays seen)."""
     where, args = _filters(backend, event_ids)
     if older_than is not None:
         where += " AND d.updated_at < ?"
         args.append(older_than)
+    in_states = "d.state IN (" + ",".join("?" * len(states)) + ")"
+    args = [*states, *args]
     ids = [
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT d.change_id FROM deliveries d WHERE d.state = 'failed'" + where,
+            "SELECT DISTINCT d.change_id FROM deliveries d WHERE " + in_states + where,
             args,
         )
     ]
     count = conn.execute(
-        "DELETE FROM deliveries AS d WHERE d.state = 'failed'" + where,
+        "DELETE FROM deliveries AS d WHERE " + in_states + where,
         args,
     ).rowcount
     for cid in ids:

@@ -522,6 +522,19 @@ class Queue:
         cutoff = None if older_than is None else now - older_than
         return await self._writer.op(lambda c: sql.purge_failed(c, backend, ids, cutoff, now))
 
+    async def purge_backend(self, backend: str) -> int:
+        """Delete every row of a backend that is no longer configured (pending ones too).
+
+        Refused for a backend this queue was opened with: its lane owns those rows.
+        """
+        if backend in self._expire_after:
+            raise QueueError(f"backend {backend!r} is configured; remove it from the config first")
+        now = self._clock.time()
+        states = ("pending", "in_flight", "failed", "delivered", "superseded")
+        return await self._writer.op(
+            lambda c: sql.purge_failed(c, backend, None, None, now, states)
+        )
+
 
 def _event_ids(values: Sequence[bytes | str] | None) -> list[bytes] | None:
     if values is None:
