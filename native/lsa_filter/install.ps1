@@ -93,7 +93,7 @@ $lsaKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\Lsa'
 $current = @((Get-ItemProperty -Path $lsaKey -Name 'Notification Packages' -ErrorAction SilentlyContinue).'Notification Packages')
 $current = @($current | Where-Object { $_ -and $_.Trim() })
 if ($current -contains $PackageName) {
-    Write-Host "Notification Packages already lists $PackageName: $($current -join ', ')"
+    Write-Host "Notification Packages already lists ${PackageName}: $($current -join ', ')"
 } else {
     $new = [string[]]($current + $PackageName)
     Set-ItemProperty -Path $lsaKey -Name 'Notification Packages' -Value $new -Type MultiString
