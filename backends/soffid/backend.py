@@ -24,6 +24,7 @@ from adsync.plugin import (
     CheckResult,
     Outcome,
     Secret,
+    check_time_left,
     resolve_secret,
 )
 
@@ -81,14 +82,15 @@ class SoffidBackend(Backend[SoffidConfig]):
                 raw = await resp.read()
                 return resp.status, raw.decode("utf-8", errors="replace")
 
-    def _budgets(self) -> Iterator[tuple[str, float]]:
-        """Each server in order with its share of what is left of ``timeout``.
+    def _budgets(self, total: float) -> Iterator[tuple[str, float]]:
+        """Each server in order with its share of what is left of ``total``.
 
-        The dispatcher gives the whole delivery ``timeout`` seconds: a server that
-        hangs must leave the next ones time to answer, or failover never happens.
+        The dispatcher gives the whole delivery ``timeout`` seconds, a pre-check
+        what is left of ``precheck.timeout``: a server that hangs must leave the
+        next ones time to answer, or failover never happens.
         """
         servers = self.config.servers
-        deadline = time.monotonic() + self.config.timeout
+        deadline = time.monotonic() + total
         for index, server in enumerate(servers):
             left = max(deadline - time.monotonic(), 0.001)
             yield server, left / (len(servers) - index)
@@ -96,7 +98,7 @@ class SoffidBackend(Backend[SoffidConfig]):
     async def deliver(self, change: Change) -> Outcome:
         query = query_string(change.account, change.password, self.config.agent, test=False)
         last = Outcome.unreachable("no sync server configured")
-        for server, budget in self._budgets():
+        for server, budget in self._budgets(self.config.timeout):
             origin = _origin(server)
             try:
                 status, body = await self._get(server, query, budget)
@@ -116,7 +118,9 @@ class SoffidBackend(Backend[SoffidConfig]):
 
     async def check(self, candidate: Candidate) -> CheckResult:
         query = query_string(candidate.account, candidate.password, self.config.agent, test=True)
-        for server, budget in self._budgets():
+        left = check_time_left()
+        total = self.config.timeout if left is None else min(left, self.config.timeout)
+        for server, budget in self._budgets(total):
             try:
                 status, body = await self._get(server, query, budget)
             except (aiohttp.ClientError, TimeoutError) as exc:

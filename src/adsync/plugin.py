@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import abc
 import enum
+import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -189,6 +191,31 @@ class CheckResult:
         return cls(Verdict.UNDECIDED, reason)
 
 
+# --- the time a policy check has -----------------------------------------------------------
+
+_check_deadline: ContextVar[float | None] = ContextVar("adsync_check_deadline", default=None)
+
+
+def check_time_left() -> float | None:
+    """Seconds left (``time.monotonic`` based) before the running pre-check is cut off.
+
+    None outside a pre-check. A plugin that tries several servers in ``check``
+    divides this among them, so that a hanging first server leaves the next one
+    time to answer before ``precheck.timeout``.
+    """
+    deadline = _check_deadline.get()
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def set_check_deadline(seconds: float) -> object:
+    """Used by the daemon's pre-check; returns a token for ``reset_check_deadline``."""
+    return _check_deadline.set(time.monotonic() + seconds)
+
+
+def reset_check_deadline(token: object) -> None:
+    _check_deadline.reset(token)  # type: ignore[arg-type]
+
+
 # --- the backend base -----------------------------------------------------------------------
 
 ConfigT = TypeVar("ConfigT", bound=BackendConfig)
@@ -272,6 +299,7 @@ __all__ = [
     "TLSConfig",
     "UnknownBackendType",
     "Verdict",
+    "check_time_left",
     "load_backend_class",
     "resolve_secret",
 ]

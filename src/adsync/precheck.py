@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 import structlog
 
-from adsync.plugin import Backend, Candidate, CheckResult, Verdict
+from adsync.plugin import (
+    Backend,
+    Candidate,
+    CheckResult,
+    Verdict,
+    reset_check_deadline,
+    set_check_deadline,
+)
 
 log = structlog.get_logger("adsync.precheck")
 
@@ -58,7 +65,11 @@ async def precheck(
     """Ask the backends concurrently; return as soon as one rejects or all answered."""
     if not backends:
         return CheckResult.accept("no policy check configured")
-    tasks = {asyncio.ensure_future(_ask(b, candidate)): b.name for b in backends}
+    token = set_check_deadline(within)  # tasks copy the context: plugins see the deadline
+    try:
+        tasks = {asyncio.ensure_future(_ask(b, candidate)): b.name for b in backends}
+    finally:
+        reset_check_deadline(token)
     answers: dict[str, CheckResult | None] = dict.fromkeys(tasks.values())
     pending = set(tasks)
     loop = asyncio.get_running_loop()

@@ -83,3 +83,25 @@ async def test_slow_soffid_gives_the_on_undecided_verdict(
     assert verdict.status == expected
     assert "undecided" in verdict.reason and "too short" not in verdict.reason
     assert fake.arrived == 1  # it was asked, and did not answer in time
+
+
+async def test_check_fails_over_from_a_hanging_sync_server_within_precheck_timeout(
+    kits: dict[str, Kit], fakes: Any, start_daemon: StartDaemon
+) -> None:
+    """The first sync server hangs; the backend's own timeout (10s) is far longer than
+    precheck.timeout (2s). The check gets only its share of what is left of the pre-check,
+    so the second server's verdict still arrives in time instead of on_undecided."""
+    kit = kits["soffid"]
+    first = await fakes(kit.fake(["alice"]))
+    second = await fakes(kit.fake(["alice"]))
+    first.stall()
+    second.policy = soffid_policy
+    rig = await start_daemon(
+        {"soffid": kit.backend(first, second, timeout="10s")},
+        precheck={"backends": ["soffid"], "timeout": "2s", "on_undecided": "accept"},
+    )
+    verdict = await rig.check("alice", new_password("ALICE"))
+
+    assert verdict.status == Verdict.REJECT
+    assert verdict.reason == "The password must not contain the user name"
+    assert first.arrived >= 1  # it was asked first
