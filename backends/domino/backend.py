@@ -18,7 +18,7 @@ import structlog
 
 from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret
 
-from .config import DominoConfig, ssl_context
+from .config import DominoConfig
 from .protocol import (
     AUTH_PATH,
     DOCUMENT_PATH,
@@ -60,7 +60,7 @@ class DominoBackend(Backend[DominoConfig]):
         self._secret = resolve_secret(self.config.password)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                ssl=ssl_context(self.config.tls), limit=self.config.concurrency
+                ssl=self.config.tls.client_context(), limit=self.config.concurrency
             ),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
         )

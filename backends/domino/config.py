@@ -8,15 +8,19 @@ API; its form and item names are configurable (docs/backends/domino.md).
 
 from __future__ import annotations
 
-import ipaddress
-import ssl
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
 from adsync.duration import Duration
-from adsync.plugin import BackendConfig, RetryConfig, SecretRef, StrictModel, TLSConfig
+from adsync.plugin import (
+    BackendConfig,
+    RetryConfig,
+    SecretRef,
+    StrictModel,
+    TLSConfig,
+    check_target_url,
+)
 
 _ITEM = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 
@@ -74,11 +78,7 @@ class DominoConfig(BackendConfig):
         if not self.server_urls:
             raise ValueError("give servers (or url): at least one Request Processor")
         for server in self.server_urls:
-            parts = urlsplit(server)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{server!r} is not an http(s) URL with a host")
-            if parts.scheme == "http" and not (self.allow_plain_http or _loopback(parts.hostname)):
-                raise ValueError(f"{server!r}: passwords travel in this request; use https")
+            check_target_url(server, allow_plain_http=self.allow_plain_http)
         return self
 
     @property
@@ -96,20 +96,3 @@ class DominoConfig(BackendConfig):
 
 
 _TYPES = {"http": ["HTTP"], "notes_id": ["NotesID"], "http_and_notes_id": ["HTTP", "NotesID"]}
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file:
-        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    if not tls.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx

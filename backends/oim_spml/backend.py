@@ -13,7 +13,7 @@ import structlog
 
 from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret
 
-from .config import OimSpmlConfig, ssl_context
+from .config import OimSpmlConfig
 from .protocol import (
     CONTENT_TYPE,
     NotXmlText,
@@ -40,7 +40,7 @@ class OimSpmlBackend(Backend[OimSpmlConfig]):
         self._secret = resolve_secret(self.config.password)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                ssl=ssl_context(self.config.tls), limit=self.config.concurrency
+                ssl=self.config.tls.client_context(), limit=self.config.concurrency
             ),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
             headers={"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{self.config.soap_action}"'},

@@ -14,7 +14,7 @@ import structlog
 
 from adsync.plugin import Backend, Change, Outcome, resolve_secret
 
-from .config import ScimConfig, ssl_context
+from .config import ScimConfig
 from .protocol import (
     MEDIA_TYPE,
     classify_error,
@@ -40,7 +40,7 @@ class ScimBackend(Backend[ScimConfig]):
         token = resolve_secret(self.config.token)  # read at start, never at config load
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                ssl=ssl_context(self.config.tls), limit=self.config.concurrency
+                ssl=self.config.tls.client_context(), limit=self.config.concurrency
             ),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
             headers={"Authorization": f"Bearer {token.reveal()}", "Accept": MEDIA_TYPE},

@@ -28,7 +28,7 @@ from adsync.plugin import (
     resolve_secret,
 )
 
-from .config import SoffidConfig, ssl_context
+from .config import SoffidConfig
 from .protocol import PATH, classify_check, classify_propagation, eris_quote, query_string
 
 log = structlog.get_logger("adsync.backends.soffid")
@@ -56,7 +56,7 @@ class SoffidBackend(Backend[SoffidConfig]):
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                ssl=ssl_context(self.config.tls), limit=self.config.concurrency
+                ssl=self.config.tls.client_context(), limit=self.config.concurrency
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -2,46 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-import ssl
-from urllib.parse import urlsplit
-
 from pydantic import Field, field_validator, model_validator
 
-from adsync.plugin import BackendConfig, SecretRef, TLSConfig
-
-
-def check_target_url(value: str, *, allow_plain_http: bool) -> str:
-    """An http(s) URL with a host; plain http only to loopback unless allowed."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL with a host")
-    if parts.scheme == "http" and not allow_plain_http and not _is_loopback(parts.hostname):
-        raise ValueError(
-            f"{value!r}: passwords travel in this request; use https "
-            "(or set allow_plain_http: true)"
-        )
-    return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
-    """Verification on by default; the CA file replaces the system store when given."""
-    ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file:
-        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    if not tls.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+from adsync.plugin import BackendConfig, SecretRef, TLSConfig, check_target_url
 
 
 class SoffidConfig(BackendConfig):

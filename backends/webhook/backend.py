@@ -17,7 +17,6 @@ from adsync.plugin import (
     CheckResult,
     Outcome,
     Secret,
-    TLSConfig,
     resolve_secret,
 )
 
@@ -36,19 +35,6 @@ from .wire import (
 )
 
 MAX_RESPONSE = 64 * 1024  # read at most this much of an answer (only for a reason)
-
-
-def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
-    """Verification on unless the operator wrote ``verify: false``."""
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file is not None:
-        context.load_cert_chain(
-            str(tls.cert_file), str(tls.key_file) if tls.key_file is not None else None
-        )
-    if not tls.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def _connection_reason(exc: BaseException, secrets: list[str]) -> str:
@@ -75,7 +61,7 @@ class WebhookBackend(Backend[WebhookConfig]):
     async def start(self) -> None:
         self._key = resolve_secret(self.config.secret)
         ssl_ctx: ssl.SSLContext | bool = (
-            ssl_context(self.config.tls) if self._needs_tls() else False
+            self.config.tls.client_context() if self._needs_tls() else False
         )
         connector = aiohttp.TCPConnector(ssl=ssl_ctx, limit=self.config.concurrency + 2)
         self._session = aiohttp.ClientSession(

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from adsync.plugin import BackendConfig, SecretRef, TLSConfig
+from adsync.plugin import BackendConfig, SecretRef, TLSConfig, check_target_url
 
 
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_target_url(value: str) -> str:
+def check_webhook_url(value: str) -> str:
     """https anywhere; plain http only to this machine (a password must not cross a network
     in clear); no credentials in the URL (they would end up in logs)."""
     parts = urlsplit(value)
@@ -29,8 +19,7 @@ def check_target_url(value: str) -> str:
         raise ValueError("must not hold credentials; the HMAC secret authenticates adsync")
     if parts.fragment:
         raise ValueError("must not have a #fragment")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise ValueError("plain http is allowed only to loopback hosts; use https")
+    check_target_url(value)  # plain http only to loopback
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
@@ -51,4 +40,4 @@ class WebhookConfig(BackendConfig):
     @field_validator("url", "check_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else check_target_url(value)
+        return None if value is None else check_webhook_url(value)

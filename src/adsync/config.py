@@ -10,7 +10,6 @@ references, resolve against the config file's directory.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import typing
@@ -40,6 +39,7 @@ from adsync.plugin import (
     StrictModel,
     UnknownBackendType,
     available_backend_types,
+    is_loopback_host,
     load_backend_class,
 )
 from adsync.yaml_source import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
@@ -74,17 +74,6 @@ class ListenAddress:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (brackets allowed)."""
-    host = host.strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_listen_address(value: object) -> ListenAddress:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import abc
 import enum
+import ipaddress
+import ssl
 import time
 import uuid
 from contextvars import ContextVar
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -76,6 +79,42 @@ class TLSConfig(StrictModel):
     cert_file: Path | None = None
     key_file: Path | None = None
     verify: bool = True
+
+    def client_context(self) -> ssl.SSLContext:
+        """Verification on unless ``verify: false``; ``ca_file`` replaces the system store."""
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file is not None:
+            key = str(self.key_file) if self.key_file is not None else None
+            context.load_cert_chain(str(self.cert_file), key)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (brackets allowed)."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_target_url(value: str, *, allow_plain_http: bool = False) -> str:
+    """An http(s) URL with a host; passwords go over plain http only to loopback,
+    unless the operator says ``allow_plain_http: true``."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    if parts.scheme == "http" and not allow_plain_http and not is_loopback_host(parts.hostname):
+        raise ValueError(
+            f"{value!r}: passwords travel in this request; use https "
+            "(plain http is allowed only to loopback hosts)"
+        )
+    return value
 
 
 class BackendConfig(StrictModel):
@@ -299,7 +338,9 @@ __all__ = [
     "TLSConfig",
     "UnknownBackendType",
     "Verdict",
+    "check_target_url",
     "check_time_left",
+    "is_loopback_host",
     "load_backend_class",
     "resolve_secret",
 ]

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from adsync_backends.webhook.config import check_target_url
+from adsync_backends.webhook.config import check_webhook_url as check_target_url
 from adsync_backends.webhook.wire import (
     change_body,
     check_body,
