@@ -74,6 +74,15 @@ def make_daemon(filter_setup, target: WebhookTarget, tmp_path: Path):  # type: i
             daemon.kill()
 
 
+def diagnose(h: Harness, filter_setup: Any, daemon: DaemonProcess, target: WebhookTarget) -> str:
+    """What to look at when deliveries do not arrive (no passwords in any of it)."""
+    return (
+        f"{len(target.deliveries)} delivered, {len(target.invalid)} invalid; "
+        f"harness: {h.lines()[:3]} … {h.lines()[-2:]}\n"
+        f"filter log:\n{filter_setup.log_text()[-3000:]}\ndaemon log:\n{daemon.log_tail(30)}"
+    )
+
+
 SPECIAL = ["Pässwörd€1", "L" * 128 + "€" * 127 + "!", "astral 😀𝄞🂡 末尾", "\U0001f600" * 10]
 
 
@@ -96,7 +105,10 @@ async def test_1000_changes_delivered_intact(
         winpath(h.stop_file),
         "240",
     )
-    delivered = await target.wait_for_deliveries(1000, within=240)
+    try:
+        delivered = await target.wait_for_deliveries(1000, within=240)
+    except TimeoutError:
+        pytest.fail(diagnose(h, filter_setup, daemon, target))
     h.release()
     assert await h.wait() == 0
     assert target.invalid == []
@@ -158,10 +170,15 @@ async def test_daemon_down_then_started_delivers_spool(
     assert await wait_until(
         lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 200, 60
     )
-    make_daemon(port).start()
+    daemon = make_daemon(port)
+    daemon.start()
     await wait_until(lambda: filter_setup.spool_file.stat().st_size == 0, 120)
-    assert filter_setup.spool_file.stat().st_size == 0  # every record ACKed by the daemon
-    await target.wait_for_deliveries(170, within=120)
+    # every record ACKed by the daemon
+    assert filter_setup.spool_file.stat().st_size == 0, diagnose(h, filter_setup, daemon, target)
+    try:
+        await target.wait_for_deliveries(170, within=120)
+    except TimeoutError:
+        pytest.fail(diagnose(h, filter_setup, daemon, target))
     h.release()
     assert await h.wait() == 0
     assert target.invalid == []
