@@ -66,7 +66,78 @@ def _read_private_file(path: Path) -> bytes | None:
         raise KeyProviderError(f"cannot read key file {path}: {exc.strerror}") from None
 
 
-class FileKeyProvider:
+class ReplaceableKeyProvider(Protocol):
+    """A provider whose master key can be replaced by ``adsync keys rotate --master``.
+
+    The new key is first staged beside the current one (``<path>.new``); once the
+    queue's keys are rewrapped under it, ``commit_staged`` moves it into place and
+    keeps the previous key as ``<path>.old`` (it still opens older backups).
+    """
+
+    path: Path
+
+    def master_key(self, *, create: bool = False) -> bytes: ...
+    def describe(self) -> str: ...
+    def stage(self, key: bytes) -> None: ...
+    def staged_key(self) -> bytes | None: ...
+    def commit_staged(self) -> None: ...
+    def discard_staged(self) -> None: ...
+
+
+class _StagedKeyFile:
+    """Staging for key files: ``<path>.new`` written exclusively, then renamed over ``path``."""
+
+    path: Path
+
+    def _encode(self, key: bytes) -> bytes:
+        return key
+
+    def _decode(self, blob: bytes, where: Path) -> bytes:
+        return blob
+
+    @property
+    def staged_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".new")
+
+    @property
+    def previous_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".old")
+
+    def stage(self, key: bytes) -> None:
+        _write_new_key_file(self.staged_path, self._encode(key))
+
+    def staged_key(self) -> bytes | None:
+        blob = _read_private_file(self.staged_path)
+        if blob is None:
+            return None
+        key = self._decode(blob, self.staged_path)
+        if len(key) != MASTER_KEY_BYTES:
+            raise KeyProviderError(f"staged key file {self.staged_path} has the wrong length")
+        return key
+
+    def commit_staged(self) -> None:
+        """Keep the current key as ``.old``, move ``.new`` into place (each step atomic)."""
+        if self.path.exists():
+            self.previous_path.unlink(missing_ok=True)
+            os.link(self.path, self.previous_path)
+        os.replace(self.staged_path, self.path)
+        _fsync_dir(self.path.parent)
+
+    def discard_staged(self) -> None:
+        self.staged_path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileKeyProvider(_StagedKeyFile):
     """32 raw random bytes in a file only its owner may read (the Linux default)."""
 
     def __init__(self, path: Path | str) -> None:
@@ -121,7 +192,7 @@ class EnvKeyProvider:
 ProtectFn = Callable[[bytes], bytes]
 
 
-class DpapiKeyProvider:
+class DpapiKeyProvider(_StagedKeyFile):
     """The master key in a file protected by Windows DPAPI (machine scope).
 
     ``protect``/``unprotect`` wrap CryptProtectData/CryptUnprotectData; they are
@@ -146,14 +217,28 @@ class DpapiKeyProvider:
     def _functions(self) -> tuple[ProtectFn, ProtectFn]:
         if self._protect is not None and self._unprotect is not None:
             return self._protect, self._unprotect
-        if sys.platform != "win32":
+        if sys.platform != "win32" and "win32crypt" not in sys.modules:
             raise KeyProviderError(
                 "the dpapi key provider works only on Windows; use provider 'file' or 'env'"
             )
         return _win32_dpapi()
 
+    def _encode(self, key: bytes) -> bytes:
+        return self._functions()[0](key)
+
+    def _decode(self, blob: bytes, where: Path) -> bytes:
+        try:
+            return self._functions()[1](blob)
+        except KeyProviderError:
+            raise
+        except Exception as exc:
+            raise KeyProviderError(
+                f"DPAPI cannot unprotect {where} ({type(exc).__name__}); "
+                "was it created on another machine?"
+            ) from None
+
     def master_key(self, *, create: bool = False) -> bytes:
-        protect, unprotect = self._functions()
+        protect, _ = self._functions()
         blob = _read_private_file(self.path)
         if blob is None:
             if not create:
@@ -161,13 +246,7 @@ class DpapiKeyProvider:
             key = os.urandom(MASTER_KEY_BYTES)
             _write_new_key_file(self.path, protect(key))
             return key
-        try:
-            key = unprotect(blob)
-        except Exception as exc:
-            raise KeyProviderError(
-                f"DPAPI cannot unprotect {self.path} ({type(exc).__name__}); "
-                "was it created on another machine?"
-            ) from None
+        key = self._decode(blob, self.path)
         if len(key) != MASTER_KEY_BYTES:
             raise KeyProviderError(
                 f"DPAPI key file {self.path} holds {len(key)} bytes, expected {MASTER_KEY_BYTES}"
@@ -175,13 +254,23 @@ class DpapiKeyProvider:
         return key
 
 
-def _win32_dpapi() -> tuple[ProtectFn, ProtectFn]:  # pragma: no cover - Windows only
+CRYPTPROTECT_LOCAL_MACHINE = 0x4
+CRYPTPROTECT_UI_FORBIDDEN = 0x1
+DPAPI_ENTROPY = b"adsync/1 master key"
+
+
+def _win32_dpapi() -> tuple[ProtectFn, ProtectFn]:
+    """CryptProtectData/CryptUnprotectData from pywin32, machine scope, no UI (a service).
+
+    Imported when first used, so the module loads on Linux; tests put a fake
+    ``win32crypt`` in ``sys.modules`` to check the calls.
+    """
     try:
         import win32crypt  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise KeyProviderError("the dpapi key provider needs pywin32 (win32crypt)") from None
-    machine_scope = 0x4  # CRYPTPROTECT_LOCAL_MACHINE
-    entropy = b"adsync/1 master key"
+    machine_scope = CRYPTPROTECT_LOCAL_MACHINE | CRYPTPROTECT_UI_FORBIDDEN
+    entropy = DPAPI_ENTROPY
 
     def protect(data: bytes) -> bytes:
         blob: bytes = win32crypt.CryptProtectData(

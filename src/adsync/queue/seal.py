@@ -87,19 +87,43 @@ class Sealer:
     """
 
     def __init__(self, data_keys: Mapping[int, bytes], active_key_id: int, hmac_key: bytes):
+        self._aead: dict[int, AESGCM] = {}
+        self.active_key_id = 0
+        self.set_keys(data_keys, active_key_id)
+        self._hmac_key = hmac_key
+
+    def set_keys(self, data_keys: Mapping[int, bytes], active_key_id: int) -> None:
+        """Swap in a new set of data keys (after a rotation); old keys may stay to open rows.
+
+        The dict is replaced, never mutated, so a reader on another thread sees
+        either the old or the new set.
+        """
         if active_key_id not in data_keys:
             raise ValueError("the active data key must be one of the data keys")
-        self._aead = {kid: AESGCM(key) for kid, key in data_keys.items()}
+        aead = dict(self._aead)
+        for kid in list(aead):
+            if kid not in data_keys:
+                del aead[kid]
+        for kid, key in data_keys.items():
+            if kid not in aead:
+                aead[kid] = AESGCM(key)
+        self._aead = aead
         self.active_key_id = active_key_id
-        self._hmac_key = hmac_key
+
+    @property
+    def key_ids(self) -> frozenset[int]:
+        """The data keys this sealer can open with."""
+        return frozenset(self._aead)
 
     def account_hash(self, domain: str, account: str) -> bytes:
         """A keyed hash for ordering per account without decrypting (case-insensitive)."""
         msg = f"{domain.casefold()}\\{account.casefold()}".encode()
         return hmac.new(self._hmac_key, msg, hashlib.sha256).digest()[:16]
 
-    def seal(self, event_id: bytes, column: str, plaintext: bytes) -> bytes:
-        kid = self.active_key_id
+    def seal(
+        self, event_id: bytes, column: str, plaintext: bytes, key_id: int | None = None
+    ) -> bytes:
+        kid = self.active_key_id if key_id is None else key_id
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead[kid].encrypt(nonce, plaintext, value_aad(event_id, column, kid))
 
@@ -117,16 +141,23 @@ class Sealer:
                 "(tampered, moved from another row, or wrong key)"
             ) from None
 
+    def reseal(
+        self, event_id: bytes, column: str, key_id: int, sealed: bytes, new_key_id: int
+    ) -> bytes:
+        """Open a value sealed under ``key_id`` and seal it again under ``new_key_id``."""
+        return self.seal(event_id, column, self.open(event_id, column, key_id, sealed), new_key_id)
+
     def seal_change(self, change: Change) -> SealedChange:
         eid = change.event_id
         guid = change.object_guid
+        kid = self.active_key_id
         return SealedChange(
             event_id=eid,
-            key_id=self.active_key_id,
+            key_id=kid,
             account_hash=self.account_hash(change.domain, change.account),
-            account=self.seal(eid, COL_ACCOUNT, change.account.encode()),
-            password=self.seal(eid, COL_PASSWORD, change.password.reveal_bytes()),
-            guid=None if guid is None else self.seal(eid, COL_GUID, guid.bytes),
+            account=self.seal(eid, COL_ACCOUNT, change.account.encode(), kid),
+            password=self.seal(eid, COL_PASSWORD, change.password.reveal_bytes(), kid),
+            guid=None if guid is None else self.seal(eid, COL_GUID, guid.bytes, kid),
             domain=change.domain,
             source_host=change.source_host,
             rid=change.rid,

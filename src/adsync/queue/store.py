@@ -41,6 +41,7 @@ from adsync.queue.models import (
     DeliveryState,
     QueueStatus,
 )
+from adsync.queue.rotation import KeyMaintainer
 from adsync.queue.schema import migrate
 from adsync.queue.seal import (
     PURPOSE_ACCOUNT_HMAC,
@@ -173,6 +174,8 @@ class Queue:
         self._pending = pending
         self._lock = lock
         self._closing = False
+        self._key_provider: KeyProvider | None = None
+        self.key_maintainer: KeyMaintainer | None = None  # daemon mode: follows key rotations
         self._listeners: list[Callable[[], None]] = []
         self._expire_after: dict[str, float] = {
             b: (expire_after or {}).get(b, DEFAULT_EXPIRE_AFTER) for b in backends
@@ -223,7 +226,7 @@ class Queue:
             if lock is not None:
                 lock.close()
             raise
-        return cls(
+        queue = cls(
             db,
             sealer,
             backends,
@@ -233,6 +236,11 @@ class Queue:
             lock=lock,
             expire_after=expire_after,
         )
+        queue._key_provider = keys
+        if not operator:
+            queue.key_maintainer = KeyMaintainer(queue)
+            queue.key_maintainer.start()
+        return queue
 
     @staticmethod
     def _prepare(
@@ -265,6 +273,8 @@ class Queue:
         if self._closing:
             return
         self._closing = True
+        if self.key_maintainer is not None:
+            await self.key_maintainer.stop()
         await self._writer.close()
         with contextlib.suppress(sqlite3.Error):
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -307,6 +317,34 @@ class Queue:
     @property
     def pending_changes(self) -> int:
         return self._pending
+
+    # --- keys (rotation.py) ------------------------------------------------------------
+
+    @property
+    def sealer(self) -> Sealer:
+        return self._sealer
+
+    @property
+    def key_provider(self) -> KeyProvider:
+        assert self._key_provider is not None
+        return self._key_provider
+
+    async def reload_keys(self) -> int:
+        """Unwrap the key table again (after a rotation); returns the active data key id."""
+        provider, now = self.key_provider, self._clock.time()
+        data, active, _ = await _run(
+            self._db, lambda c: _load_keys(c, provider, may_create=False, now=now)
+        )
+        self._sealer.set_keys(data, active)
+        return active
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``fn`` on the sqlite thread, between the writer's transactions."""
+        return await _run(self._db, fn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside the next group-commit transaction."""
+        return await self._writer.op(fn)
 
     # --- the daemon's write path -----------------------------------------------------------
 
