@@ -192,3 +192,39 @@ async def test_daemon_down_then_started_delivers_spool(
         seen = [d.password_sha256 for d in delivered if d.account == f"multi{k}"]
         assert seen and seen[-1] == want[-1]
         assert seen == [x for x in want if x in seen]
+
+
+async def test_harness_killed_with_spool_then_daemon_started_loses_nothing(
+    filter_setup, make_daemon, target: WebhookTarget, tmp_path
+) -> None:
+    rows = [
+        (4000 + i, f"kill{i:02d}", REGISTRY.password(f"Killed-Spool-{i:02d}-€")) for i in range(50)
+    ]
+    port = free_port()
+    filter_setup.configure(port)
+    first = Harness(filter_setup.wine, tmp_path, name="first")
+    await first.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", rows)),
+        "wait",
+        winpath(first.stop_file),
+        "120",
+    )
+    assert await wait_until(
+        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 50, 60
+    )
+    first.kill()  # the process dies with 50 changes in the spool and none sent
+    await first.wait()
+    daemon = make_daemon(port)
+    daemon.start()
+    second = Harness(filter_setup.wine, tmp_path, name="second")
+    await second.start("init", "wait", winpath(second.stop_file), "120")
+    try:
+        delivered = await target.wait_for_deliveries(50, within=120)
+    except TimeoutError:
+        pytest.fail(diagnose(second, filter_setup, daemon, target))
+    second.release()
+    assert await second.wait() == 0
+    assert {d.account: d.password_sha256 for d in delivered} == {a: sha(p) for _, a, p in rows}
+    assert target.invalid == []
