@@ -66,6 +66,7 @@ class FakeDaemon:
 
     def close(self) -> None:
         self._stop.set()
+        self._thread.join(5)
         self._sock.close()
         for c in list(self._conns):
             try:
@@ -73,7 +74,6 @@ class FakeDaemon:
             except OSError:
                 pass
             c.close()
-        self._thread.join(5)
 
     def __enter__(self) -> FakeDaemon:
         return self
@@ -93,11 +93,15 @@ class FakeDaemon:
 
     # ---- server ----
     def _serve(self) -> None:
+        self._sock.settimeout(0.1)  # close() does not wake a blocked accept() on Linux
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             self._conns.append(conn)
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
