@@ -84,6 +84,8 @@ class WinePrefix:
             subprocess.run(
                 [WINESERVER, "-w"], stdout=o, stderr=e, env=self.env, check=False, timeout=60
             )
+        # the prefix is ~700 MB and cheap to recreate: never leave it behind
+        shutil.rmtree(self.prefix, ignore_errors=True)
 
     def set_filter_settings(self, values: dict[str, int | str]) -> None:
         """Replaces HKLM\\SOFTWARE\\adsync\\Filter with values (the DLL's real mechanism)."""
