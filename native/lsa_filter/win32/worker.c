@@ -44,11 +44,16 @@ static int send_batch(size_t n, size_t *done)
         long len = adsy_encode_change(g_tx + off, sizeof g_tx - off, base + i, &g_batch[i],
                                       g_domain, g_host);
         if (len < 0) {
-            /* cannot happen for a change that passed fill(); never loop on it */
+            /* Cannot happen for a change that passed fill() (g_tx holds BATCH maximal
+             * frames). Never loop on it: the first change is dropped (counted), a later
+             * one waits for the next batch. */
             adsy_log(ADSY_LOG_ERROR, "encode_failed", len, 1);
-            SecureZeroMemory(g_tx, off);
-            *done = i == 0 ? 1 : 0;
-            return i == 0 ? SEND_OK : SEND_DROP;
+            if (i == 0) {
+                *done = 1;
+                return SEND_OK;
+            }
+            n = i;
+            break;
         }
         off += (size_t)len;
     }
