@@ -1,0 +1,162 @@
+"""The ServiceFramework class runs the real daemon; the Event Log handler; DPAPI via win32crypt."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from adsync.ingest.client import IngestClient
+from adsync.queue.errors import KeyProviderError
+from adsync.queue.keys import CRYPTPROTECT_LOCAL_MACHINE, DPAPI_ENTROPY, DpapiKeyProvider
+from adsync.secret import Secret
+from adsync.testing.daemon import base_config
+from adsync.testing.leaks import REGISTRY
+from adsync.winservice.api import load
+from adsync.winservice.eventlog import EventLogHandler, EventLogStream
+from adsync.winservice.service import make_service_class
+
+from .conftest import SERVICE_STOP_PENDING, FakeCrypt, Scm
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_service_runs_the_daemon_logs_to_the_event_log_and_stops_on_svcstop(
+    scm: Scm, tmp_path: Path
+) -> None:
+    REGISTRY.watch(tmp_path)
+    config = base_config(tmp_path, {}, logging={"level": "info", "format": "json"})
+    config_path = tmp_path / "adsync.yaml"
+    config_path.write_text(json.dumps(config))
+    cls = make_service_class(load(), config_path)
+    assert cls._svc_name_ == "adsync"
+    svc = cls(["adsync"])
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            svc.SvcDoRun()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert svc.runner.started.wait(30), failure
+        password = REGISTRY.password(f"Svc-{os.urandom(6).hex()}-Ä")
+        with IngestClient.unix(Path(config["ingest"]["unix_socket"])) as client:
+            ack = client.change(
+                account="svcuser",
+                password=Secret(password),
+                changed_at_ms=1_700_000_000_000,
+                event_id=os.urandom(16),
+                domain="WIN",
+            )
+        assert int(ack.status) == 0
+    finally:
+        svc.SvcStop()  # what the SCM calls, from its own thread
+        thread.join(60)
+    assert not thread.is_alive() and failure == []
+    assert scm.statuses == [SERVICE_STOP_PENDING]
+    kinds = [kind for kind, _ in scm.events]
+    assert kinds[0] == "msg" and "0x40000002" in scm.events[0][1]  # service started
+    assert kinds[-1] == "msg" and "0x40000004" in scm.events[-1][1]  # service stopped
+    texts = [text for _, text in scm.events]
+    assert any('"event": "service_running"' in t for t in texts)
+    assert any('"event": "daemon_stopped"' in t for t in texts)
+    assert not [t for t in texts if password in t]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_daemon_that_cannot_start_reports_it_as_an_error_event(scm: Scm, tmp_path: Path) -> None:
+    config = base_config(tmp_path, {})
+    config_path = tmp_path / "adsync.yaml"
+    config_path.write_text(json.dumps(config))
+    (tmp_path / "queue.db").write_bytes(b"not a database, and long enough to be read" * 100)
+    svc = make_service_class(load(), config_path)(["adsync"])
+    with pytest.raises(Exception):  # noqa: B017 - whatever sqlite raises
+        svc.SvcDoRun()
+    errors = [text for kind, text in scm.events if kind == "error"]
+    assert any(t.startswith("adsync service stopped on an error:") for t in errors)
+    assert "0x40000004" in scm.events[-1][1]
+
+
+def test_event_log_handler_maps_levels_and_uses_the_redacting_formatter(scm: Scm) -> None:
+    from adsync.observe.logs import make_formatter
+
+    handler = EventLogHandler(load().manager)
+    handler.setFormatter(make_formatter("json"))
+    logger = logging.getLogger("adsync.test.eventlog")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    secret = Secret(REGISTRY.password(f"Evt-{os.urandom(6).hex()}"))
+    try:
+        logger.info("hello %s", "world")
+        logger.warning("careful")
+        logger.error("leaked? %s", secret.reveal())
+    finally:
+        logger.removeHandler(handler)
+    assert [k for k, _ in scm.events] == ["info", "warning", "error"]
+    assert json.loads(scm.events[0][1])["event"] == "hello world"
+    assert secret.reveal() not in scm.events[2][1]
+
+
+def test_event_log_stream_splits_lines_and_reads_the_json_level(scm: Scm) -> None:
+    stream = EventLogStream(load().manager)
+    stream.write('{"event": "a", "level": "info"}\n{"event": "b", "level": "error"}\n{"ev')
+    stream.write('ent": "c", "level": "warning"}\nplain text\n')
+    stream.flush()
+    assert [k for k, _ in scm.events] == ["info", "error", "warning", "info"]
+    assert scm.events[2][1] == '{"event": "c", "level": "warning"}'
+
+
+def test_host_main_hosts_the_service_class(scm: Scm, tmp_path: Path) -> None:
+    from adsync.winservice.__main__ import main
+
+    main(["--config", str(tmp_path / "adsync.yaml")])
+    assert scm.names() == ["Initialize", "PrepareToHostSingle", "StartServiceCtrlDispatcher"]
+    hosted = scm.calls[1][1][0]
+    assert hosted._svc_name_ == "adsync"
+
+
+def test_dpapi_provider_uses_win32crypt_with_machine_scope(
+    win32crypt: FakeCrypt, tmp_path: Path
+) -> None:
+    provider = DpapiKeyProvider(tmp_path / "master.dpapi")
+    key = provider.master_key(create=True)
+    blob = (tmp_path / "master.dpapi").read_bytes()
+    assert key not in blob and blob.startswith(b"DPAPI")
+    assert (tmp_path / "master.dpapi").stat().st_mode & 0o077 == 0
+    assert DpapiKeyProvider(tmp_path / "master.dpapi").master_key() == key
+    assert [c[0] for c in win32crypt.calls] == ["protect", "unprotect"]
+    for _, entropy, flags in win32crypt.calls:
+        assert entropy == DPAPI_ENTROPY
+        assert flags & CRYPTPROTECT_LOCAL_MACHINE  # machine scope: the service account can read it
+
+
+def test_dpapi_blob_from_another_machine_is_a_clear_error(
+    win32crypt: FakeCrypt, tmp_path: Path
+) -> None:
+    path = tmp_path / "master.dpapi"
+    path.write_bytes(b"garbage from elsewhere")
+    path.chmod(0o600)
+    with pytest.raises(KeyProviderError, match="was it created on another machine"):
+        DpapiKeyProvider(path).master_key()
+
+
+def test_dpapi_master_rotation_stages_a_protected_key(
+    win32crypt: FakeCrypt, tmp_path: Path
+) -> None:
+    provider = DpapiKeyProvider(tmp_path / "master.dpapi")
+    old = provider.master_key(create=True)
+    new = bytes(range(32))
+    provider.stage(new)
+    assert new not in (tmp_path / "master.dpapi.new").read_bytes()
+    assert provider.staged_key() == new
+    provider.commit_staged()
+    assert provider.master_key() == new
+    assert DpapiKeyProvider(tmp_path / "master.dpapi.old").master_key() == old
