@@ -7,9 +7,11 @@ password by a digest prefix, so a failing test never prints the password itself.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be")
 
@@ -29,21 +31,62 @@ def digest(password: str) -> str:
     return hashlib.sha256(password.encode("utf-8")).hexdigest()[:12]
 
 
+class _Needles:
+    """Every encoded form of every password, matched in one pass by a trie-shaped regex."""
+
+    def __init__(self, passwords: Iterable[str]) -> None:
+        self.owner: dict[bytes, tuple[str, str]] = {}
+        for password in passwords:
+            if len(password) < 4:
+                continue  # too short to be told apart from noise
+            for encoding in ENCODINGS:
+                self.owner.setdefault(password.encode(encoding), (password, encoding))
+        self.pattern = _trie_regex(self.owner) if self.owner else None
+
+    def find(self, data: bytes, where: str) -> list[Finding]:
+        found: list[Finding] = []
+        if self.pattern is None:
+            return found
+        seen: set[tuple[str, str]] = set()
+        match = self.pattern.search(data)
+        while match is not None:
+            password, encoding = self.owner[match.group()]
+            if (password, encoding) not in seen:
+                seen.add((password, encoding))
+                found.append(Finding(where, encoding, match.start(), digest(password)))
+            match = self.pattern.search(data, match.start() + 1)  # overlaps too
+        return found
+
+
+def _trie_regex(needles: Iterable[bytes]) -> re.Pattern[bytes]:
+    trie: dict[int, Any] = {}
+    for needle in needles:
+        node = trie
+        for byte in needle:
+            node = node.setdefault(byte, {})
+        node[-1] = {}  # a needle ends here
+
+    def emit(node: dict[int, Any]) -> bytes:
+        branches = [
+            re.escape(bytes([byte])) + emit(child)
+            for byte, child in sorted(node.items())
+            if byte != -1
+        ]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if -1 in node else body
+
+    return re.compile(emit(trie), re.DOTALL)
+
+
 def find_in_bytes(data: bytes, passwords: Iterable[str], where: str) -> list[Finding]:
-    found: list[Finding] = []
-    for password in passwords:
-        if len(password) < 4:
-            continue  # too short to be told apart from noise
-        for encoding in ENCODINGS:
-            offset = data.find(password.encode(encoding))
-            if offset >= 0:
-                found.append(Finding(where, encoding, offset, digest(password)))
-    return found
+    return _Needles(passwords).find(data, where)
 
 
 def scan_paths(paths: Iterable[Path], passwords: Iterable[str]) -> list[Finding]:
     """Scan files (and every file below directories) for the passwords."""
-    secrets = list(passwords)
+    needles = _Needles(passwords)
     found: list[Finding] = []
     for path in paths:
         files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
@@ -52,7 +95,7 @@ def scan_paths(paths: Iterable[Path], passwords: Iterable[str]) -> list[Finding]
                 data = file.read_bytes()
             except OSError:
                 continue
-            found.extend(find_in_bytes(data, secrets, str(file)))
+            found.extend(needles.find(data, str(file)))
     return found
 
 
