@@ -8,6 +8,7 @@ session's template whose ``check password script`` is ``adsync hook samba-check`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -92,10 +93,19 @@ async def rig(
     tmp_path: Path, samba_template: SambaTemplate, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Rig]:
     monkeypatch.setenv(WEBHOOK_ENV, DEFAULT_SECRET)
+    # Every part is stopped even when a later one fails to start (no stray slapd or DC).
+    async with contextlib.AsyncExitStack() as stack:
+        async for rig in _start_rig(tmp_path, samba_template, stack):
+            yield rig
+
+
+async def _start_rig(
+    tmp_path: Path, samba_template: SambaTemplate, stack: contextlib.AsyncExitStack
+) -> AsyncIterator[Rig]:
     slapd = SlapdServer(tmp_path / "slapd")
+    stack.callback(slapd.stop)
     slapd.start()
-    webhook = WebhookTarget()
-    await webhook.__aenter__()
+    webhook = await stack.enter_async_context(WebhookTarget())
     work = tmp_path / "daemon"
     work.mkdir()
     backends = {
@@ -126,6 +136,7 @@ async def rig(
         samba={"initial_dump": "skip", "check_deadline": f"{CHECK_DEADLINE}s"},
     )
     daemon = DaemonProcess(work, config)
+    stack.push_async_callback(asyncio.to_thread, daemon.stop)
     await asyncio.to_thread(daemon.start)
     hook = f"{sys.executable} -m adsync hook samba-check --config {daemon.config_path}"
     dc = SambaDC(samba_template, check_script=hook)
@@ -137,27 +148,22 @@ async def rig(
     sync_script.chmod(0o755)
     state_dir = Path(config["queue"]["path"]).parent
     rig = Rig(dc, daemon, slapd, webhook, state_dir, {})
-    try:
-        await asyncio.to_thread(dc.start)
-        for user in USERS:
-            rig.passwords[user] = pw(f"{user}-0")
-            await asyncio.to_thread(dc.create_user, user, rig.passwords[user])
-        set_baseline(state_dir)
-        await asyncio.to_thread(dc.init_syncpasswords, sync_script)
-        await asyncio.to_thread(dc.start_syncpasswords)
-        # The initial dump (Administrator and the three users) is skipped and counted.
-        await eventually(
-            lambda: rig.state().get("initial_skipped", 0) >= 1 + len(USERS),
-            60,
-            "initial dump skipped",
-            rig.failure_context,
-        )
-        yield rig
-    finally:
-        await asyncio.to_thread(dc.destroy)
-        await asyncio.to_thread(daemon.stop)
-        await webhook.__aexit__(None, None, None)
-        slapd.stop()
+    stack.push_async_callback(asyncio.to_thread, dc.destroy)
+    await asyncio.to_thread(dc.start)
+    for user in USERS:
+        rig.passwords[user] = pw(f"{user}-0")
+        await asyncio.to_thread(dc.create_user, user, rig.passwords[user])
+    set_baseline(state_dir)
+    await asyncio.to_thread(dc.init_syncpasswords, sync_script)
+    await asyncio.to_thread(dc.start_syncpasswords)
+    # The initial dump (Administrator and the three users) is skipped and counted.
+    await eventually(
+        lambda: rig.state().get("initial_skipped", 0) >= 1 + len(USERS),
+        60,
+        "initial dump skipped",
+        rig.failure_context,
+    )
+    yield rig
 
 
 async def test_initial_dump_is_skipped(rig: Rig) -> None:
