@@ -171,20 +171,26 @@ def make_formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+KEEP_ATTRIBUTE = "adsync_keep_on_reconfigure"
+
+
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler adsync installed, so a reconfigure replaces it."""
 
 
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging through one redacting formatter on ``stream``
-    (stderr by default). Calling it again (SIGHUP) replaces the previous setup."""
+    (stderr by default). Calling it again (SIGHUP) replaces the previous setup; a
+    handler marked with ``KEEP_ATTRIBUTE`` (it uses ``make_formatter`` too) stays."""
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r} (debug | info | warning | error)")
     handler = _Handler(stream if stream is not None else sys.stderr)
     handler.setFormatter(make_formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, KEEP_ATTRIBUTE, False):
+            continue  # a handler that formats through redaction itself (the Event Log's)
+        root.removeHandler(old)  # any other would see records before redaction
         if isinstance(old, _Handler):
             old.close()
     root.addHandler(handler)

@@ -22,6 +22,9 @@ def _clip(text: str) -> str:
 class EventLogHandler(logging.Handler):
     """ERROR and above → error events, WARNING → warning events, the rest → information."""
 
+    # It formats through adsync's redacting formatter, so a reload keeps it.
+    adsync_keep_on_reconfigure = True
+
     def __init__(self, manager: ServiceManager, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self._manager = manager

@@ -255,3 +255,25 @@ async def test_real_aiohttp_server_error_is_redacted(out: io.StringIO, secret: S
     assert server_errors, "aiohttp logged no server error"
     assert "cannot store ***" in str(server_errors[0]["exception"])
     assert absent(PASSWORD, text)
+
+
+def test_a_handler_marked_to_stay_survives_reconfigure() -> None:
+    """The Windows Event Log handler formats through redaction and must outlive a reload;
+    any other foreign handler would see records before redaction and is removed."""
+
+    class Kept(logging.Handler):
+        adsync_keep_on_reconfigure = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            pass
+
+    kept, other = Kept(), logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(kept)
+    root.addHandler(other)
+    try:
+        configure_logging("info", "json", io.StringIO())
+        assert kept in root.handlers
+        assert other not in root.handlers
+    finally:
+        root.removeHandler(kept)
