@@ -360,7 +360,10 @@ class _Connection:
         self._frame_deadline = 0.0
         self._slots = asyncio.Semaphore(self.limits.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._write_lock = asyncio.Lock()
+        self._out: list[bytes] = []  # replies of this loop tick, written together
+        self._flush_scheduled = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._high_water = writer.transport.get_write_buffer_limits()[1]
         self._read_task: asyncio.Task[None] | None = None
         self._broken = False
 
@@ -380,6 +383,7 @@ class _Connection:
                     raise  # we ourselves are being cancelled, not just the reading
             if self._tasks:
                 await asyncio.wait(set(self._tasks))  # in-flight requests answer first
+            self._flush()
             if close is not None and close.reply is not None:
                 await self._write_error(close.reply, close.request_id)
         finally:
@@ -616,20 +620,49 @@ class _Connection:
     # --- writing --------------------------------------------------------------------------
 
     async def _write(self, frame: bytes) -> None:
-        """Serialized writes; a peer that does not read its replies in time is dropped."""
+        """Queue a reply; the replies of one loop tick go out in one write.
+
+        A request whose reply finds the peer's buffer full waits (holding its
+        slot, so the connection stops reading) until the peer reads; a peer
+        that does not read its replies within the frame timeout is dropped.
+        """
         if self._broken:
             return
-        async with self._write_lock:
-            try:
-                self.writer.write(frame)
-                async with asyncio.timeout(self.limits.frame_timeout):
-                    await self.writer.drain()
-            except TimeoutError:
-                self.counters.slow_readers_closed += 1
-                log.info("ingest_slow_reader_closed", peer=self.peer.description)
-                self._drop()
-            except (ConnectionError, OSError):
-                self._drop()
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        if self._drainer is not None:
+            await asyncio.shield(self._drainer)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._broken or not self._out:
+            self._out.clear()
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        transport = self.writer.transport
+        try:
+            transport.write(data)
+        except (ConnectionError, OSError):
+            self._drop()
+            return
+        if self._drainer is None and transport.get_write_buffer_size() > self._high_water:
+            self._drainer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            async with asyncio.timeout(self.limits.frame_timeout):
+                await self.writer.drain()
+        except TimeoutError:
+            self.counters.slow_readers_closed += 1
+            log.info("ingest_slow_reader_closed", peer=self.peer.description)
+            self._drop()
+        except (ConnectionError, OSError):
+            self._drop()
+        finally:
+            self._drainer = None
 
     def _drop(self) -> None:
         self._broken = True

@@ -36,58 +36,71 @@ def known_event_ids(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> set
     return known
 
 
+_CHANGE_COLUMNS = (
+    "id, event_id, key_id, account_hash, account_sealed, password_sealed, guid_sealed,"
+    " domain, source_host, rid, changed_at_ms, sequence, received_at"
+)
+_CHANGE_ROW = "(" + _marks(13) + ")"
+_ROWS_PER_INSERT = 2000  # 13 x 2000 bound values stay under SQLite's limit of 32766
+
+
 def insert_changes(
     conn: sqlite3.Connection,
     items: Sequence[SealedChange],
     now: float,
     expire_after: Mapping[str, float],
 ) -> list[bool]:
-    """Insert new changes and one pending delivery per backend; True where inserted."""
+    """Insert new changes and one pending delivery per backend; True where inserted.
+
+    A few statements per batch, not one per row: each statement releases and
+    retakes the GIL, and retaking it can wait for a busy event loop.
+    """
     known = known_event_ids(conn, [it.event_id for it in items])
-    next_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()[0]) + 1
+    first_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()[0]) + 1
     keep_password = bool(expire_after)
-    change_rows = []
-    delivery_rows = []
+    values: list[object] = []
     inserted: list[bool] = []
+    cid = first_id
     for it in items:
         if it.event_id in known:
             inserted.append(False)
             continue
         known.add(it.event_id)
         inserted.append(True)
-        cid = next_id
-        next_id += 1
-        change_rows.append(
-            (
-                cid,
-                it.event_id,
-                it.key_id,
-                it.account_hash,
-                it.account,
-                it.password if keep_password else None,
-                it.guid,
-                it.domain,
-                it.source_host,
-                it.rid,
-                it.changed_at_ms,
-                it.sequence,
-                now,
-            )
+        values += (
+            cid,
+            it.event_id,
+            it.key_id,
+            it.account_hash,
+            it.account,
+            it.password if keep_password else None,
+            it.guid,
+            it.domain,
+            it.source_host,
+            it.rid,
+            it.changed_at_ms,
+            it.sequence,
+            now,
         )
-        for backend, ttl in expire_after.items():
-            delivery_rows.append((cid, backend, it.account_hash, now, now + ttl, now, now))
-    if change_rows:
-        conn.executemany(
-            "INSERT INTO changes (id, event_id, key_id, account_hash, account_sealed,"
-            " password_sealed, guid_sealed, domain, source_host, rid, changed_at_ms, sequence,"
-            " received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            change_rows,
+        cid += 1
+    per_statement = _ROWS_PER_INSERT * 13
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        conn.execute(
+            f"INSERT INTO changes ({_CHANGE_COLUMNS}) VALUES "
+            + ",".join([_CHANGE_ROW] * (len(chunk) // 13)),
+            chunk,
         )
-    if delivery_rows:
-        conn.executemany(
-            "INSERT INTO deliveries (change_id, backend, account_hash, state, next_attempt_at,"
-            " expires_at, created_at, updated_at) VALUES (?,?,?,'pending',?,?,?,?)",
-            delivery_rows,
+    if cid > first_id and expire_after:
+        # The new ids are exactly first_id .. cid-1: one statement fans them out.
+        backends = list(expire_after.items())
+        conn.execute(
+            "WITH b(backend, ttl) AS (VALUES " + ",".join(["(?,?)"] * len(backends)) + ")"
+            " INSERT INTO deliveries (change_id, backend, account_hash, state,"
+            " next_attempt_at, expires_at, created_at, updated_at)"
+            " SELECT c.id, b.backend, c.account_hash, 'pending', ?, ? + b.ttl, ?, ?"
+            " FROM changes c, b WHERE c.id BETWEEN ? AND ? ORDER BY c.id, b.backend",
+            [*(v for pair in backends for v in pair), now, now, now, now, first_id, cid - 1],
         )
     return inserted
 

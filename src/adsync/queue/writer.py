@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from adsync.queue import sql
@@ -26,12 +26,7 @@ class WriterClosed(RuntimeError):
     """The writer was closed; nothing more is accepted."""
 
 
-@dataclass
-class _Batch:
-    appends: list[SealedChange]
-    append_futs: list[asyncio.Future[bool]]
-    ops: list[Op]
-    op_futs: list[asyncio.Future[Any]]
+_Append = tuple[SealedChange, "asyncio.Future[bool]", float]
 
 
 class _OpFailed:
@@ -72,6 +67,13 @@ def _transaction(
 
 
 class GroupWriter:
+    """Runs queued appends and ops in as few transactions as possible.
+
+    Each hop to the sqlite thread runs one transaction with whatever was queued
+    when the hop began there. Hops queue on the connection's thread in order
+    with other users (reads), so a read issued after a write was queued sees it.
+    """
+
     def __init__(
         self,
         run_on_thread: RunOnThread,
@@ -86,13 +88,15 @@ class GroupWriter:
         self._expire_after = expire_after
         self._max_batch = max_batch
         self._on_commit = on_commit
-        self._appends: list[SealedChange] = []
-        self._append_futs: list[asyncio.Future[bool]] = []
-        self._ops: list[Op] = []
-        self._op_futs: list[asyncio.Future[Any]] = []
+        # Appended on the event loop, taken on the sqlite thread (deque ops are atomic).
+        # Each append carries the clock's time when it was queued (the fake clock of a test
+        # may move while the sqlite thread works; the time must be the loop's view).
+        self._appends: deque[_Append] = deque()
+        self._ops: deque[tuple[Op, asyncio.Future[Any]]] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0  # transactions committed (for tests and metrics)
         self.failed_batches = 0
 
@@ -101,15 +105,15 @@ class GroupWriter:
         return len(self._appends)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="adsync-queue-writer")
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run_loop(), name="adsync-queue-writer")
 
     async def append(self, item: SealedChange) -> bool:
         """True when inserted, False for a known event id; raises sqlite3.Error on failure."""
         if self._closed:
             raise WriterClosed("the queue is closing")
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._appends.append(item)
-        self._append_futs.append(fut)
+        self._appends.append((item, fut, self._time()))
         self._wake.set()
         return await fut
 
@@ -118,45 +122,80 @@ class GroupWriter:
         if self._closed:
             raise WriterClosed("the queue is closing")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._ops.append(fn)
-        self._op_futs.append(fut)
+        self._ops.append((fn, fut))
         self._wake.set()
         return cast(T, await fut)
 
-    def _take(self) -> _Batch:
-        n = self._max_batch
-        batch = _Batch(self._appends[:n], self._append_futs[:n], self._ops[:n], self._op_futs[:n])
-        del self._appends[:n], self._append_futs[:n], self._ops[:n], self._op_futs[:n]
-        return batch
-
-    async def _loop(self) -> None:
+    async def _run_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._appends or self._ops:
-                await self._commit(self._take())
+                try:
+                    await self._run(self._hop)
+                except Exception as exc:  # the hop itself failed (connection closed?)
+                    self._fail_queued(exc)
             if self._closed:
                 return
 
-    async def _commit(self, batch: _Batch) -> None:
-        now = self._time()
-        expire_after = dict(self._expire_after())
-        appends, ops = batch.appends, batch.ops
-        try:
-            inserted, results = await self._run(
-                lambda conn: _transaction(conn, appends, ops, now, expire_after)
-            )
-        except Exception as exc:
-            self.failed_batches += 1
-            for fut in (*batch.append_futs, *batch.op_futs):
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
+    def _fail_queued(self, exc: Exception) -> None:
+        while self._appends:
+            self._appends.popleft()[1].set_exception(exc)
+        while self._ops:
+            self._ops.popleft()[1].set_exception(exc)
+
+    def _hop(self, conn: sqlite3.Connection) -> None:
+        """On the sqlite thread: one transaction with what is queued now."""
+        loop = self._loop
+        assert loop is not None
+        n = self._max_batch
+        if self._appends or self._ops:
+            batch_appends: list[_Append] = []
+            batch_ops: list[tuple[Op, asyncio.Future[Any]]] = []
+            while self._appends and len(batch_appends) < n:
+                batch_appends.append(self._appends.popleft())
+            while self._ops and len(batch_ops) < n:
+                batch_ops.append(self._ops.popleft())
+            now = batch_appends[-1][2] if batch_appends else self._time()
+            expire_after = dict(self._expire_after())
+            try:
+                inserted, results = _transaction(
+                    conn,
+                    [a[0] for a in batch_appends],
+                    [o for o, _ in batch_ops],
+                    now,
+                    expire_after,
+                )
+            except Exception as exc:
+                loop.call_soon_threadsafe(self._failed, batch_appends, batch_ops, exc)
+            else:
+                loop.call_soon_threadsafe(
+                    self._committed, batch_appends, batch_ops, inserted, results
+                )
+
+    def _failed(
+        self,
+        appends: list[_Append],
+        ops: list[tuple[Op, asyncio.Future[Any]]],
+        exc: Exception,
+    ) -> None:
+        self.failed_batches += 1
+        for fut in (*(a[1] for a in appends), *(o[1] for o in ops)):
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _committed(
+        self,
+        appends: list[_Append],
+        ops: list[tuple[Op, asyncio.Future[Any]]],
+        inserted: list[bool],
+        results: list[Any],
+    ) -> None:
         self.commits += 1
-        for fut, flag in zip(batch.append_futs, inserted, strict=True):
+        for (_, fut, _t), flag in zip(appends, inserted, strict=True):
             if not fut.done():
                 fut.set_result(flag)
-        for ofut, result in zip(batch.op_futs, results, strict=True):
+        for (_, ofut), result in zip(ops, results, strict=True):
             if ofut.done():
                 continue
             if isinstance(result, _OpFailed):
