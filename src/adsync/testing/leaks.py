@@ -50,10 +50,13 @@ class _Needles:
         seen: set[tuple[str, str]] = set()
         match = self.pattern.search(data)
         while match is not None:
-            password, encoding = self.owner[match.group()]
-            if (password, encoding) not in seen:
-                seen.add((password, encoding))
-                found.append(Finding(where, encoding, match.start(), digest(password)))
+            text = match.group()
+            for end in range(1, len(text) + 1):  # needles that are prefixes of the match too
+                owner = self.owner.get(text[:end])
+                if owner is not None and owner not in seen:
+                    seen.add(owner)
+                    password, encoding = owner
+                    found.append(Finding(where, encoding, match.start(), digest(password)))
             match = self.pattern.search(data, match.start() + 1)  # overlaps too
         return found
 
@@ -66,12 +69,17 @@ def _trie_regex(needles: Iterable[bytes]) -> re.Pattern[bytes]:
             node = node.setdefault(byte, {})
         node[-1] = {}  # a needle ends here
 
+    def run(byte: int, node: dict[int, Any]) -> bytes:
+        """A branch: the bytes of its single-child chain as one literal (depth stays
+        the number of branch points, not the needle's length)."""
+        chain = bytearray([byte])
+        while len(node) == 1 and -1 not in node:
+            ((byte, node),) = node.items()
+            chain.append(byte)
+        return re.escape(bytes(chain)) + emit(node)
+
     def emit(node: dict[int, Any]) -> bytes:
-        branches = [
-            re.escape(bytes([byte])) + emit(child)
-            for byte, child in sorted(node.items())
-            if byte != -1
-        ]
+        branches = [run(byte, child) for byte, child in sorted(node.items()) if byte != -1]
         if not branches:
             return b""
         body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"

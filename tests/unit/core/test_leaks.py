@@ -28,3 +28,17 @@ def test_registry_scans_watched_files(tmp_path: Path) -> None:
     registry.password("S3cret-Value!")
     findings = registry.scan()
     assert {Path(f.where).name for f in findings} == {"dirty.db"}
+
+
+def test_long_and_overlapping_passwords() -> None:
+    """A 256-character password (512 bytes in UTF-16) and passwords sharing prefixes."""
+    long_pw = "L" + "ä€𝄞x" * 64
+    short = "Prefix-1"
+    longer = "Prefix-12345"
+    data = b"..." + long_pw.encode("utf-16-le") + b"--" + longer.encode() + b"--"
+    found = find_in_bytes(data, [long_pw, short, longer], "mem")
+    assert {(f.digest, f.encoding) for f in found} == {
+        (digest(long_pw), "utf-16-le"),
+        (digest(longer), "utf-8"),
+        (digest(short), "utf-8"),  # inside the longer one: overlaps are found too
+    }
