@@ -8,9 +8,22 @@ name a digest, never the password.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
+from adsync.observe.logs import configure_logging
 from adsync.testing.leaks import REGISTRY
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every in-process log record goes through adsync's redaction, into a file that the
+    leak scan reads: pytest's own log capture is off (it would see records before
+    redaction and print them with a failure)."""
+    log_dir = Path(tempfile.mkdtemp(prefix="adsync-test-logs-"))
+    path = REGISTRY.watch(log_dir / "in-process.log")
+    configure_logging("debug", "json", path.open("a", encoding="utf-8"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -517,11 +517,9 @@ def config_json_schema() -> dict[str, Any]:
     """JSON Schema of the file; ``backends`` entries are a union keyed by ``type``."""
     variants: list[Any] = []
     for type_name, model in _installed_models().items():
+        type_field: Any = (Literal[type_name], Field(description=f"the {type_name} plugin"))
         variant = create_model(
-            model.__name__,
-            __base__=model,
-            __doc__=model.__doc__,
-            type=(Literal[type_name], Field(description=f"the {type_name} plugin")),
+            model.__name__, __base__=model, __doc__=model.__doc__, type=type_field
         )
         variants.append(variant)
     if variants:

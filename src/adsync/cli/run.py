@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -20,7 +19,6 @@ def run(config_path: Path) -> None:
 
     config = load_or_exit(config_path)
     configure_logging(config.logging.level, config.logging.format)
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)  # one debug line per SQL call
     try:
         run_daemon(config, config_path)
     except QueueError as exc:

@@ -110,7 +110,10 @@ def test_stdlib_record_from_aiohttp(out: io.StringIO, secret: Secret) -> None:
     assert [r["logger"] for r in recs] == ["aiohttp.server", "aiohttp.access", "asyncio"]
     assert recs[0]["event"] == "Error handling request ***"
     assert "peer sent ***" in str(recs[0]["exception"])
-    assert recs[1]["event"] == "POST /hook?pw=***"
+    # (Not "pw=***": another test's live Secret("pw") may rightly scrub "pw" too.)
+    assert str(recs[1]["event"]).startswith("POST /hook?") and str(recs[1]["event"]).endswith(
+        "=***"
+    )
     text = out.getvalue()
     assert absent(PASSWORD, text)
     assert absent(urllib.parse.quote(PASSWORD, safe=""), text)
