@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc make \
-    samba samba-ad-dc krb5-user ldap-utils winbind slapd gnupg iproute2 util-linux \
+    samba samba-ad-dc samba-ad-provision krb5-user ldap-utils winbind slapd gnupg python3-gpg iproute2 util-linux \
     libldap2-dev libsasl2-dev tmux \
     gcc-mingw-w64-x86-64 clang libclang-rt-14-dev \
     >/dev/null

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import sys
 import threading
 import time
 import uuid
@@ -60,7 +61,7 @@ def send_changes(socket_path: Path, items: list[tuple[str, str, bytes]]) -> list
 
 async def queue_status(daemon: DaemonProcess) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        "python",
+        sys.executable,
         "-m",
         "adsync",
         "queue",

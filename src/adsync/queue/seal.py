@@ -8,7 +8,6 @@ wrapped by the master key with AAD naming the key id and its purpose.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import uuid
@@ -118,7 +117,7 @@ class Sealer:
     def account_hash(self, domain: str, account: str) -> bytes:
         """A keyed hash for ordering per account without decrypting (case-insensitive)."""
         msg = f"{domain.casefold()}\\{account.casefold()}".encode()
-        return hmac.new(self._hmac_key, msg, hashlib.sha256).digest()[:16]
+        return hmac.digest(self._hmac_key, msg, "sha256")[:16]
 
     def seal(
         self, event_id: bytes, column: str, plaintext: bytes, key_id: int | None = None
