@@ -8,6 +8,7 @@ wrapped by the master key with AAD naming the key id and its purpose.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import uuid
@@ -61,9 +62,13 @@ def value_aad(event_id: bytes, column: str, key_id: int) -> bytes:
     return b"adsync/1|change|%s|%s|%d" % (event_id.hex().encode("ascii"), column.encode(), key_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SealedChange:
-    """A change as the store writes it: secret columns sealed, scheduling data clear."""
+    """A change as the store writes it: secret columns sealed, scheduling data clear.
+
+    Not frozen: it is built once per change on the ingest path, and a frozen
+    dataclass pays an ``object.__setattr__`` per field (3.3 µs against 0.5 µs).
+    """
 
     event_id: bytes
     key_id: int
@@ -89,7 +94,8 @@ class Sealer:
         self._aead: dict[int, AESGCM] = {}
         self.active_key_id = 0
         self.set_keys(data_keys, active_key_id)
-        self._hmac_key = hmac_key
+        # Keyed once: a copy per hash skips the key setup (1.5 µs against 4 µs).
+        self._account_mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
 
     def set_keys(self, data_keys: Mapping[int, bytes], active_key_id: int) -> None:
         """Swap in a new set of data keys (after a rotation); old keys may stay to open rows.
@@ -117,7 +123,9 @@ class Sealer:
     def account_hash(self, domain: str, account: str) -> bytes:
         """A keyed hash for ordering per account without decrypting (case-insensitive)."""
         msg = f"{domain.casefold()}\\{account.casefold()}".encode()
-        return hmac.digest(self._hmac_key, msg, "sha256")[:16]
+        mac = self._account_mac.copy()
+        mac.update(msg)
+        return mac.digest()[:16]
 
     def seal(
         self, event_id: bytes, column: str, plaintext: bytes, key_id: int | None = None
@@ -150,18 +158,25 @@ class Sealer:
         eid = change.event_id
         guid = change.object_guid
         kid = self.active_key_id
+        aead = self._aead[kid]
+        nonces = os.urandom(3 * NONCE_BYTES)  # one call for the three columns
+
+        def seal(i: int, column: str, plaintext: bytes) -> bytes:
+            nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
+            return nonce + aead.encrypt(nonce, plaintext, value_aad(eid, column, kid))
+
         return SealedChange(
-            event_id=eid,
-            key_id=kid,
-            account_hash=self.account_hash(change.domain, change.account),
-            account=self.seal(eid, COL_ACCOUNT, change.account.encode(), kid),
-            password=self.seal(eid, COL_PASSWORD, change.password.reveal_bytes(), kid),
-            guid=None if guid is None else self.seal(eid, COL_GUID, guid.bytes, kid),
-            domain=change.domain,
-            source_host=change.source_host,
-            rid=change.rid,
-            changed_at_ms=change.changed_at_ms,
-            sequence=change.sequence,
+            eid,
+            kid,
+            self.account_hash(change.domain, change.account),
+            seal(0, COL_ACCOUNT, change.account.encode()),
+            seal(1, COL_PASSWORD, change.password.reveal_bytes()),
+            None if guid is None else seal(2, COL_GUID, guid.bytes),
+            change.domain,
+            change.source_host,
+            change.rid,
+            change.changed_at_ms,
+            change.sequence,
         )
 
     def open_account(self, event_id: bytes, key_id: int, sealed: bytes) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import uuid
 
@@ -110,3 +112,33 @@ def test_account_hash_is_case_insensitive_and_keyed() -> None:
     assert s.account_hash("AD", "alice") != s.account_hash("AD", "bob")
     assert s.account_hash("AD", "alice") != s.account_hash("OTHER", "alice")
     assert sealer().account_hash("AD", "alice") != s.account_hash("AD", "alice")
+
+
+def test_sealed_change_columns_have_their_own_nonce_and_do_not_swap() -> None:
+    s = sealer()
+    change = Change(
+        event_id=os.urandom(16),
+        account="carol",
+        password=Secret("pw-carol"),
+        changed_at_ms=1,
+        domain="AD",
+        object_guid=uuid.uuid4(),
+    )
+    sealed = s.seal_change(change)
+    assert sealed.guid is not None
+    nonces = {v[:12] for v in (sealed.account, sealed.password, sealed.guid)}
+    assert len(nonces) == 3
+    assert s.seal_change(change).password[:12] != sealed.password[:12]
+    with pytest.raises(SealError):
+        s.open(change.event_id, COL_ACCOUNT, 2, sealed.password)
+    with pytest.raises(SealError):
+        s.open(change.event_id, COL_PASSWORD, 2, sealed.guid)
+
+
+def test_account_hash_is_hmac_sha256_of_the_folded_name() -> None:
+    """The hash orders rows already in a queue: its definition must not drift."""
+    key = new_key()
+    s = Sealer({1: new_key()}, 1, key)
+    expected = hmac.new(key, b"ad\\alice", hashlib.sha256).digest()[:16]
+    assert s.account_hash("AD", "Alice") == expected
+    assert s.account_hash("AD", "Alice") == expected  # the keyed state is copied, not used up
