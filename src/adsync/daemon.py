@@ -20,6 +20,8 @@ import os
 import random
 import signal
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +165,17 @@ class Daemon:
 
     # --- IngestHandler ----------------------------------------------------------------
 
-    async def change(self, change: Change, peer: Peer) -> Ack:
+    async def store_changes(self, changes: Sequence[Change], peer: Peer) -> list[Ack]:
         if self._stopping or self.queue is None:
-            self.metrics.on_change(peer.transport, "busy")
-            return Ack(AckStatus.BUSY, "daemon is shutting down")
-        result = await self.queue.append(change)
-        if result.status is AppendStatus.BUSY:
-            self.metrics.on_change(peer.transport, "busy")
-            return Ack(AckStatus.BUSY, result.reason)
-        self.metrics.on_change(peer.transport, result.status.value)
-        return Ack(AckStatus.STORED)
+            self.metrics.on_change(peer.transport, "busy", len(changes))
+            return [_SHUTTING_DOWN] * len(changes)
+        results = await self.queue.append_many(changes)
+        for status, count in Counter(r.status for r in results).items():
+            self.metrics.on_change(peer.transport, status.value, count)
+        return [
+            _STORED if r.status is not AppendStatus.BUSY else Ack(AckStatus.BUSY, r.reason)
+            for r in results
+        ]
 
     async def check(self, candidate: Candidate, peer: Peer) -> CheckResult:
         # One read of each: a reload swaps config and backends together, between awaits.
@@ -446,6 +449,10 @@ class Daemon:
             remove_pid_file(self._pid_file)
         log.info("daemon_stopped")
         self._stopped.set()
+
+
+_STORED = Ack(AckStatus.STORED)
+_SHUTTING_DOWN = Ack(AckStatus.BUSY, "daemon is shutting down")
 
 
 class _BackendStartError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,8 +33,13 @@ class Peer:
 
 
 class IngestHandler(Protocol):
-    async def change(self, change: Change, peer: Peer) -> Ack:
-        """Store durably, then return STORED; BUSY when it cannot store now."""
+    async def store_changes(self, changes: Sequence[Change], peer: Peer) -> Sequence[Ack]:
+        """Store each durably, then return one Ack per change, in order: STORED, or BUSY
+        for one that cannot be stored now.
+
+        The server hands over the CHANGEs of one read together, so that one
+        append (and one commit) serves them all.
+        """
         ...
 
     async def check(self, candidate: Candidate, peer: Peer) -> CheckResult:

@@ -19,9 +19,10 @@ import struct
 import tempfile
 import uuid
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -472,11 +473,38 @@ class _Connection:
             payload = await self._next_payload()
             if payload is None:
                 return
-            request_id, message = self._decode(payload, _REQUEST_TYPES)
-            await self._slots.acquire()
-            task = asyncio.create_task(self._handle(request_id, message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            await self._take(payload)
+
+    async def _take(self, payload: bytes) -> None:
+        """Start handling ``payload`` and the requests already read behind it.
+
+        The CHANGEs of one read go to the handler together (one append, one
+        commit, one write of their replies); each CHECK runs on its own.
+        Every request holds a slot until it is answered.
+        """
+        batch: list[tuple[int, ChangeMsg]] = []
+        try:
+            while True:
+                request_id, message = self._decode(payload, _REQUEST_TYPES)
+                if batch and self._slots.locked():
+                    self._spawn(self._handle_changes(batch))
+                    batch = []
+                await self._slots.acquire()
+                if isinstance(message, ChangeMsg):
+                    batch.append((request_id, message))
+                else:
+                    self._spawn(self._handle(request_id, message))
+                if not self._ready or len(batch) >= _MAX_BATCH:
+                    return
+                payload = self._ready.popleft()
+        finally:
+            if batch:  # also when a later frame was refused: what was taken is answered
+                self._spawn(self._handle_changes(batch))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _decode(self, payload: bytes, allowed: frozenset[MsgType]) -> tuple[int, Message]:
         """Validate ``payload``; refuse a type out of place before its fields are parsed."""
@@ -548,40 +576,55 @@ class _Connection:
 
     async def _handle(self, request_id: int, message: Message) -> None:
         try:
-            if isinstance(message, ChangeMsg):
-                self.counters.changes_received += 1
-                reply: Message = await self._change(message)
-            else:
-                assert isinstance(message, Check)
-                self.counters.checks_received += 1
-                reply = await self._check(message)
+            assert isinstance(message, Check)
+            self.counters.checks_received += 1
+            reply = await self._check(message)
             await self._write(encode(reply, request_id))
         finally:
             self._slots.release()
 
-    async def _change(self, message: ChangeMsg) -> AckReply:
-        change = Change(
-            event_id=message.event_id,
-            account=message.account,
-            password=message.password,
-            changed_at_ms=message.changed_at_ms,
-            domain=message.domain,
-            source_host=message.source_host,
-            rid=message.rid,
-            object_guid=(
-                uuid.UUID(bytes_le=message.object_guid) if message.object_guid is not None else None
-            ),
-            sequence=message.sequence,
-        )
+    async def _handle_changes(self, batch: list[tuple[int, ChangeMsg]]) -> None:
         try:
-            ack = await self.server.handler.change(change, self.peer)
-            if not isinstance(ack, Ack):
-                raise TypeError("the handler did not return an Ack")
-            code = AckCode(int(ack.status))
+            self.counters.changes_received += len(batch)
+            replies = await self._changes([message for _, message in batch])
+            await self._write(
+                *(encode(reply, rid) for (rid, _), reply in zip(batch, replies, strict=True))
+            )
+        finally:
+            for _ in batch:
+                self._slots.release()
+
+    async def _changes(self, messages: list[ChangeMsg]) -> list[AckReply]:
+        changes = [
+            Change(
+                event_id=m.event_id,
+                account=m.account,
+                password=m.password,
+                changed_at_ms=m.changed_at_ms,
+                domain=m.domain,
+                source_host=m.source_host,
+                rid=m.rid,
+                object_guid=(
+                    uuid.UUID(bytes_le=m.object_guid) if m.object_guid is not None else None
+                ),
+                sequence=m.sequence,
+            )
+            for m in messages
+        ]
+        try:
+            acks = await self.server.handler.store_changes(changes, self.peer)
+            if len(acks) != len(changes) or not all(isinstance(a, Ack) for a in acks):
+                raise TypeError("the handler did not return one Ack per change")
+            codes = [AckCode(int(ack.status)) for ack in acks]
         except Exception as exc:
             self._handler_failed("CHANGE", exc)
-            return AckReply(AckCode.BUSY, "the daemon could not store the change; resend later")
-        return AckReply(code, self._safe_reason(ack.reason, message.password))
+            return [_HANDLER_BUSY] * len(messages)
+        return [
+            AckReply(code, self._safe_reason(ack.reason, m.password))
+            if ack.reason or code is not AckCode.STORED
+            else _STORED_REPLY
+            for code, ack, m in zip(codes, acks, messages, strict=True)
+        ]
 
     async def _check(self, message: Check) -> VerdictReply:
         candidate = Candidate(
@@ -619,8 +662,8 @@ class _Connection:
 
     # --- writing --------------------------------------------------------------------------
 
-    async def _write(self, frame: bytes) -> None:
-        """Queue a reply; the replies of one loop tick go out in one write.
+    async def _write(self, *frames: bytes) -> None:
+        """Queue replies; the replies of one loop tick go out in one write.
 
         A request whose reply finds the peer's buffer full waits (holding its
         slot, so the connection stops reading) until the peer reads; a peer
@@ -628,7 +671,7 @@ class _Connection:
         """
         if self._broken:
             return
-        self._out.append(frame)
+        self._out.extend(frames)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -678,6 +721,9 @@ class _Connection:
 
 
 _REQUEST_TYPES: Final = frozenset({MsgType.CHANGE, MsgType.CHECK})
+_MAX_BATCH: Final = 512  # CHANGEs handed to the handler in one call
+_STORED_REPLY: Final = AckReply(AckCode.STORED)
+_HANDLER_BUSY: Final = AckReply(AckCode.BUSY, "the daemon could not store the change; resend later")
 _HELLO_ONLY: Final = frozenset({MsgType.HELLO})
 _AUTH_ONLY: Final = frozenset({MsgType.AUTH})
 

@@ -198,16 +198,16 @@ class Metrics:
         )
         r.register(_LiveCollector(depth, ingest, lanes))
 
-    def on_change(self, transport: str, ack: str) -> None:
-        """``ack``: stored | duplicate | refused | busy."""
+    def on_change(self, transport: str, ack: str, count: int = 1) -> None:
+        """``ack``: stored | duplicate | refused | busy, for ``count`` changes."""
         transport = _transport(transport)
-        self.changes_received.labels(transport).inc()
+        self.changes_received.labels(transport).inc(count)
         if ack in ("stored", "duplicate"):
-            self.changes_acked.labels(transport, ack).inc()
+            self.changes_acked.labels(transport, ack).inc(count)
         elif ack == "refused":
-            self.changes_refused.labels(transport).inc()
+            self.changes_refused.labels(transport).inc(count)
         else:
-            self.changes_busy.labels(transport).inc()
+            self.changes_busy.labels(transport).inc(count)
 
     def on_check(self, verdict: str) -> None:
         self.checks.labels(verdict).inc()

@@ -11,13 +11,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from adsync.queue.seal import SealedChange
 
 _CHUNK = 500
+T = TypeVar("T")
 
 
-def _chunks(items: Sequence[bytes], size: int = _CHUNK) -> Iterable[Sequence[bytes]]:
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -107,13 +109,7 @@ def insert_changes(
 
 def drop_password_if_done(conn: sqlite3.Connection, change_id: int) -> int:
     """Null the sealed password once no delivery needs it; 1 if it was dropped now."""
-    cur = conn.execute(
-        "UPDATE changes SET password_sealed = NULL WHERE id = ? AND password_sealed IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE change_id = ?"
-        " AND state IN ('pending', 'in_flight'))",
-        (change_id, change_id),
-    )
-    return cur.rowcount
+    return drop_passwords_if_done(conn, [change_id])
 
 
 def finish(
@@ -163,16 +159,15 @@ class ClaimResult:
 
 
 _CANDIDATES = """
-SELECT d.change_id, d.account_hash, d.expires_at FROM deliveries d
+SELECT d.change_id, d.account_hash, d.expires_at,
+       EXISTS (SELECT 1 FROM deliveries n WHERE n.backend = d.backend
+               AND n.account_hash = d.account_hash AND n.change_id > d.change_id
+               AND n.state IN ('pending', 'in_flight', 'delivered')) AS has_newer
+FROM deliveries d
 WHERE d.backend = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
   AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.backend = d.backend
                   AND f.account_hash = d.account_hash AND f.state = 'in_flight')
 ORDER BY d.next_attempt_at, d.change_id LIMIT ?
-"""
-
-_NEWER = """
-SELECT 1 FROM deliveries WHERE backend = ? AND account_hash = ? AND change_id > ?
-  AND state IN ('pending', 'in_flight', 'delivered') LIMIT 1
 """
 
 _NEXT_DUE = """
@@ -188,8 +183,42 @@ SELECT d.change_id, d.account_hash, d.attempts, d.rejections, d.first_unknown_us
        d.expires_at, c.event_id, c.key_id, c.account_sealed, c.password_sealed, c.guid_sealed,
        c.domain, c.source_host, c.rid, c.changed_at_ms, c.sequence
 FROM deliveries d JOIN changes c ON c.id = d.change_id
-WHERE d.backend = ? AND d.change_id = ?
+WHERE d.backend = ? AND d.change_id IN ({marks})
 """
+
+_SUPERSEDED = ("superseded", "superseded", "a newer change for this account replaced it")
+_EXPIRED = ("failed", "expired", "not delivered before expire_after")
+
+
+def _set_state(
+    conn: sqlite3.Connection,
+    backend: str,
+    change_ids: Sequence[int],
+    state: tuple[str, str, str],
+    now: float,
+) -> None:
+    """``finish`` for many rows of one backend, a statement per chunk (passwords not dropped)."""
+    for chunk in _chunks(change_ids):
+        conn.execute(
+            "UPDATE deliveries SET state = ?, last_outcome = ?, last_error = ?, updated_at = ?"
+            f" WHERE backend = ? AND change_id IN ({_marks(len(chunk))})",
+            (*state, now, backend, *chunk),
+        )
+
+
+def drop_passwords_if_done(conn: sqlite3.Connection, change_ids: Sequence[int]) -> int:
+    """``drop_password_if_done`` for many changes; returns how many were dropped now."""
+    dropped = 0
+    for chunk in _chunks(change_ids):
+        cur = conn.execute(
+            "UPDATE changes SET password_sealed = NULL"
+            f" WHERE id IN ({_marks(len(chunk))}) AND password_sealed IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE change_id = changes.id"
+            " AND state IN ('pending', 'in_flight'))",
+            chunk,
+        )
+        dropped += cur.rowcount
+    return dropped
 
 
 def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> ClaimResult:
@@ -197,47 +226,55 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
 
     Per account only the newest change is ever sent: a due row with a newer row
     (pending, in flight or delivered) is superseded instead; an expired row is
-    failed; an account with a delivery in flight is skipped.
+    failed; an account with a delivery in flight is skipped. A few statements
+    per call, not a few per row: each statement costs the sqlite thread a wait
+    for the GIL.
     """
     claimed: list[int] = []
+    finished: list[int] = []
     accounts: set[bytes] = set()
-    finished = dropped = 0
     while len(claimed) < limit:
         want = (limit - len(claimed)) * 2 + 8
         candidates = conn.execute(_CANDIDATES, (backend, now, want)).fetchall()
-        progress = False
-        for change_id, account_hash, expires_at in candidates:
+        superseded: list[int] = []
+        expired: list[int] = []
+        taken: list[int] = []
+        for change_id, account_hash, expires_at, has_newer in candidates:
             if account_hash in accounts:
                 continue
-            progress = True
-            if conn.execute(_NEWER, (backend, account_hash, change_id)).fetchone():
-                dropped += finish(
-                    conn, backend, change_id, "superseded", "superseded",
-                    "a newer change for this account replaced it", now,
-                )  # fmt: skip
-                finished += 1
+            if has_newer:
+                superseded.append(change_id)
             elif expires_at <= now:
-                dropped += finish(
-                    conn, backend, change_id, "failed", "expired",
-                    "not delivered before expire_after", now,
-                )  # fmt: skip
-                finished += 1
+                expired.append(change_id)
             else:
-                conn.execute(
-                    "UPDATE deliveries SET state = 'in_flight', updated_at = ?"
-                    " WHERE change_id = ? AND backend = ?",
-                    (now, change_id, backend),
-                )
                 accounts.add(account_hash)
-                claimed.append(change_id)
-                if len(claimed) >= limit:
+                taken.append(change_id)
+                if len(claimed) + len(taken) >= limit:
                     break
+        # Applied before the next page is read, so that page does not return them again.
+        _set_state(conn, backend, superseded, _SUPERSEDED, now)
+        _set_state(conn, backend, expired, _EXPIRED, now)
+        for chunk in _chunks(taken):
+            conn.execute(
+                "UPDATE deliveries SET state = 'in_flight', updated_at = ?"
+                f" WHERE backend = ? AND change_id IN ({_marks(len(chunk))})",
+                (now, backend, *chunk),
+            )
+        claimed += taken
+        finished += superseded + expired
+        progress = superseded or expired or taken
         if not progress or len(candidates) < want:
             break
+    dropped = drop_passwords_if_done(conn, finished)
     row = conn.execute(_NEXT_DUE, (backend,)).fetchone()
     next_due = None if row is None or row[0] is None else float(row[0])
-    rows = [ClaimedRow(*conn.execute(_LOAD, (backend, cid)).fetchone()) for cid in claimed]
-    return ClaimResult(rows, next_due, finished, dropped)
+    loaded: dict[int, ClaimedRow] = {}
+    for chunk in _chunks(claimed):
+        sql = _LOAD.format(marks=_marks(len(chunk)))
+        for r in conn.execute(sql, (backend, *chunk)):
+            loaded[r[0]] = ClaimedRow(*r)
+    rows = [loaded[cid] for cid in claimed]
+    return ClaimResult(rows, next_due, len(finished), dropped)
 
 
 def record(
@@ -357,8 +394,7 @@ def purge_failed(
         "DELETE FROM deliveries AS d WHERE " + in_states + where,
         args,
     ).rowcount
-    for cid in ids:
-        drop_password_if_done(conn, cid)
+    drop_passwords_if_done(conn, ids)
     _delete_orphans(conn, ids, now)
     return count
 

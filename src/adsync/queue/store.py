@@ -56,6 +56,10 @@ from adsync.queue.writer import GroupWriter, WriterClosed
 __all__ = ["AppendResult", "AppendStatus", "Queue"]
 
 log = structlog.get_logger("adsync.queue")
+
+_STORED = AppendResult(AppendStatus.STORED)
+_DUPLICATE = AppendResult(AppendStatus.DUPLICATE, "event id already stored")
+_CLOSING = AppendResult(AppendStatus.BUSY, "queue is closing")
 T = TypeVar("T")
 
 DEFAULT_EXPIRE_AFTER = RetryConfig().expire_after
@@ -350,26 +354,34 @@ class Queue:
 
     async def append(self, change: Change) -> AppendResult:
         """Store ``change`` durably; returns only after its transaction committed."""
+        return (await self.append_many([change]))[0]
+
+    async def append_many(self, changes: Sequence[Change]) -> list[AppendResult]:
+        """Store each change durably, in one transaction; one result per change, in order.
+
+        Past ``max_pending`` the changes that do not fit are BUSY; the others are stored.
+        """
         if self._closing:
-            return AppendResult(AppendStatus.BUSY, "queue is closing")
-        if self._pending + self._writer.queued_appends >= self._max_pending:
-            return AppendResult(
-                AppendStatus.BUSY, f"queue is full ({self._max_pending} changes pending)"
-            )
-        sealed = self._sealer.seal_change(change)
+            return [_CLOSING] * len(changes)
+        room = self._max_pending - self._pending - self._writer.queued_appends
+        fits = changes[: max(room, 0)]
+        full = [
+            AppendResult(AppendStatus.BUSY, f"queue is full ({self._max_pending} changes pending)")
+        ] * (len(changes) - len(fits))
+        if not fits:
+            return full
+        seal = self._sealer.seal_change
         try:
-            inserted = await self._writer.append(sealed)
+            inserted = await self._writer.append_many([seal(c) for c in fits])
         except WriterClosed:
-            return AppendResult(AppendStatus.BUSY, "queue is closing")
+            return [_CLOSING] * len(changes)
         except sqlite3.Error as exc:
             reason = _disk_reason(exc)
             log.error("queue_append_failed", reason=reason, error=type(exc).__name__)
-            return AppendResult(AppendStatus.BUSY, reason)
-        if not inserted:
-            return AppendResult(AppendStatus.DUPLICATE, "event id already stored")
+            return [AppendResult(AppendStatus.BUSY, reason)] * len(changes)
         if self._expire_after:
-            self._pending += 1
-        return AppendResult(AppendStatus.STORED)
+            self._pending += sum(inserted)
+        return [_STORED if flag else _DUPLICATE for flag in inserted] + full
 
     # --- the dispatcher's API --------------------------------------------------------------
 

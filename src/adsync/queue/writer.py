@@ -26,7 +26,7 @@ class WriterClosed(RuntimeError):
     """The writer was closed; nothing more is accepted."""
 
 
-_Append = tuple[SealedChange, "asyncio.Future[bool]", float]
+_Append = tuple[Sequence[SealedChange], "asyncio.Future[list[bool]]", float]
 
 
 class _OpFailed:
@@ -89,9 +89,11 @@ class GroupWriter:
         self._max_batch = max_batch
         self._on_commit = on_commit
         # Appended on the event loop, taken on the sqlite thread (deque ops are atomic).
-        # Each append carries the clock's time when it was queued (the fake clock of a test
-        # may move while the sqlite thread works; the time must be the loop's view).
+        # Each append (one or more changes, one future) carries the clock's time when it
+        # was queued (the fake clock of a test may move while the sqlite thread works;
+        # the time must be the loop's view).
         self._appends: deque[_Append] = deque()
+        self._queued = 0  # changes appended and not yet committed or failed (loop only)
         self._ops: deque[tuple[Op, asyncio.Future[Any]]] = deque()
         self._wake = asyncio.Event()
         self._closed = False
@@ -102,7 +104,8 @@ class GroupWriter:
 
     @property
     def queued_appends(self) -> int:
-        return len(self._appends)
+        """Changes appended whose transaction has not ended yet."""
+        return self._queued
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -110,10 +113,15 @@ class GroupWriter:
 
     async def append(self, item: SealedChange) -> bool:
         """True when inserted, False for a known event id; raises sqlite3.Error on failure."""
+        return (await self.append_many([item]))[0]
+
+    async def append_many(self, items: Sequence[SealedChange]) -> list[bool]:
+        """``append`` for several changes at once: one future, one wake-up, same transaction."""
         if self._closed:
             raise WriterClosed("the queue is closing")
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._appends.append((item, fut, self._time()))
+        fut: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._appends.append((items, fut, self._time()))
+        self._queued += len(items)
         self._wake.set()
         return await fut
 
@@ -140,7 +148,9 @@ class GroupWriter:
 
     def _fail_queued(self, exc: Exception) -> None:
         while self._appends:
-            self._appends.popleft()[1].set_exception(exc)
+            items, fut, _ = self._appends.popleft()
+            self._queued -= len(items)
+            fut.set_exception(exc)
         while self._ops:
             self._ops.popleft()[1].set_exception(exc)
 
@@ -152,8 +162,10 @@ class GroupWriter:
         if self._appends or self._ops:
             batch_appends: list[_Append] = []
             batch_ops: list[tuple[Op, asyncio.Future[Any]]] = []
-            while self._appends and len(batch_appends) < n:
+            changes: list[SealedChange] = []
+            while self._appends and len(changes) < n:
                 batch_appends.append(self._appends.popleft())
+                changes += batch_appends[-1][0]
             while self._ops and len(batch_ops) < n:
                 batch_ops.append(self._ops.popleft())
             now = batch_appends[-1][2] if batch_appends else self._time()
@@ -161,7 +173,7 @@ class GroupWriter:
             try:
                 inserted, results = _transaction(
                     conn,
-                    [a[0] for a in batch_appends],
+                    changes,
                     [o for o, _ in batch_ops],
                     now,
                     expire_after,
@@ -180,6 +192,7 @@ class GroupWriter:
         exc: Exception,
     ) -> None:
         self.failed_batches += 1
+        self._queued -= sum(len(a[0]) for a in appends)
         for fut in (*(a[1] for a in appends), *(o[1] for o in ops)):
             if not fut.done():
                 fut.set_exception(exc)
@@ -192,9 +205,15 @@ class GroupWriter:
         results: list[Any],
     ) -> None:
         self.commits += 1
-        for (_, fut, _t), flag in zip(appends, inserted, strict=True):
+        start = 0
+        for items, fut, _t in appends:
+            end = start + len(items)
+            self._queued -= len(items)
             if not fut.done():
-                fut.set_result(flag)
+                fut.set_result(inserted[start:end])
+            start = end
+        if start != len(inserted):
+            raise AssertionError("one insert flag per appended change")
         for (_, ofut), result in zip(ops, results, strict=True):
             if ofut.done():
                 continue

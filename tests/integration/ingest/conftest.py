@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class StubHandler:
     def __init__(self) -> None:
         self.changes: list[tuple[Change, Peer]] = []
         self.checks: list[tuple[Candidate, Peer]] = []
+        self.batches: list[int] = []  # how many CHANGEs each handler call carried
         self.ack = Ack(AckStatus.STORED)
         self.result = CheckResult.accept()
         self.gate: asyncio.Event | None = None
@@ -46,8 +47,8 @@ class StubHandler:
         self.running = 0
         self.max_running = 0
 
-    async def _enter(self) -> None:
-        self.running += 1
+    async def _enter(self, n: int = 1) -> None:
+        self.running += n  # requests inside the handler (a batch of CHANGEs counts each)
         self.max_running = max(self.max_running, self.running)
         try:
             if self.gate is not None:
@@ -55,12 +56,13 @@ class StubHandler:
             if self.fail is not None:
                 raise self.fail
         finally:
-            self.running -= 1
+            self.running -= n
 
-    async def change(self, change: Change, peer: Peer) -> Ack:
-        await self._enter()
-        self.changes.append((change, peer))
-        return self.ack
+    async def store_changes(self, changes: Sequence[Change], peer: Peer) -> list[Ack]:
+        await self._enter(len(changes))
+        self.changes.extend((change, peer) for change in changes)
+        self.batches.append(len(changes))
+        return [self.ack] * len(changes)
 
     async def check(self, candidate: Candidate, peer: Peer) -> CheckResult:
         await self._enter()

@@ -21,6 +21,7 @@ from .conftest import Harness, StubHandler, change_fields, raw_frame
 
 PW = "Limit-Pässwort-99"
 PWB = PW.encode()
+BUSY_REASON = "the daemon could not store the change; resend later"
 
 
 async def test_slow_sender_is_closed(harness: Harness, handler: StubHandler) -> None:
@@ -90,6 +91,54 @@ async def test_pipelined_changes_are_handled_concurrently_and_replied_by_id(
     assert sorted(r[0] for r in replies if r) == list(range(100, 120))
     assert all(r is not None and r[1] == AckReply(AckCode.STORED) for r in replies)
     assert server.counters.changes_received == 20
+
+
+async def test_changes_of_one_read_reach_the_handler_in_one_call(
+    harness: Harness, handler: StubHandler
+) -> None:
+    server = await harness.start()
+    raw = await harness.unix(server)
+    ids = list(range(200, 230))
+    await raw.send(b"".join(raw_frame(0x20, change_fields(PWB), request_id=i) for i in ids))
+    replies = [await raw.reply() for _ in ids]
+    assert sorted(r[0] for r in replies if r) == ids
+    assert all(r is not None and r[1] == AckReply(AckCode.STORED) for r in replies)
+    assert sum(handler.batches) == len(ids)
+    assert max(handler.batches) > 1  # one write of 30 frames is not 30 handler calls
+    assert server.counters.changes_received == len(ids)
+
+
+async def test_changes_read_before_a_malformed_frame_are_still_answered(
+    harness: Harness, handler: StubHandler
+) -> None:
+    server = await harness.start()
+    raw = await harness.unix(server)
+    good = b"".join(raw_frame(0x20, change_fields(PWB), request_id=i) for i in (1, 2, 3))
+    await raw.send(good + raw_frame(0x20, change_fields(PWB), request_id=4, magic=b"XXXX"))
+    replies = await raw.replies_until_eof()
+    assert sorted(r[0] for r in replies[:3]) == [1, 2, 3]
+    assert all(r[1] == AckReply(AckCode.STORED) for r in replies[:3])
+    assert replies[3:] == [(0, ErrorReply("bad magic"))]
+    assert len(handler.changes) == 3
+
+
+async def test_handler_answering_the_wrong_number_of_acks_gets_busy_for_all(
+    harness: Harness, handler: StubHandler, captured_logs: list[dict[str, Any]]
+) -> None:
+    server = await harness.start()
+
+    async def no_acks(changes: Any, peer: Any) -> list[Ack]:
+        return []
+
+    handler.store_changes = no_acks  # type: ignore[method-assign]
+    raw = await harness.unix(server)
+    await raw.send(b"".join(raw_frame(0x20, change_fields(PWB), request_id=i) for i in (1, 2)))
+    replies = [await raw.reply(), await raw.reply()]
+    assert sorted(r[0] for r in replies if r) == [1, 2]
+    assert all(r is not None and r[1] == AckReply(AckCode.BUSY, BUSY_REASON) for r in replies)
+    errors = [e["error"] for e in captured_logs if e["event"] == "ingest_handler_error"]
+    assert errors and set(errors) == {"TypeError"}
+    assert server.counters.handler_errors == len(errors)
 
 
 async def test_in_flight_cap_applies_back_pressure(

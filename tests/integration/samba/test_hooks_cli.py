@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,11 +40,12 @@ class Recorder:
     delay: float = 0.0
     seen: set[bytes] = field(default_factory=set)
 
-    async def change(self, change: Change, peer: Peer) -> Ack:
-        if self.ack.status is AckStatus.STORED and change.event_id not in self.seen:
-            self.seen.add(change.event_id)
-            self.changes.append(change)
-        return self.ack
+    async def store_changes(self, changes: Sequence[Change], peer: Peer) -> list[Ack]:
+        for change in changes:
+            if self.ack.status is AckStatus.STORED and change.event_id not in self.seen:
+                self.seen.add(change.event_id)
+                self.changes.append(change)
+        return [self.ack] * len(changes)
 
     async def check(self, candidate: Candidate, peer: Peer) -> CheckResult:
         self.checks.append(candidate)

@@ -15,6 +15,7 @@ import pytest
 from adsync.clock import FakeClock
 from adsync.dispatch.retry import Decision, NextState
 from adsync.plugin import Change
+from adsync.queue import sql
 from adsync.queue.errors import QueueError, QueueKeyError
 from adsync.queue.keys import EnvKeyProvider, FileKeyProvider
 from adsync.queue.models import AppendStatus, DeliveryState
@@ -119,6 +120,35 @@ async def test_busy_past_max_pending_then_accepts_again(
         claim = batch.claims[0]
         await q.record(claim, Decision(NextState.DELIVERED, 1, 0, None, None, ""), "delivered", "")
         assert (await q.append(new_change("u9"))).status is AppendStatus.STORED
+    finally:
+        await q.close()
+
+
+async def test_append_many_is_one_transaction_with_a_result_per_change(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock, new_change: Callable[..., Change]
+) -> None:
+    q = await Queue.open(db_path, keys, ["only"], max_pending=4, clock=clock)
+    try:
+        first = new_change("a")
+        assert (await q.append(first)).status is AppendStatus.STORED
+        again = [first, *(new_change(f"b{i}") for i in range(5))]
+        before = q.commits
+        results = await q.append_many(again)
+        assert q.commits - before == 1
+        # max_pending=4 with one pending leaves room for three, counted before the
+        # known id turns out a duplicate; the rest are BUSY (the source resends them)
+        assert [r.status for r in results] == [
+            AppendStatus.DUPLICATE,
+            AppendStatus.STORED,
+            AppendStatus.STORED,
+            AppendStatus.BUSY,
+            AppendStatus.BUSY,
+            AppendStatus.BUSY,
+        ]
+        assert "full" in results[-1].reason
+        stored = {bytes(r[0]) for r in rows(db_path, "SELECT event_id FROM changes")}
+        assert stored == {c.event_id for c in again[:3]}
+        assert q.pending_changes == 3
     finally:
         await q.close()
 
@@ -402,3 +432,45 @@ async def test_purge_older_than_is_an_age_in_seconds(
     assert await queue.purge_failed(older_than=86400) == 1
     left = await queue.list_deliveries(backend="soffid", state="failed")
     assert [i.account for i in left] == ["new"]
+
+
+async def test_one_claim_supersedes_expires_and_claims_in_a_few_statements(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock, new_change: Callable[..., Change]
+) -> None:
+    q = await Queue.open(db_path, keys, ["only"], max_pending=100, clock=clock)
+    q.set_expire_after("only", 60.0)
+    bob = new_change("bob")
+    await q.append(bob)
+    clock.advance(61)  # bob's row is past its expiry when claimed
+    alice = [new_change("alice") for _ in range(3)]
+    carol = new_change("carol")
+    for change in (*alice, carol):
+        await q.append(change)
+    await q.close()
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    conn.execute("BEGIN IMMEDIATE")
+    result = sql.claim(conn, "only", 10, clock.time())
+    conn.execute("COMMIT")
+    conn.set_trace_callback(None)
+    # one page of candidates, three updates, one password drop, next due, one load
+    assert len(statements) - 2 <= 7
+    claimed = [bytes(r.event_id) for r in result.rows]
+    assert claimed == [alice[2].event_id, carol.event_id]  # only the newest per account
+    assert result.finished == 3
+    state = {
+        bytes(eid): (st, outcome, pw is not None)
+        for eid, st, outcome, pw in conn.execute(
+            "SELECT c.event_id, d.state, d.last_outcome, c.password_sealed"
+            " FROM deliveries d JOIN changes c ON c.id = d.change_id"
+        )
+    }
+    conn.close()
+    assert state[bob.event_id] == ("failed", "expired", False)
+    assert state[alice[0].event_id] == ("superseded", "superseded", False)
+    assert state[alice[1].event_id] == ("superseded", "superseded", False)
+    assert state[alice[2].event_id] == ("in_flight", None, True)
+    assert state[carol.event_id] == ("in_flight", None, True)
+    assert result.dropped == 3
