@@ -122,11 +122,7 @@ def finish(
     now: float,
 ) -> int:
     """Move a delivery to a terminal state; returns passwords dropped (0 or 1)."""
-    conn.execute(
-        "UPDATE deliveries SET state = ?, last_outcome = ?, last_error = ?, updated_at = ?"
-        " WHERE change_id = ? AND backend = ?",
-        (state, outcome, error, now, change_id, backend),
-    )
+    _set_state(conn, backend, [change_id], (state, outcome, error), now)
     return drop_password_if_done(conn, change_id)
 
 
