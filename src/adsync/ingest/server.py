@@ -493,7 +493,8 @@ class _Connection:
                 if isinstance(message, ChangeMsg):
                     batch.append((request_id, message))
                 else:
-                    self._spawn(self._handle(request_id, message))
+                    assert isinstance(message, Check)  # _REQUEST_TYPES holds only these two
+                    self._spawn(self._handle_check(request_id, message))
                 if not self._ready or len(batch) >= _MAX_BATCH:
                     return
                 payload = self._ready.popleft()
@@ -574,9 +575,8 @@ class _Connection:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def _handle(self, request_id: int, message: Message) -> None:
+    async def _handle_check(self, request_id: int, message: Check) -> None:
         try:
-            assert isinstance(message, Check)
             self.counters.checks_received += 1
             reply = await self._check(message)
             await self._write(encode(reply, request_id))

@@ -111,12 +111,9 @@ class GroupWriter:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run_loop(), name="adsync-queue-writer")
 
-    async def append(self, item: SealedChange) -> bool:
-        """True when inserted, False for a known event id; raises sqlite3.Error on failure."""
-        return (await self.append_many([item]))[0]
-
     async def append_many(self, items: Sequence[SealedChange]) -> list[bool]:
-        """``append`` for several changes at once: one future, one wake-up, same transaction."""
+        """Per change, True when inserted, False for a known event id; one future and one
+        wake-up for all, same transaction. Raises sqlite3.Error on failure."""
         if self._closed:
             raise WriterClosed("the queue is closing")
         fut: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
