@@ -4,7 +4,7 @@ A backend is a class registered in the ``adsync.backends`` entry-point group.
 It declares a pydantic config model (a subclass of ``BackendConfig``), delivers
 one change at a time (``deliver``), may answer policy pre-checks (``check``),
 and has a ``start``/``close`` life cycle. The reference plugins in
-``backends/`` use nothing beyond this module.
+``adsync.backends`` (src/adsync/backends/) use nothing beyond this module.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adsync_backends.ldap import LdapBackend, LdapConfig
 
+from adsync.backends.ldap import LdapBackend, LdapConfig
 from adsync.plugin import Change, Outcome, OutcomeKind, Secret
 from adsync.testing.slapd import (
     PEOPLE,

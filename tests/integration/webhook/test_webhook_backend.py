@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adsync_backends.webhook import WebhookBackend, WebhookConfig
 
+from adsync.backends.webhook import WebhookBackend, WebhookConfig
 from adsync.observe.logs import configure_logging
 from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex

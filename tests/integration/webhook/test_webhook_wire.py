@@ -8,8 +8,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from adsync_backends.webhook.config import check_webhook_url as check_target_url
-from adsync_backends.webhook.wire import (
+
+from adsync.backends.webhook.config import check_webhook_url as check_target_url
+from adsync.backends.webhook.wire import (
     change_body,
     check_body,
     check_result,
@@ -20,7 +21,6 @@ from adsync_backends.webhook.wire import (
     scrub,
     signature,
 )
-
 from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
 
 SPEC_BODY = (

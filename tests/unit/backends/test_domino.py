@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from adsync_backends.domino import DominoBackend, DominoConfig
-from adsync_backends.domino.protocol import directory_query
 
+from adsync.backends.domino import DominoBackend, DominoConfig
+from adsync.backends.domino.protocol import directory_query
 from adsync.plugin import Backend, Change, OutcomeKind, Secret
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.domino import FakeDomino

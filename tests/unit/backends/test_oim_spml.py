@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from adsync_backends.oim_spml import OimSpmlBackend, OimSpmlConfig
-from adsync_backends.oim_spml.protocol import (
+from lxml import etree
+from pydantic import ValidationError
+
+from adsync.backends.oim_spml import OimSpmlBackend, OimSpmlConfig
+from adsync.backends.oim_spml.protocol import (
     NOT_IN_OIM,
     PsoId,
     UnsafeXml,
@@ -16,9 +19,6 @@ from adsync_backends.oim_spml.protocol import (
     search_request,
     set_password_request,
 )
-from lxml import etree
-from pydantic import ValidationError
-
 from adsync.plugin import Backend, Change, OutcomeKind, Secret
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.oim import FakeOim, validate_spml

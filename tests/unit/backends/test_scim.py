@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adsync_backends.scim import ScimBackend, ScimConfig
-from adsync_backends.scim.protocol import classify_error, patch_body, user_filter
 
+from adsync.backends.scim import ScimBackend, ScimConfig
+from adsync.backends.scim.protocol import classify_error, patch_body, user_filter
 from adsync.plugin import Backend, Change, OutcomeKind, Secret
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.scim import FakeScim

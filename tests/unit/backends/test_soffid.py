@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adsync_backends.soffid import SoffidBackend, SoffidConfig
-from adsync_backends.soffid.protocol import (
+from pydantic import ValidationError
+
+from adsync.backends.soffid import SoffidBackend, SoffidConfig
+from adsync.backends.soffid.protocol import (
     classify_check,
     classify_propagation,
     eris_quote,
     query_string,
 )
-from pydantic import ValidationError
-
 from adsync.plugin import Backend, Candidate, Change, OutcomeKind, Secret, Verdict
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.soffid import FakeSoffid

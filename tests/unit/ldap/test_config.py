@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from adsync_backends.ldap import LdapConfig
 from pydantic import ValidationError
+
+from adsync.backends.ldap import LdapConfig
 
 BASE: dict[str, Any] = {
     "type": "ldap",

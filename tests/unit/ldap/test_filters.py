@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from adsync_backends.ldap.filters import build_filter, check_filter_template, escape_filter_value
+
+from adsync.backends.ldap.filters import build_filter, check_filter_template, escape_filter_value
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from adsync_backends.ldap.outcomes import Phase, classify
 
+from adsync.backends.ldap.outcomes import Phase, classify
 from adsync.plugin import OutcomeKind
 
 

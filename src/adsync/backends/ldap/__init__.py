@@ -12,10 +12,10 @@ import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
-from adsync_backends.ldap.filters import build_filter, check_filter_template
-from adsync_backends.ldap.outcomes import Phase, classify
 from pydantic import Field, field_validator, model_validator
 
+from adsync.backends.ldap.filters import build_filter, check_filter_template
+from adsync.backends.ldap.outcomes import Phase, classify
 from adsync.plugin import (
     Backend,
     BackendConfig,
