@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from adsync.ingest.codec import AckCode, AckReply, ChangeMsg, FrameSplitter, decode, encode
+from adsync.ingest.codec import AckReply, ChangeMsg, FrameSplitter, decode, encode
+from adsync.ingest.wire import AckCode
 from adsync.secret import Secret
 from adsync.testing.daemon import DaemonProcess, base_config
 

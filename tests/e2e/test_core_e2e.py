@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from adsync.ingest.client import IngestClient, IngestError, change_message
-from adsync.ingest.codec import AckCode, VerdictCode
+from adsync.ingest.wire import AckCode, VerdictCode
 from adsync.secret import Secret
 from adsync.testing.daemon import DaemonProcess
 from adsync.testing.leaks import REGISTRY

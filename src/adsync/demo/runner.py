@@ -49,7 +49,7 @@ from adsync.demo.scenarios import (
     Scenario,
 )
 from adsync.ingest.client import IngestClient
-from adsync.ingest.codec import AckCode, VerdictCode
+from adsync.ingest.wire import AckCode, VerdictCode
 from adsync.queue.store import Queue
 from adsync.secret import Secret
 from adsync.testing.soffid import FakeSoffid

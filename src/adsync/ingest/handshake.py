@@ -11,7 +11,7 @@ import hmac
 import os
 from typing import Final
 
-from adsync.ingest.codec import NONCE_SIZE
+from adsync.ingest.wire import NONCE_SIZE
 
 KEY_SIZE: Final = 32
 DAEMON_LABEL: Final = b"adsync/1 daemon"

@@ -28,8 +28,6 @@ import structlog
 
 from adsync.ingest import handshake
 from adsync.ingest.codec import (
-    CLIENT_TYPES,
-    AckCode,
     AckReply,
     Auth,
     AuthOk,
@@ -41,9 +39,7 @@ from adsync.ingest.codec import (
     Hello,
     Limits,
     Message,
-    MsgType,
     ProtocolError,
-    VerdictCode,
     VerdictReply,
     decode,
     decode_header,
@@ -51,6 +47,7 @@ from adsync.ingest.codec import (
     truncate_utf8,
 )
 from adsync.ingest.handler import Ack, IngestHandler, Peer
+from adsync.ingest.wire import CLIENT_TYPES, AckCode, MsgType, VerdictCode
 from adsync.plugin import Candidate, Change, CheckResult
 from adsync.secret import Secret
 

@@ -6,15 +6,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from adsync.ingest.codec import (
-    AckCode,
-    AckReply,
-    ErrorReply,
-    Limits,
-    VerdictCode,
-    VerdictReply,
-)
+from adsync.ingest.codec import AckReply, ErrorReply, Limits, VerdictReply
 from adsync.ingest.handler import Ack, AckStatus
+from adsync.ingest.wire import AckCode, VerdictCode
 from adsync.plugin import CheckResult
 
 from .conftest import Harness, StubHandler, change_fields, raw_frame

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from adsync.ingest.codec import AckCode, AckReply, ErrorReply, Limits
+from adsync.ingest.codec import AckReply, ErrorReply, Limits
 from adsync.ingest.server import IngestServer
+from adsync.ingest.wire import AckCode
 
 from .conftest import Harness, StubHandler, change_fields, raw_frame
 

@@ -18,19 +18,17 @@ from adsync.ingest.client import (
     change_message,
 )
 from adsync.ingest.codec import (
-    AckCode,
     Challenge,
     ErrorReply,
     FrameSplitter,
     Hello,
-    MsgType,
-    VerdictCode,
     decode,
     decode_header,
     encode,
 )
 from adsync.ingest.handler import Ack, AckStatus
 from adsync.ingest.server import IngestServer
+from adsync.ingest.wire import AckCode, MsgType, VerdictCode
 from adsync.plugin import CheckResult
 from adsync.secret import Secret
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from adsync.ingest.codec import AckCode, AckReply, FrameSplitter, decode
+from adsync.ingest.codec import AckReply, FrameSplitter, decode
 from adsync.ingest.server import IngestServer
+from adsync.ingest.wire import AckCode
 
 from .conftest import Harness, StubHandler, change_fields, raw_frame
 

@@ -7,7 +7,6 @@ import struct
 import pytest
 
 from adsync.ingest.codec import (
-    AckCode,
     AckReply,
     Auth,
     AuthOk,
@@ -19,12 +18,12 @@ from adsync.ingest.codec import (
     Hello,
     Limits,
     ProtocolError,
-    VerdictCode,
     VerdictReply,
     decode,
     encode,
     truncate_utf8,
 )
+from adsync.ingest.wire import AckCode, VerdictCode
 from adsync.secret import Secret
 
 SPEC_CHANGE_HEX = """

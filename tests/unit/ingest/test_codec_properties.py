@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adsync.ingest.codec import (
-    AckCode,
     AckReply,
     Auth,
     AuthOk,
@@ -21,11 +20,11 @@ from adsync.ingest.codec import (
     Limits,
     Message,
     ProtocolError,
-    VerdictCode,
     VerdictReply,
     decode,
     encode,
 )
+from adsync.ingest.wire import AckCode, VerdictCode
 from adsync.secret import Secret
 
 LIMITS = Limits()
