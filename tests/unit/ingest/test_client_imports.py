@@ -23,6 +23,7 @@ def test_client_imports_only_stdlib_and_secret() -> None:
         "adsync.secret",
         "adsync.ingest",
         "adsync.ingest.codec",
+        "adsync.ingest.wire",
         "adsync.ingest.handshake",
         "adsync.ingest.client",
     }
