@@ -8,14 +8,20 @@ named ``password``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import html
+import json
 import os
+import re
+import urllib.parse
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 REDACTED = "***"
+MAX_REASON = 500
 
 # Keyed by identity: hashing a Secret must not be needed to track it.
 _live: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDictionary()
@@ -79,6 +85,56 @@ def live_secret_values() -> Iterator[str]:
     """The values of every Secret alive now (for redaction only)."""
     for secret in list(_live.values()):
         yield secret.reveal()
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """The ways a target or a formatter may echo ``value``: escaped, quoted, encoded."""
+    raw = value.encode("utf-8")
+    forms = {
+        value,
+        repr(value)[1:-1],
+        repr(raw)[2:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value, quote=True),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value, safe=""),
+        raw.hex(),
+        raw.hex().upper(),
+        value.encode("utf-16-le", "surrogatepass").hex(),
+    }
+    for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = b64.decode("ascii")
+        forms.update({text, text.rstrip("=")})
+    return {form for form in forms if form}
+
+
+def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_REASON) -> str:
+    """``text`` as a printable one-liner with no secret in it, in any of its usual encodings
+    (raw, repr, JSON, XML, percent, hex, base64), then cut to ``max_len`` characters.
+
+    The one scrubber for reasons, error details and target answers: redaction comes before
+    the cut, so a secret across the cut cannot survive in part.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if value:
+            forms |= _encoded_forms(value)
+    pattern = (
+        re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+        if forms
+        else None
+    )
+    text = str(text)
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if pattern is not None:  # folding whitespace can rebuild a secret that holds a space
+        text = pattern.sub(REDACTED, text)
+    if max_len is not None and len(text) > max_len:
+        text = text[: max_len - 1] + "…"
+    return text
 
 
 class SecretRefError(ValueError):
