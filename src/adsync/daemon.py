@@ -32,6 +32,7 @@ from adsync.config import Config, ConfigError, load_config
 from adsync.dispatch.dispatcher import Dispatcher
 from adsync.dispatch.lane import Lane
 from adsync.ingest.codec import Limits
+from adsync.ingest.exclusion import ExcludingHandler
 from adsync.ingest.handler import Ack, AckStatus, Peer
 from adsync.ingest.psk import load_or_create_psk
 from adsync.ingest.server import IngestServer
@@ -154,7 +155,7 @@ class Daemon:
         psk = load_or_create_psk(ingest.psk_file) if ingest.tcp else None
         group = grp.getgrnam(ingest.socket_group).gr_gid if ingest.socket_group else None
         return IngestServer(
-            self,
+            ExcludingHandler(self, self.metrics.on_excluded),
             ingest_limits(self.config),
             unix_path=ingest.unix_socket,
             allowed_uids=set(ingest.allowed_uids),

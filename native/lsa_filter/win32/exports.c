@@ -62,6 +62,7 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
         return g_init_state == 2;
     adsy_settings_load(&g_settings);
     adsy_log_init(&g_settings);
+    adsy_exclusions_load();
     int rc;
     if ((rc = adsy_crypto_init()) != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "crypto_init_failed", rc, 0);
@@ -99,6 +100,8 @@ fail:
 NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
                                     PUNICODE_STRING NewPassword)
 {
+    if (adsy_account_is_excluded(UserName, 1))
+        return 0; /* krbtgt, machine, trust, gMSA, ExcludeAccounts: never sent */
     if (g_init_state != 2)
         return 0;
     return adsy_changes_notify(UserName, RelativeId, NewPassword);
@@ -164,6 +167,8 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
 BOOLEAN NTAPI PasswordFilter(PUNICODE_STRING AccountName, PUNICODE_STRING FullName,
                              PUNICODE_STRING Password, BOOLEAN SetOperation)
 {
+    if (adsy_account_is_excluded(AccountName, 0))
+        return TRUE; /* not a user password: never asked about, never refused */
     if (g_init_state != 2)
         return TRUE; /* not initialised: never block password changes */
     ULONGLONG deadline = adsy_now_ms() + g_settings.deadline_ms;

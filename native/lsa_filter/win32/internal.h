@@ -81,6 +81,11 @@ void adsy_spool_consume(size_t n);
 int adsy_spool_pending(void);
 unsigned long long adsy_spool_count(void);
 
+/* ---- account exclusions (exclude.c): krbtgt, krbtgt_*, *$, ExcludeAccounts ---- */
+void adsy_exclusions_load(void);
+/* 1: never forward nor refuse this account's secret (which: 0 filter, 1 notify). */
+int adsy_account_is_excluded(const UNICODE_STRING *account, int which);
+
 /* ---- changes (changes.c): the queue between LSASS and the worker ---- */
 int adsy_changes_init(DWORD capacity);
 /* Called on LSASS's thread: converts and enqueues; never blocks on the network. */
