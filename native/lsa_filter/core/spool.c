@@ -306,6 +306,15 @@ int adsy_spool_step(adsy_spool_reader *r, uint64_t off, uint64_t end, adsy_chang
     }
     if (cut_short)
         return ADSY_STEP_TORN;
+    /* nothing opens up to the end: an append whose size reached the disk before its data
+     * (the file ends in zeros; a real tag ends in 16 zero bytes with odds of 2^-128) */
+    z = all_zero(r, end - off > ADSY_SPOOL_TAG_LEN ? end - ADSY_SPOOL_TAG_LEN : off, end);
+    if (z < 0)
+        return ADSY_STEP_IOERR;
+    if (z == 1) {
+        *why = ADSY_E_TRUNC;
+        return ADSY_STEP_TORN;
+    }
     *next = end;
     return ADSY_STEP_SKIP;
 }

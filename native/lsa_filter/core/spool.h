@@ -57,8 +57,9 @@ int adsy_spool_parse(const uint8_t *pt, size_t n, adsy_change *c);
  *   RECORD  a record that opens; *c holds it, *next is the following offset;
  *   SKIP    bytes that do not open (a flipped bit, a zeroed sector, a bad length): *next is
  *           the next offset where a record opens, or end when none does;
- *   TORN    the rest of the file is an interrupted append (a header or record cut short by
- *           the end of the file, or zero bytes only): cut the file at off;
+ *   TORN    the rest of the file is an interrupted append: a header or record cut short by
+ *           the end of the file, zero bytes only, or a record that does not open, followed
+ *           by nothing that does, in a file that ends in zeros: cut the file at off;
  *   END     off == end;
  *   IOERR   the callback failed (after its own retries): nothing is decided, try later.
  * *why is the reason of a SKIP or TORN (an ADSY_E_* code). */

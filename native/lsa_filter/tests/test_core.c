@@ -617,6 +617,13 @@ static void test_spool_recovery(void)
     s = scan_all(&m, a);
     CHECK(rids_are(&s, all, 9) && s.torn && s.torn_at == g_rec_off[9]);
 
+    /* the last record half written, then zeros to the end of the file: torn */
+    ten_records(&m, a);
+    memset(m.buf + g_rec_off[9] + 25, 0, 4096);
+    m.len = g_rec_off[9] + 25 + 4096;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 9) && s.torn && s.torn_at == g_rec_off[9] && s.skips == 0);
+
     /* the last record's tag is wrong but its length is sound: skipped to the end */
     ten_records(&m, a);
     m.buf[m.len - 1] ^= 0x80;
