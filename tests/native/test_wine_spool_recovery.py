@@ -155,3 +155,53 @@ async def test_record_damaged_while_running_costs_that_record_only(filter_setup,
         sha(p) for i, (_, _, p) in enumerate(changes) if i != 2
     ]
     assert "spool_record_skipped code=-15 count=1" in filter_setup.log_text()
+
+
+async def test_set_aside_spool_is_replayed_through_the_daemon(
+    filter_setup, tmp_path, monkeypatch
+) -> None:
+    """The PSK was replaced: the DLL sets the old spool aside (no record opens under the new
+    key); `adsync filter spool replay` with the old key sends it to the real daemon, which
+    delivers every change to the webhook target."""
+    import subprocess
+    import sys
+
+    from adsync.testing.daemon import DaemonProcess, base_config
+    from adsync.testing.webhook import WebhookTarget
+
+    changes = rows("aside")
+    _, sealed = await spool_then_kill(filter_setup, tmp_path, changes)
+    old_key = tmp_path / "old.key"
+    old_key.write_bytes(filter_setup.psk)
+    filter_setup.key_file.write_bytes(bytes(range(32)))  # the new key
+    third = Harness(filter_setup.wine, tmp_path, name="third")
+    assert await third.run("init") == 0
+    [aside] = list(filter_setup.spool_dir.glob("adsyncflt.spool.bad-*"))
+    assert aside.read_bytes() == sealed
+    assert "spool_set_aside" in filter_setup.log_text()
+
+    monkeypatch.setenv("ADSYNC_REPLAY_WEBHOOK_SECRET", "replay-webhook-key")
+    async with WebhookTarget("replay-webhook-key") as target:
+        work = tmp_path / "daemon"
+        work.mkdir()
+        backend = {
+            "type": "webhook",
+            "url": target.url,
+            "secret": "env:ADSYNC_REPLAY_WEBHOOK_SECRET",
+            "timeout": "5s",
+        }
+        daemon = DaemonProcess(work, base_config(work, {"hook": backend}))
+        daemon.start()
+        try:
+            cli = [sys.executable, "-m", "adsync", "filter", "spool", "replay", str(aside)]
+            cli += ["--key-file", str(old_key), "--config", str(daemon.config_path)]
+            done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert "10 records open, 0 damaged" in done.stdout
+            assert "stored 10, refused 0, busy 0" in done.stdout
+            delivered = await target.wait_for_deliveries(10, within=30)
+        finally:
+            daemon.stop(timeout=30)
+    assert sorted(d.password_sha256 for d in delivered) == sorted(sha(p) for _, _, p in changes)
+    for _, _, p in changes:
+        assert p not in done.stdout + done.stderr
