@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/acl.h"
 #include "../core/adsy_errors.h"
 #include "../core/batch.h"
 #include "../core/exclude.h"
@@ -766,6 +767,29 @@ static void test_exclude(void)
     CHECK(excluded(&e, longname));
 }
 
+/* ---------------- who may own and open the filter's secrets ---------------- */
+static void test_acl(void)
+{
+    adsy_ace_info sys_admins[2] = {{1, 1, 0x1F01FF}, {1, 1, 0x1F01FF}};
+    adsy_ace_info users_read[3] = {{1, 1, 0x1F01FF}, {1, 1, 0x1F01FF}, {1, 0, 0x1200A9}};
+    adsy_ace_info deny_everyone[3] = {{1, 1, 0x1F01FF}, {0, 0, 0x1F01FF}, {1, 0, 0}};
+    adsy_sec_info s = {0, 1, 1, 2, sys_admins};
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_OK);
+    s.aces = users_read; /* BUILTIN\Users: read */
+    s.ace_count = 3;
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_ACL_BROAD);
+    s.aces = deny_everyone; /* a deny entry and an empty allow take nothing away */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_OK);
+    s.owner_trusted = 0; /* another owner could rewrite the DACL */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_ACL_OWNER);
+    s.has_dacl = 0; /* NULL DACL: everyone full control */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_ACL_NULL);
+    s.reparse_point = 1; /* a junction or symlink planted to redirect */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_REPARSE);
+    adsy_sec_info empty = {0, 1, 1, 0, NULL}; /* an empty DACL: nobody but the owner */
+    CHECK_EQ(adsy_secret_path_verdict(&empty), ADSY_OK);
+}
+
 /* ---------------- link / retry state machine (fake clock) ---------------- */
 static void test_link(void)
 {
@@ -841,6 +865,7 @@ int main(void)
     test_spool();
     test_spool_recovery();
     test_exclude();
+    test_acl();
     test_link();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;

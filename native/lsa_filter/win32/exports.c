@@ -29,6 +29,9 @@ uint64_t adsy_unix_ms(void)
 
 static int load_psk(const WCHAR *path)
 {
+    int acl = adsy_check_secret_file(path); /* a planted or readable key: refused */
+    if (acl != ADSY_OK)
+        return acl;
     HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
                            FILE_ATTRIBUTE_NORMAL, NULL);
     if (h == INVALID_HANDLE_VALUE)

@@ -75,7 +75,9 @@ static int open_file(void)
     return g_file != INVALID_HANDLE_VALUE;
 }
 
-/* The spool directory (and only it) gets a protected DACL: SYSTEM full control. */
+/* The spool directory (and only it) gets a protected DACL: SYSTEM full control. A reparse
+ * point (a junction or symlink planted to redirect the spool), a DACL that cannot be set,
+ * or one that still lets anyone else in, is refused. */
 static int make_dir(const WCHAR *dir)
 {
     WCHAR tmp[MAX_PATH];
@@ -91,14 +93,21 @@ static int make_dir(const WCHAR *dir)
     PSECURITY_DESCRIPTOR sd = NULL;
     if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(L"D:P(A;OICI;FA;;;SY)",
                                                               SDDL_REVISION_1, &sd, NULL))
-        return 0;
+        return (int)GetLastError();
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
-    int ok = CreateDirectoryW(dir, &sa) || GetLastError() == ERROR_ALREADY_EXISTS;
-    if (ok)
-        SetFileSecurityW(dir, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-                         sd);
+    int rc = ADSY_OK;
+    if (!CreateDirectoryW(dir, &sa) && GetLastError() != ERROR_ALREADY_EXISTS)
+        rc = (int)GetLastError();
+    DWORD attrs = rc == ADSY_OK ? GetFileAttributesW(dir) : 0;
+    if (rc == ADSY_OK && (attrs == INVALID_FILE_ATTRIBUTES || !(attrs & FILE_ATTRIBUTE_DIRECTORY)))
+        rc = ERROR_DIRECTORY;
+    if (rc == ADSY_OK && (attrs & FILE_ATTRIBUTE_REPARSE_POINT))
+        rc = ADSY_E_REPARSE;
+    if (rc == ADSY_OK &&
+        !SetFileSecurityW(dir, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, sd))
+        rc = (int)GetLastError();
     LocalFree(sd);
-    return ok;
+    return rc == ADSY_OK ? adsy_check_secret_path(dir) : rc;
 }
 
 /* Renames a spool in which no record opens (another key) out of the way, for the
@@ -170,8 +179,9 @@ int adsy_spool_init(const WCHAR *dir)
         InitializeCriticalSection(&g_lock);
         lock_ready = 1;
     }
-    if (!make_dir(dir)) {
-        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", (long)GetLastError(), 0);
+    int dir_rc = make_dir(dir);
+    if (dir_rc != ADSY_OK) {
+        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", dir_rc, 0);
         return ADSY_E_SPACE;
     }
     if (_snwprintf(g_path, MAX_PATH, L"%ls\\%ls", dir, SPOOL_NAME) < 0)
