@@ -27,26 +27,6 @@ uint64_t adsy_unix_ms(void)
     return (t - 116444736000000000ull) / 10000u;
 }
 
-static int load_psk(const WCHAR *path)
-{
-    int acl = adsy_check_secret_file(path); /* a planted or readable key: refused */
-    if (acl != ADSY_OK)
-        return acl;
-    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
-                           FILE_ATTRIBUTE_NORMAL, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return (int)GetLastError();
-    uint8_t buf[33];
-    DWORD got = 0;
-    BOOL ok = ReadFile(h, buf, sizeof buf, &got, NULL);
-    CloseHandle(h);
-    int rc = ok && got == 32 ? 0 : -1; /* exactly 32 raw bytes, as the daemon writes it */
-    if (rc == 0)
-        memcpy(g_psk, buf, 32);
-    SecureZeroMemory(buf, sizeof buf);
-    return rc;
-}
-
 static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str *s)
 {
     WCHAR w[128];
@@ -71,7 +51,7 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
         adsy_log(ADSY_LOG_ERROR, "crypto_init_failed", rc, 0);
         goto fail;
     }
-    if ((rc = load_psk(g_settings.key_file)) != 0) {
+    if ((rc = adsy_psk_load(g_settings.key_file, g_psk)) != 0) {
         adsy_log(ADSY_LOG_ERROR, "key_file_unusable", rc, 0);
         goto fail;
     }

@@ -86,6 +86,8 @@ unsigned long long adsy_spool_count(void);
 int adsy_check_secret_path(const WCHAR *path);
 /* The file and the directory holding it. */
 int adsy_check_secret_file(const WCHAR *path);
+/* The PSK (psk.c): checked, then a DPAPI blob (machine scope) or 32 raw bytes. */
+int adsy_psk_load(const WCHAR *path, uint8_t out[32]);
 
 /* ---- account exclusions (exclude.c): krbtgt, krbtgt_*, *$, ExcludeAccounts ---- */
 void adsy_exclusions_load(void);
