@@ -173,6 +173,7 @@ async def test_set_aside_spool_is_replayed_through_the_daemon(
     _, sealed = await spool_then_kill(filter_setup, tmp_path, changes)
     old_key = tmp_path / "old.key"
     old_key.write_bytes(filter_setup.psk)
+    old_key.chmod(0o600)
     filter_setup.key_file.write_bytes(bytes(range(32)))  # the new key
     third = Harness(filter_setup.wine, tmp_path, name="third")
     assert await third.run("init") == 0

@@ -33,18 +33,20 @@ def spool() -> None:
     "--key-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="The 32-byte PSK the file was sealed under (default: ingest.psk_file).",
+    help="The PSK file the spool was sealed under (default: ingest.psk_file).",
 )
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for ACKs.")
 def replay(config_path: Path, spool_file: Path, key_file: Path | None, timeout: float) -> None:
     """Send SPOOL_FILE's changes to the daemon; exit 0 only when every one is stored."""
     from adsync.filterspool import read_spool
     from adsync.ingest.client import IngestClient, IngestError, change_message
+    from adsync.ingest.psk import PskError, read_psk
 
     config = load_or_exit(config_path)
-    key = (key_file or config.ingest.psk_file).read_bytes()
-    if len(key) != 32:
-        raise click.ClickException(f"{key_file or config.ingest.psk_file}: not a 32-byte key")
+    try:
+        key = read_psk(key_file or config.ingest.psk_file)
+    except PskError as exc:
+        raise click.ClickException(str(exc)) from None
     report = read_spool(spool_file.read_bytes(), key)
     click.echo(
         f"{spool_file}: {len(report.changes)} records open, {report.skipped} damaged "

@@ -72,6 +72,15 @@ def load_or_create_psk(path: Path | str) -> bytes:
     return key
 
 
+def read_psk(path: Path | str) -> bytes:
+    """Read an existing key file (raw, or DPAPI on Windows) with the same checks; never create."""
+    path = Path(path)
+    try:
+        return _load_windows(path) if sys.platform == "win32" else _load(path)
+    except FileNotFoundError:
+        raise PskError(f"key file {path} does not exist") from None
+
+
 def _load(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)

@@ -50,3 +50,18 @@ def test_foreign_or_damaged_blob_refused(on_windows: None, win32crypt, tmp_path:
     path.write_bytes(b"")
     with pytest.raises(PskError, match="neither a 32-byte key nor a DPAPI blob"):
         load_or_create_psk(path)
+
+
+def test_read_psk_never_creates(tmp_path: Path) -> None:
+    from adsync.ingest.psk import read_psk
+
+    with pytest.raises(PskError, match="does not exist"):
+        read_psk(tmp_path / "absent.key")
+    assert not (tmp_path / "absent.key").exists()
+    key = tmp_path / "k.key"
+    key.write_bytes(bytes(32))
+    key.chmod(0o644)
+    with pytest.raises(PskError, match="accessible by group or others"):
+        read_psk(key)
+    key.chmod(0o600)
+    assert read_psk(key) == bytes(32)
