@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -23,6 +23,13 @@ from adsync.queue.models import Claim
 from adsync.queue.store import Queue
 
 log = structlog.get_logger("adsync.dispatch")
+
+
+class LaneState(NamedTuple):
+    """What status, health and metrics show of a lane."""
+
+    running: bool  # its loop runs (False once stopped, or if it died)
+    in_flight: int  # deliveries running now
 
 
 class Lane:
@@ -61,6 +68,13 @@ class Lane:
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def state(self) -> LaneState:
+        return LaneState(self.running, self.in_flight)
 
     async def stop_claiming(self) -> None:
         self._stopping = True
