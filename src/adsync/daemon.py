@@ -143,7 +143,7 @@ class Daemon:
                     error=str(exc),
                     hint="its changes stay queued; fix the cause, then `adsync reload`",
                 )
-                self.view.backend_not_started(name, str(exc))
+                self.view.backend_not_started(name, exc.reason)
 
     def _make_server(self) -> IngestServer:
         ingest = self.config.ingest

@@ -29,7 +29,11 @@ log = structlog.get_logger("adsync.daemon")
 
 
 class BackendStartError(Exception):
-    """A plugin that could not be loaded or started; ``str()`` is safe to log and show."""
+    """A plugin that could not be loaded or started; safe to log and show (scrubbed)."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"backend {backend}: cannot start ({reason})")
+        self.reason = reason  # "SecretRefError: environment variable X is not set"
 
 
 async def start_backend(name: str, config: BackendConfig) -> Backend[Any]:
@@ -44,7 +48,7 @@ async def start_backend(name: str, config: BackendConfig) -> Backend[Any]:
                 await backend.close()
         detail = scrub(str(exc), *live_secret_values())  # a plugin may echo a secret
         why = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-        raise BackendStartError(f"backend {name}: cannot start ({why})") from None
+        raise BackendStartError(name, why) from None
     return backend
 
 

@@ -103,6 +103,8 @@ def render_status(data: dict[str, Any]) -> None:
     for entry in data.get("backends", []):
         counts = entry.get("counts") or {}
         lane = entry.get("lane", "-")
+        if lane == "start_failed":
+            lane = "did not start"  # the plugin's start failed: see last error
         if not entry.get("configured"):
             lane = "removed from config"
         table.add_row(
@@ -131,6 +133,11 @@ def render_status(data: dict[str, Any]) -> None:
     if data.get("restart_needed"):
         console.print(
             "changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"])
+        )
+    if any(e.get("lane") == "start_failed" for e in data.get("backends", [])):
+        console.print(
+            "a backend that did not start keeps its changes queued; fix the cause "
+            "(last error), then `adsync reload`"
         )
     if any(not e.get("configured") for e in data.get("backends", [])):
         console.print(
