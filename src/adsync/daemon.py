@@ -1,9 +1,9 @@
 """The daemon: ingest → encrypted queue → dispatcher → backends, and its life cycle.
 
-A composition root: it builds the parts, starts them in order, stops them in
-reverse, and implements ``IngestHandler`` (CHANGE → queue, CHECK → precheck).
-The parts own the rest: ``Dispatcher`` its lanes, ``observe.status`` what
-``/status``, ``/healthz`` and ``/metrics`` show, ``adsync.reloader`` SIGHUP.
+A composition root: it builds the parts, starts them in order and stops them in
+reverse. The parts own the rest: ``adsync.intake`` answers the sources (CHANGE →
+queue, CHECK → precheck), ``Dispatcher`` runs the lanes, ``observe.status`` is what
+``/status``, ``/healthz`` and ``/metrics`` show, ``adsync.reloader`` applies SIGHUP.
 
 Start order makes every ACK honest: the queue opens (and refuses a wrong key)
 before any socket listens. A backend whose plugin fails to start does not stop
@@ -21,8 +21,6 @@ import gc
 import grp
 import os
 import signal
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +30,16 @@ from adsync.clock import SystemClock
 from adsync.config import Config
 from adsync.dispatch.dispatcher import Dispatcher
 from adsync.ingest.codec import Limits
-from adsync.ingest.handler import Ack, AckStatus, Peer
 from adsync.ingest.psk import load_or_create_psk
 from adsync.ingest.server import IngestServer
+from adsync.intake import Intake
 from adsync.observe.http import ObserveServer
 from adsync.observe.status import StatusView
 from adsync.observe.watched_queue import WatchedQueue
-from adsync.plugin import Backend, Candidate, Change, CheckResult
-from adsync.precheck import precheck
+from adsync.plugin import Backend
 from adsync.queue.keys import KeyProvider, key_provider_from_config
-from adsync.queue.store import AppendStatus
 from adsync.reload import pid_file_for, remove_pid_file, write_pid_file
-from adsync.reloader import BackendStartError, Reloader, start_backend
+from adsync.reloader import Reloader, start_backends
 
 log = structlog.get_logger("adsync.daemon")
 
@@ -62,7 +58,7 @@ def ingest_limits(config: Config) -> Limits:
 
 
 class Daemon:
-    """Implements ``IngestHandler``: CHANGE → queue, CHECK → precheck."""
+    """Builds the parts, starts them in order and stops them in reverse."""
 
     def __init__(
         self,
@@ -85,9 +81,9 @@ class Daemon:
             ingest=lambda: self.server.counters if self.server is not None else None,
             config_path=config_path,
         )
-        self.metrics = self.view.metrics
         self._clock = SystemClock()
         self._pid_file: Path | None = None
+        self.intake = Intake(self, self.view)
         self._reloader = Reloader(self)
         self._reloads: list[asyncio.Task[bool]] = []
         self._stopping = False
@@ -109,10 +105,11 @@ class Daemon:
         self.view.watch(queue)
         self._pid_file = pid_file_for(Path(config.queue.path))
         write_pid_file(self._pid_file)
-        await self._start_backends()
+        self.backends = await start_backends(config.backends, self.view)
         lanes = {name: (b, b.config) for name, b in self.backends.items()}
         self.dispatcher = Dispatcher(self.queue, lanes, self._clock)
         await self.dispatcher.start()
+        self.intake.open(queue)
         self.server = self._make_server()
         await self.server.start()
         listen = config.metrics.listen_address
@@ -131,26 +128,12 @@ class Daemon:
             metrics=str(config.metrics.listen) if config.metrics.listen else None,
         )
 
-    async def _start_backends(self) -> None:
-        """Start every plugin; one that fails is reported and the others run (see above)."""
-        for name, backend_config in self.config.backends.items():
-            try:
-                self.backends[name] = await start_backend(name, backend_config)
-            except BackendStartError as exc:
-                log.error(
-                    "backend_start_failed",
-                    backend=name,
-                    error=str(exc),
-                    hint="its changes stay queued; fix the cause, then `adsync reload`",
-                )
-                self.view.backend_not_started(name, exc.reason)
-
     def _make_server(self) -> IngestServer:
         ingest = self.config.ingest
         psk = load_or_create_psk(ingest.psk_file) if ingest.tcp else None
         group = grp.getgrnam(ingest.socket_group).gr_gid if ingest.socket_group else None
         return IngestServer(
-            self,
+            self.intake,
             ingest_limits(self.config),
             unix_path=ingest.unix_socket,
             allowed_uids=set(ingest.allowed_uids),
@@ -158,36 +141,6 @@ class Daemon:
             tcp=ingest.tcp_address,
             psk=psk,
         )
-
-    # --- IngestHandler ----------------------------------------------------------------
-
-    async def store_changes(self, changes: Sequence[Change], peer: Peer) -> list[Ack]:
-        if self._stopping or self.queue is None:
-            self.metrics.on_change(peer.transport, "busy", len(changes))
-            return [_SHUTTING_DOWN] * len(changes)
-        results = await self.queue.append_many(changes)
-        for status, count in Counter(r.status for r in results).items():
-            self.metrics.on_change(peer.transport, status.value, count)
-        return [
-            _STORED if r.status is not AppendStatus.BUSY else Ack(AckStatus.BUSY, r.reason)
-            for r in results
-        ]
-
-    async def check(self, candidate: Candidate, peer: Peer) -> CheckResult:
-        # One read of each: a reload swaps config and backends together, between awaits.
-        pre, backends, down = self.config.precheck, self.backends, self.view.not_started
-        asked = [backends[n] for n in pre.backends if n in backends and backends[n].offers_check]
-        result = await precheck(
-            candidate,
-            asked,
-            within=pre.timeout,
-            on_undecided=pre.on_undecided,
-            unanswered=[n for n in pre.backends if n in down],  # did not start: no answer
-        )
-        verdict = result.verdict.name.lower()
-        self.metrics.on_check(verdict)
-        log.info("check", verdict=verdict, peer=peer.description)
-        return result
 
     # --- reload and stop ----------------------------------------------------------------
 
@@ -206,10 +159,10 @@ class Daemon:
             await self._stopped.wait()
             return
         self._stopping = self.view.stopping = True
+        self.intake.close()  # new CHANGEs: ACK busy; appends already waiting commit and ACK
         log.info("daemon_stopping")
         await self._reloader.close()  # a reload in progress finishes first
         if self.server is not None:
-            # New CHANGEs get ACK busy from now on; appends already waiting commit and ACK.
             await self.server.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop(self.config.dispatch.shutdown_grace)
@@ -224,10 +177,6 @@ class Daemon:
             remove_pid_file(self._pid_file)
         log.info("daemon_stopped")
         self._stopped.set()
-
-
-_STORED = Ack(AckStatus.STORED)
-_SHUTTING_DOWN = Ack(AckStatus.BUSY, "daemon is shutting down")
 
 
 async def serve(config: Config, config_path: Path | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +51,29 @@ async def start_backend(name: str, config: BackendConfig) -> Backend[Any]:
         why = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
         raise BackendStartError(name, why) from None
     return backend
+
+
+async def start_backends(
+    configs: Mapping[str, BackendConfig], view: StatusView
+) -> dict[str, Backend[Any]]:
+    """Start every plugin at boot; one that fails is logged and shown, the others run.
+
+    Its changes are still queued (the queue fans out to every configured backend)
+    and wait for a reload that starts it (``plan_reload(not_started=...)``).
+    """
+    started: dict[str, Backend[Any]] = {}
+    for name, config in configs.items():
+        try:
+            started[name] = await start_backend(name, config)
+        except BackendStartError as exc:
+            log.error(
+                "backend_start_failed",
+                backend=name,
+                error=str(exc),
+                hint="its changes stay queued; fix the cause, then `adsync reload`",
+            )
+            view.backend_not_started(name, exc.reason)
+    return started
 
 
 class Running(Protocol):
@@ -170,4 +194,11 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
-__all__ = ["BackendStartError", "Reloader", "Running", "configure_logging", "start_backend"]
+__all__ = [
+    "BackendStartError",
+    "Reloader",
+    "Running",
+    "configure_logging",
+    "start_backend",
+    "start_backends",
+]
