@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -64,15 +64,6 @@ def pending_of(data: dict[str, Any], backend: str | None = None) -> int:
     return total
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def _last_error(entry: dict[str, Any]) -> str:
     err = entry.get("last_error")
     if not err:
@@ -115,7 +106,7 @@ def render_status(data: dict[str, Any]) -> None:
             str(entry.get("pending", 0)),
             str(counts.get("delivered", 0)),
             str(counts.get("failed", 0)),
-            _age(entry.get("oldest_pending_age")),
+            age(entry.get("oldest_pending_age")),
             _last_error(entry),
         )
     console.print(table)
