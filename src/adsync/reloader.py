@@ -77,7 +77,7 @@ async def start_backends(
 
 
 class Running(Protocol):
-    """What a reload reads and swaps on the daemon (the ingest handler reads it too)."""
+    """What a reload reads and swaps on the daemon."""
 
     config: Config
     config_path: Path | None
