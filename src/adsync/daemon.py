@@ -78,6 +78,7 @@ class Daemon:
         self.view = StatusView(
             config=lambda: self.config,
             lanes=lambda: self.dispatcher.lane_states() if self.dispatcher else {},
+            config_problems=lambda: self.dispatcher.config_problems() if self.dispatcher else {},
             ingest=lambda: self.server.counters if self.server is not None else None,
             config_path=config_path,
         )

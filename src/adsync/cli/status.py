@@ -98,6 +98,8 @@ def render_status(data: dict[str, Any]) -> None:
             lane = "did not start"  # the plugin's start failed: see last error
         if not entry.get("configured"):
             lane = "removed from config"
+        elif entry.get("misconfigured"):
+            lane = f"{lane}, misconfigured"
         table.add_row(
             str(entry.get("name")),
             str(entry.get("type") or "-"),
@@ -110,6 +112,10 @@ def render_status(data: dict[str, Any]) -> None:
             _last_error(entry),
         )
     console.print(table)
+    for entry in data.get("backends", []):
+        problem = entry.get("misconfigured")
+        if problem:
+            console.print(f"{entry.get('name')} is misconfigured: {problem.get('reason')}")
     queue = data.get("queue") or {}
     console.print(
         f"queue {queue.get('path')}: {queue.get('pending_deliveries')} deliveries pending, "

@@ -69,6 +69,10 @@ class Dispatcher:
     def lane_states(self) -> dict[str, LaneState]:
         return {name: lane.state() for name, lane in self._lanes.items()}
 
+    def config_problems(self) -> dict[str, dict[str, Any]]:
+        """Backends whose last problem was a configuration one (``Outcome.misconfigured``)."""
+        return {n: lane.config_problem for n, lane in self._lanes.items() if lane.config_problem}
+
     async def start(self) -> None:
         for name, lane in self._lanes.items():
             self.queue.set_expire_after(name, lane.config.retry.expire_after)

@@ -18,7 +18,7 @@ import structlog
 from adsync.clock import Clock
 from adsync.dispatch.retry import NextState, decide
 from adsync.dispatch.scrub import scrub_reason
-from adsync.plugin import Backend, BackendConfig, Outcome
+from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
 from adsync.queue.models import Claim
 from adsync.queue.store import Queue
 
@@ -56,6 +56,8 @@ class Lane:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0  # attempts finished (for tests and metrics)
+        # The last outcome marked misconfigured (reason, at), until a delivery succeeds.
+        self.config_problem: dict[str, Any] | None = None
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -166,6 +168,10 @@ class Lane:
                 label = "expired" if decision.note == "expired" else label
                 reason = f"{decision.note}: {reason}" if reason else decision.note
             await self.queue.record(claim, decision, label, reason)
+            if outcome.misconfigured:
+                self.config_problem = {"reason": reason, "at": now}
+            elif outcome.kind is OutcomeKind.DELIVERED:
+                self.config_problem = None
             self.delivered += 1
             log.info(
                 "delivery",

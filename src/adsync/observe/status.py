@@ -43,9 +43,11 @@ class StatusView:
         lanes: Callable[[], Mapping[str, LaneState]],
         ingest: Callable[[], IngestCounters | None],
         config_path: Path | None = None,
+        config_problems: Callable[[], Mapping[str, dict[str, Any]]] = dict,
     ) -> None:
         self._config = config
         self._lanes = lanes
+        self._config_problems = config_problems
         self._ingest = ingest
         self._config_path = config_path
         self._queue: ObservedQueue | None = None
@@ -185,6 +187,7 @@ class StatusView:
     def _backends(self, config: Config, depth: QueueDepth | None) -> list[dict[str, Any]]:
         """One entry per configured backend and per backend that still has rows."""
         lanes = self._lanes()
+        problems = self._config_problems()
         entries = []
         for name in sorted(set(config.backends) | set(depth.counts if depth else ())):
             cfg = config.backends.get(name)
@@ -202,6 +205,7 @@ class StatusView:
                     "pending": counts.get("pending", 0) + counts.get("in_flight", 0),
                     "oldest_pending_age": depth.oldest_age(name) if depth else None,
                     "last_error": self._last_errors.get(name),
+                    "misconfigured": problems.get(name),
                 }
             )
         return entries
