@@ -171,10 +171,6 @@ class SoffidKit(Kit):
     rejects = False  # Soffid queues every propagation; its policy shows only in the check
     lookup_first = False  # one request: the propagation itself finds the account
 
-    def __init__(self, secrets: Path) -> None:
-        super().__init__(secrets)
-        self.service_password = service_secret("soffid")
-
     def fake(self, accounts: list[str]) -> FakeSoffid:
         return FakeSoffid(agent=AGENT, accounts=set(accounts))
 
@@ -186,8 +182,6 @@ class SoffidKit(Kit):
             "type": "soffid",
             "urls": [f.url for f in fakes],
             "agent": AGENT,
-            "username": "adsync",
-            "password": write_secret(self.secrets, "soffid.secret", self.service_password),
             "timeout": "2s",
             "retry": retry(),
         }
@@ -203,6 +197,7 @@ class SoffidKit(Kit):
         assert request.target_sha256 == sha256_hex(expected), "request line differs from eris'"
         assert request.password_sha256 == pw.sha
         assert request.extra["domain"] == AGENT
+        assert "Authorization" not in request.headers  # like eris: nothing preemptive
 
 
 class OimKit(Kit):

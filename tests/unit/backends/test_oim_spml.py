@@ -310,7 +310,9 @@ async def test_fake_refuses_a_schema_invalid_request_with_a_client_fault() -> No
 
 async def test_fake_answers_soap_1_2_with_version_mismatch() -> None:
     async with fake_oim() as fake:
-        body = b'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>'
+        body = (
+            b'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>'
+        )
         status, data = await _post(fake, body)
     assert status == 500 and b"soap:VersionMismatch" in data
 
