@@ -334,6 +334,7 @@ class DominoKit(Kit):
             "SAMAccountName": account,
             "EventID": event_id,
             "PasswordTypes": ["HTTP"],
+            "@encryption": {},  # the password item is encrypted (DRAPI encryptsign.md)
         }
         if changed_at_ms is not None:  # Domino's request expiration = changed_at + expire_after
             at = datetime.fromtimestamp(changed_at_ms / 1000, UTC) + timedelta(seconds=expire_after)
