@@ -171,8 +171,7 @@ class FakeDomino(FakeTarget):
             received.valid, received.problem = False, "no @encryption for encrypted fields"
             return _error(
                 400,
-                "E1130, This form mode requires encryption but no @encryption payload was "
-                "provided",
+                "E1130, This form mode requires encryption but no @encryption payload was provided",
             )
         if encryption is not None and not _valid_encryption(encryption):
             received.valid, received.problem = False, "malformed @encryption"
@@ -214,9 +213,7 @@ class FakeDomino(FakeTarget):
 def _valid_encryption(value: Any) -> bool:
     if not isinstance(value, dict) or set(value) - {"keys", "users", "options"}:
         return False
-    return all(
-        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
-    )
+    return all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
 
 
 def _unid() -> str:

@@ -16,12 +16,12 @@ from adsync.backends.webhook.wire import (
     check_result,
     delivery_outcome,
     iso_utc_ms,
-    parse_retry_after,
     reason_from_body,
     scrub,
     signature,
 )
 from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
+from adsync.plugin.http import parse_retry_after
 
 SPEC_BODY = (
     '{"event_id":"000102030405060708090a0b0c0d0e0f","account":"alice","domain":"ADSYNC",'

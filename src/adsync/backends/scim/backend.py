@@ -13,6 +13,7 @@ import aiohttp
 import structlog
 
 from adsync.plugin import Backend, Change, Outcome, resolve_secret
+from adsync.plugin.http import parse_retry_after
 
 from .config import ScimConfig
 from .protocol import (
@@ -20,7 +21,6 @@ from .protocol import (
     classify_error,
     classify_patch,
     find_id,
-    parse_retry_after,
     patch_body,
     user_filter,
 )

@@ -19,6 +19,7 @@ from adsync.plugin import (
     Secret,
     resolve_secret,
 )
+from adsync.plugin.http import parse_retry_after
 
 from .config import WebhookConfig
 from .wire import (
@@ -28,7 +29,6 @@ from .wire import (
     check_body,
     check_result,
     delivery_outcome,
-    parse_retry_after,
     reason_from_body,
     scrub,
     signature,

@@ -10,7 +10,6 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from adsync.plugin import Candidate, Change, CheckResult, Outcome
 
@@ -64,22 +63,6 @@ def check_body(candidate: Candidate) -> bytes:
 def signature(key: bytes, body: bytes) -> str:
     """The X-Adsync-Signature value: ``sha256=`` and the hex HMAC-SHA256 of the body."""
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(int(text))
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
