@@ -109,7 +109,7 @@ def describe(exc: BaseException, *secrets: Secret | str | None) -> str:
     if _tls_verification(exc):
         return "TLS certificate verification failed (check tls.ca_file and the server name)"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}"
+        return f"{type(exc).__name__}: cannot connect to {exc.host}:{exc.port}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection"
     detail = scrub(str(exc), *secrets, max_len=200)
