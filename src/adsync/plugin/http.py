@@ -6,6 +6,7 @@ What is decided here (and only here):
 * a session verifies TLS with the backend's ``tls`` (``TLSConfig.client_context()``),
   ignores proxy variables from the environment, never raises for a status, and caps
   connections at the backend's ``concurrency``;
+* an unexpected 2xx is never taken as delivered (configuration problem);
 * 408, 425, 429 and every 5xx are transient (``unreachable``, retried, not counted);
   401, 403, 404, 405 and 407 without a protocol answer mean the URL or the credentials
   are wrong (``failed``, misconfigured); other 4xx are ``failed``;
@@ -78,13 +79,15 @@ def is_transient(status: int) -> bool:
 
 
 def status_outcome(status: int, what: str = "", *, retry_after: float | None = None) -> Outcome:
-    """A status the protocol gave no meaning of its own: transient, configuration, or failed.
+    """An answer the protocol gave no meaning of its own: transient, configuration, or failed.
 
+    Never ``delivered``: a 2xx that is not the answer the protocol defines came from
+    something else (a proxy, another service) and is a configuration problem.
     ``what`` names the step ("login", "search", ...); the reason is ``what: HTTP status``.
     """
     label = f"{what}: HTTP {status}" if what else f"HTTP {status}"
     if 200 <= status < 300:
-        return Outcome.delivered(label)
+        return Outcome.configuration(f"{label} without the expected answer (check url)")
     if is_transient(status):
         return Outcome.unreachable(label, retry_after)
     if status in AUTH_OR_URL_STATUSES:

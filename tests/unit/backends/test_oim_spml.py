@@ -325,3 +325,32 @@ def test_an_answer_outside_process_request_response_is_not_taken() -> None:
     ).encode()
     answer = read_answer(bare)
     assert answer is not None and answer.element is None and answer.problem
+
+
+async def test_a_200_without_soap_is_not_delivered() -> None:
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html>portal</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/spmlws/OIMProvisioning", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        config = OimSpmlConfig.model_validate(
+            {"type": "oim_spml", "url": f"http://127.0.0.1:{port}/spmlws/OIMProvisioning",
+             "username": "xelsysadm", "password": "env:ADSYNC_TEST_OIM_PASSWORD"}
+        )  # fmt: skip
+        backend = OimSpmlBackend("oim", config)
+        await backend.start()
+        try:
+            outcome = await backend.deliver(change())
+        finally:
+            await backend.close()
+    finally:
+        await runner.cleanup()
+    assert outcome.kind is OutcomeKind.FAILED and outcome.misconfigured, outcome

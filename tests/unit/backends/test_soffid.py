@@ -340,3 +340,8 @@ async def test_https_without_the_ca_is_not_trusted(tmp_path: Path) -> None:
             await backend.close()
     assert outcome.kind is OutcomeKind.UNREACHABLE
     assert not fake.received
+
+
+def test_a_2xx_other_than_200_is_never_delivered() -> None:
+    answer = classify_propagation(204, "")
+    assert answer.outcome.kind is OutcomeKind.FAILED and answer.outcome.misconfigured

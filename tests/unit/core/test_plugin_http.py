@@ -40,7 +40,7 @@ def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
 @pytest.mark.parametrize(
     ("status", "kind", "misconfigured"),
     [
-        (204, OutcomeKind.DELIVERED, False),
+        (204, OutcomeKind.FAILED, True),  # not the protocol's answer: never delivered
         (408, OutcomeKind.UNREACHABLE, False),
         (429, OutcomeKind.UNREACHABLE, False),
         (503, OutcomeKind.UNREACHABLE, False),

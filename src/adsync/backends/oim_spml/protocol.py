@@ -233,7 +233,9 @@ def read_answer(data: bytes) -> SpmlAnswer | None:
 
 
 _AUTH_FAULTS = ("FailedAuthentication", "InvalidSecurity", "InvalidSecurityToken", "FailedCheck")
-_AUTH_WORDS = re.compile(r"authenticat|credential|login|password|unauthori[sz]ed", re.IGNORECASE)
+_AUTH_WORDS = re.compile(
+    r"authenticat|credential|unauthori[sz]ed|login failed|invalid login", re.IGNORECASE
+)
 _CONFIG_FAULTS = {
     "MustUnderstand": "the service does not process a header adsync sent "
     "(auth: wss_username_token against a service without OWSM?)",
