@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from adsync.duration import Duration
-from adsync.secret import Secret, resolve_secret_ref
+from adsync.secret import Secret, resolve_secret_ref, scrub
 
 ENTRY_POINT_GROUP = "adsync.backends"
 
@@ -345,6 +345,7 @@ __all__ = [
     "Candidate",
     "Change",
     "CheckResult",
+    "Duration",
     "Outcome",
     "OutcomeKind",
     "RetryConfig",
@@ -359,4 +360,5 @@ __all__ = [
     "is_loopback_host",
     "load_backend_class",
     "resolve_secret",
+    "scrub",
 ]

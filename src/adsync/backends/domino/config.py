@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from adsync.duration import Duration
 from adsync.plugin import (
     BackendConfig,
+    Duration,
     RetryConfig,
     SecretRef,
     StrictModel,

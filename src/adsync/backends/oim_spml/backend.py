@@ -17,9 +17,8 @@ import time
 import aiohttp
 import structlog
 
-from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret
+from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret, scrub
 from adsync.plugin.http import TRANSPORT_ERRORS, client_session, status_outcome, transport_outcome
-from adsync.secret import scrub
 
 from .config import OimSpmlConfig
 from .protocol import (

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from adsync.duration import Duration
-from adsync.plugin import BackendConfig, SecretRef, TLSConfig, check_target_url
+from adsync.plugin import BackendConfig, Duration, SecretRef, TLSConfig, check_target_url
 
 from .protocol import ATTRIBUTE_NAME
 

@@ -26,9 +26,9 @@ from adsync.plugin import (
     Secret,
     check_time_left,
     resolve_secret,
+    scrub,
 )
 from adsync.plugin.http import TRANSPORT_ERRORS, client_session, transport_outcome
-from adsync.secret import scrub
 
 from .config import SoffidConfig
 from .protocol import PATH, classify_check, classify_propagation, eris_quote, query_string

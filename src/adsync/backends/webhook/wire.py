@@ -9,9 +9,8 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from adsync.plugin import Candidate, Change, CheckResult, Outcome
+from adsync.plugin import Candidate, Change, CheckResult, Outcome, scrub
 from adsync.plugin.http import AUTH_OR_URL_STATUSES
-from adsync.secret import scrub
 
 SIGNATURE_HEADER = "X-Adsync-Signature"
 EVENT_ID_HEADER = "X-Adsync-Event-Id"
