@@ -45,10 +45,7 @@ def test_change() -> None:
     assert item.guid == GUID and item.guid_le == uuid.UUID(GUID).bytes_le
     assert item.rid == 1102
     assert item.key_version == 4
-    assert (
-        hashlib.sha256(item.password).digest()
-        == hashlib.sha256("Pässwörd€1".encode()).digest()
-    )
+    assert hashlib.sha256(item.password).digest() == hashlib.sha256("Pässwörd€1".encode()).digest()
     assert item.pwd_last_set_ms == (133500000000000000 - 116444736000000000) // 10_000
 
 

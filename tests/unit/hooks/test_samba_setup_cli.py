@@ -28,7 +28,9 @@ def run(
     smb.write_text(conf)
     config = tmp_path / "adsync.yaml"
     if not config.exists():
-        config.write_text(f"queue:\n  path: {tmp_path}/q/queue.db\nprecheck:\n  on_undecided: reject\n")
+        config.write_text(
+            f"queue:\n  path: {tmp_path}/q/queue.db\nprecheck:\n  on_undecided: reject\n"
+        )
     hooks = tmp_path / "hooks"
     args = ["samba", "setup", "--smb-conf", str(smb), "--config", str(config)]
     result = CliRunner().invoke(main, [*args, "--hook-dir", str(hooks), *extra], env=env)
@@ -84,9 +86,7 @@ def test_apply_without_a_gpg_key_stops_with_the_step(tmp_path: Path) -> None:
     conf = CONF.replace("\tpassword hash gpg key ids = ABCDEF\n", "")
     gnupg = tmp_path / "gnupg"
     gnupg.mkdir(mode=0o700)
-    output, smb, hooks = run(
-        tmp_path, "--apply", conf=conf, code=1, env={"GNUPGHOME": str(gnupg)}
-    )
+    output, smb, hooks = run(tmp_path, "--apply", conf=conf, code=1, env={"GNUPGHOME": str(gnupg)})
     assert "--quick-gen-key" in output and "encr never" in output and "--passphrase ''" in output
     assert smb.read_text() == conf and not hooks.exists()
 
