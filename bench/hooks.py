@@ -15,7 +15,7 @@ Variants:
                 ``--cli-src DIR`` runs it from another checkout (e.g. main's src/ for
                 the figure before this change)
 
-Goal (issue 16): hook script ≤ 2× for both. Run: .venv/bin/python bench/hooks.py
+Goal (issue 16): hook script ≤ 2x for both. Run: .venv/bin/python bench/hooks.py
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main() -> None:
     base_wall = statistics.median(w for w, _ in results["python -c pass"])
     base_cpu = statistics.median(c for _, c in results["python -c pass"])
     print(f"{args.runs} rounds, each variant once per round; medians; python = {py}")
-    print(f"{'variant':28} {'wall ms':>8} {'cpu ms':>8} {'wall ×':>7} {'cpu ×':>7}")
+    print(f"{'variant':28} {'wall ms':>8} {'cpu ms':>8} {'wall x':>7} {'cpu x':>7}")
     for name, samples in results.items():
         wall = statistics.median(w for w, _ in samples)
         cpu = statistics.median(c for _, c in samples)
@@ -175,7 +175,7 @@ def main() -> None:
             f"{name:28} {wall * 1000:8.1f} {cpu * 1000:8.1f} "
             f"{wall / base_wall:7.2f} {cpu / base_cpu:7.2f}"
         )
-    print("goal (issue 16): hook script ≤ 2.0× python -c pass, wall and CPU")
+    print("goal (issue 16): hook script ≤ 2.0x python -c pass, wall and CPU")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,8 @@ def setup(
     )
     echo(f"samba-tool user syncpasswords -s {conf_arg}            # foreground (systemd)")
     echo("#  samba, samba-tool and syncpasswords must share one GNUPGHOME (root's by default).")
-    if _python3_gpg_missing():
+    gpg_missing = _python3_gpg_missing()
+    if gpg_missing:
         echo("#  python3-gpg is missing: apt-get install python3-gpg (syncpasswords needs it)")
     if not apply:
         echo("\n# nothing changed; --apply edits smb.conf and writes the hook scripts")
@@ -165,7 +166,7 @@ def setup(
             f"create one with: {GPG_KEY_STEP.format(host=os.uname().nodename)}  "
             "(or pass --gpg-key FINGERPRINT), then run setup again. Nothing was changed."
         )
-    if _python3_gpg_missing():
+    if gpg_missing:
         raise SetupStop("python3-gpg is missing: apt-get install python3-gpg. Nothing was changed.")
     backup = smb_conf.with_name(smb_conf.name + ".bak")
     backup.write_text(text, encoding="utf-8")
