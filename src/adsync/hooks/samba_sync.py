@@ -120,10 +120,13 @@ def _forward(
 ) -> SyncResult:
     label = f"{change.account} key version {change.key_version}"
     notes: list[str] = []
+    state = sync_state.load_state(settings.state_dir)
+    if state.acked:  # an older JSON state file: its sent keys move to samba-sync.acked/
+        sync_state.migrate(settings.state_dir)
     if sync_state.read_acked(settings.state_dir, change.guid) == change.key_version:
         return SyncResult(EXIT_OK, f"DONE-EXIT: skipped {label}: already delivered")
     if settings.initial_dump == "skip":
-        baseline = sync_state.load_state(settings.state_dir).baseline_ms
+        baseline = state.baseline_ms
         if baseline is None:
             notes.append(
                 "note: no baseline (run `adsync samba baseline` before initialising "

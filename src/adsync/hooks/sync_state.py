@@ -113,7 +113,7 @@ def _update(state_dir: str, change: str, value: int | None) -> SyncState:
         state.acked = {}
         if change == "baseline":
             state.baseline_ms, state.initial_skipped = value, 0
-        else:
+        elif change == "skip":
             state.initial_skipped += 1
         _replace(state_path(state_dir), state.to_text(), durable=change == "baseline")
         return state
@@ -129,6 +129,11 @@ def set_baseline(state_dir: str, now_ms: int | None = None) -> int:
         now_ms = int(time.time() * 1000)
     _update(state_dir, "baseline", now_ms)
     return now_ms
+
+
+def migrate(state_dir: str) -> None:
+    """Rewrite an older JSON state file in this form (its sent keys become acked files)."""
+    _update(state_dir, "migrate", None)
 
 
 def count_skipped(state_dir: str) -> int:
