@@ -36,9 +36,9 @@ def hook_script(command: str, fixed_args: list[str], *, python: str | None = Non
         f"# Written by `adsync samba setup`: {command} (docs/samba.md). Isolated Python\n"
         "# (-I -S): no environment, no site-packages scan; adsync is loaded from the path below.\n"
         "import sys\n"
-        f"sys.path.insert(0, {adsync_root()!r})\n"
+        f"sys.path.append({adsync_root()!r})  # after the standard library: nothing shadows it\n"
         "from adsync.hooks.main import main\n"
-        f"sys.exit(main([{command!r}, *{fixed_args!r}, *sys.argv[1:]]))\n"
+        f"sys.exit(main([{', '.join(repr(a) for a in [command, *fixed_args])}, *sys.argv[1:]]))\n"
     )
 
 

@@ -39,7 +39,7 @@ FORBIDDEN = {
 PROBE = """
 import io, os, sys
 before = set(sys.modules)
-sys.path.insert(0, ROOT)
+sys.path.append(ROOT)
 sys.stdin = io.TextIOWrapper(io.BytesIO(STDIN))
 os.environ["SAMBA_CPS_ACCOUNT_NAME"] = "alice"
 from adsync.hooks.main import main

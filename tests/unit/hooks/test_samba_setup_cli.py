@@ -64,7 +64,8 @@ def test_apply_edits_smb_conf_and_writes_working_hooks(tmp_path: Path) -> None:
     assert (tmp_path / "smb.conf.bak").read_text() == CONF
     sync = (hooks / "samba-sync-hook").read_text()
     assert sync.splitlines()[0].endswith(" -IS")
-    assert "'--domain', 'ADSYNC'" in sync and f"'{tmp_path}/adsync.yaml'" in sync
+    config = f"{tmp_path}/adsync.yaml"
+    assert f"main(['samba-sync', '--config', '{config}', '--domain', 'ADSYNC', *sys" in sync
     # The check hook as Samba runs it (/bin/sh -c the line): config moved away → the line's
     # --on-undecided applies, loudly; with reject on the line the change is refused.
     (tmp_path / "adsync.yaml").rename(tmp_path / "moved.yaml")
