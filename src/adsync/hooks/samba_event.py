@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from adsync.hooks.ldif import LdifError, LdifRecord
 
-try:  # the C SHA-256 without hashlib's OpenSSL set-up (Python 3.11; 3.12 renamed it _sha2)
+try:  # the C SHA-256 without hashlib's OpenSSL set-up (Python 3.11: _sha256; 3.12+: _sha2)
     from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the Python version
-    from hashlib import sha256 as _sha256
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[assignment,unused-ignore]
 
 EVENT_ID_LABEL = b"adsync/samba-syncpasswords/v1\x00"
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000  # 1970-01-01 in 100 ns units since 1601
