@@ -120,6 +120,8 @@ def setup(
         raise SetupStop(f"{smb_conf}: no 'workgroup' in [global]: is this a provisioned DC?")
     on_undecided = on_undecided or _config_on_undecided(config_path)
     check = check_line(str(hooks), str(config_path), on_undecided, workgroup)
+    if "%" in check:  # Samba substitutes %-variables in this parameter (lp_sub)
+        raise SetupStop(f"a '%' in {check!r} would be substituted by Samba: use other paths")
     sync_hook = hooks / SYNC_HOOK
     sync_args = ["--config", str(config_path), "--domain", workgroup]
     scripts = {

@@ -134,3 +134,10 @@ def test_baseline_with_a_bad_config_fails_clearly(tmp_path: Path, text: str) -> 
         config.write_text("precheck:\n  on_undecided: maybe\n")
     result = CliRunner().invoke(main, ["samba", "baseline", "--config", str(config)])
     assert result.exit_code == 1 and "adsync.yaml" in result.output
+
+
+def test_a_percent_in_a_path_is_refused(tmp_path: Path) -> None:
+    percent = tmp_path / "50%"
+    percent.mkdir()
+    output, smb, _ = run(percent, "--apply", code=1)
+    assert "substituted" in output and smb.read_text() == CONF
