@@ -7,6 +7,9 @@ import asyncio
 import base64
 import hashlib
 import os
+import shlex
+import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -304,3 +307,38 @@ async def test_a_stored_change_ends_the_check_back_off(hook_env: Env) -> None:
     assert (await hook_env.run("samba-sync", ldif()))[0] == 0
     code, out, _ = await hook_env.run("samba-check", PASSWORD.encode(), CPS)
     assert code == 0 and len(hook_env.recorder.checks) == 1
+
+
+def test_unreadable_config_is_logged_to_syslog(tmp_path: Path) -> None:
+    """The check hook's loud line reaches /dev/log: the hook runs in a private mount
+    namespace whose /dev is a directory holding a datagram socket the test reads."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind(str(dev / "log"))
+    log.settimeout(20)
+    script = tmp_path / "samba-check-hook"
+    script.write_text(hook_script("samba-check", []))
+    script.chmod(0o755)
+    line = shlex.join(
+        [str(script), "--config", str(tmp_path / "gone.yaml"), "--on-undecided", "accept"]
+    )
+    try:
+        done = subprocess.run(
+            [
+                "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                f"mount --bind {shlex.quote(str(dev))} /dev && exec /bin/sh -c {shlex.quote(line)}",
+            ],
+            input=PASSWORD.encode(),
+            env={"SAMBA_CPS_ACCOUNT_NAME": "alice", "PATH": os.environ["PATH"]},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr  # accept, from the line
+        record = log.recv(4096).decode()
+    finally:
+        log.close()
+    assert record.startswith("<27>")  # facility daemon (3) * 8 + priority err (3)
+    assert "adsync-samba-hook" in record and "gone.yaml" in record
+    assert "cannot read" in record and PASSWORD not in record

@@ -277,7 +277,7 @@ async def test_config_moved_away_follows_the_hook_line_and_loses_nothing(rig: Ri
     moved = config.with_name("moved.yaml")
     config.rename(moved)
     # setup wrote --on-undecided accept (the config's precheck.on_undecided): accepted. The
-    # syslog line is checked in tests/unit/hooks: no /dev/log here, and Samba does not log
+    # syslog line is checked in test_hooks_cli.py (a /dev/log of its own); Samba does not log
     # a check script's stderr.
     accepted = pw("alice-nocfg")
     result = await asyncio.to_thread(rig.dc.set_password, "alice", accepted)
