@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -64,15 +64,6 @@ def pending_of(data: dict[str, Any], backend: str | None = None) -> int:
     return total
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def _last_error(entry: dict[str, Any]) -> str:
     err = entry.get("last_error")
     if not err:
@@ -103,8 +94,12 @@ def render_status(data: dict[str, Any]) -> None:
     for entry in data.get("backends", []):
         counts = entry.get("counts") or {}
         lane = entry.get("lane", "-")
+        if lane == "start_failed":
+            lane = "did not start"  # the plugin's start failed: see last error
         if not entry.get("configured"):
             lane = "removed from config"
+        elif entry.get("misconfigured"):
+            lane = f"{lane}, misconfigured"
         table.add_row(
             str(entry.get("name")),
             str(entry.get("type") or "-"),
@@ -113,10 +108,14 @@ def render_status(data: dict[str, Any]) -> None:
             str(entry.get("pending", 0)),
             str(counts.get("delivered", 0)),
             str(counts.get("failed", 0)),
-            _age(entry.get("oldest_pending_age")),
+            age(entry.get("oldest_pending_age")),
             _last_error(entry),
         )
     console.print(table)
+    for entry in data.get("backends", []):
+        problem = entry.get("misconfigured")
+        if problem:
+            console.print(f"{entry.get('name')} is misconfigured: {problem.get('reason')}")
     queue = data.get("queue") or {}
     console.print(
         f"queue {queue.get('path')}: {queue.get('pending_deliveries')} deliveries pending, "
@@ -131,6 +130,11 @@ def render_status(data: dict[str, Any]) -> None:
     if data.get("restart_needed"):
         console.print(
             "changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"])
+        )
+    if any(e.get("lane") == "start_failed" for e in data.get("backends", [])):
+        console.print(
+            "a backend that did not start keeps its changes queued; fix the cause "
+            "(last error), then `adsync reload`"
         )
     if any(not e.get("configured") for e in data.get("backends", [])):
         console.print(

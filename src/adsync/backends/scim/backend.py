@@ -13,6 +13,12 @@ import aiohttp
 import structlog
 
 from adsync.plugin import Backend, Change, Outcome, resolve_secret
+from adsync.plugin.http import (
+    TRANSPORT_ERRORS,
+    client_session,
+    parse_retry_after,
+    transport_outcome,
+)
 
 from .config import ScimConfig
 from .protocol import (
@@ -20,7 +26,6 @@ from .protocol import (
     classify_error,
     classify_patch,
     find_id,
-    parse_retry_after,
     patch_body,
     user_filter,
 )
@@ -38,11 +43,10 @@ class ScimBackend(Backend[ScimConfig]):
 
     async def start(self) -> None:
         token = resolve_secret(self.config.token)  # read at start, never at config load
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                ssl=self.config.tls.client_context(), limit=self.config.concurrency
-            ),
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+        self._session = client_session(
+            self.config.tls,
+            timeout=self.config.timeout,
+            limit=self.config.concurrency,
             headers={"Authorization": f"Bearer {token.reveal()}", "Accept": MEDIA_TYPE},
         )
 
@@ -69,9 +73,9 @@ class ScimBackend(Backend[ScimConfig]):
                         resp.status, document, parse_retry_after(resp.headers.get("Retry-After"))
                     )
                 return classify_patch(resp.status, document)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             log.info("scim_unreachable", backend=self.name, error=type(exc).__name__)
-            return Outcome.unreachable(type(exc).__name__)
+            return transport_outcome(exc, change.password)
 
     async def _find(
         self, session: aiohttp.ClientSession, account: str

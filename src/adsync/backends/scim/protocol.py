@@ -72,13 +72,3 @@ def classify_error(status: int, document: Any, retry_after: float | None = None)
     if status == 409:
         return Outcome.unreachable(text)  # a concurrent change: try again later
     return Outcome.failed(text)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
