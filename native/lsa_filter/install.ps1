@@ -59,6 +59,14 @@ if (-not (Test-Path -LiteralPath $DllPath -PathType Leaf)) {
 
 # --- the decisions, one place each ------------------------------------------------------
 
+# A SID's account name for messages (the SID itself when it no longer resolves).
+function Get-PrincipalName([string]$Sid) {
+    try {
+        return (New-Object System.Security.Principal.SecurityIdentifier $Sid).Translate(
+            [System.Security.Principal.NTAccount]).Value
+    } catch { return $Sid }
+}
+
 # Why a path must not hold the filter's secrets, or $null when it may (same rules as the
 # DLL's core/acl.c: reparse point, owner, every allow entry SYSTEM or Administrators).
 function Get-UnsafeReason([string]$Path, [bool]$RequireProtected) {
@@ -67,16 +75,14 @@ function Get-UnsafeReason([string]$Path, [bool]$RequireProtected) {
         return 'it is a reparse point (symbolic link, junction or mount point)'
     }
     $acl = Get-Acl -LiteralPath $Path
-    $owner = (New-Object System.Security.Principal.NTAccount $acl.Owner).Translate(
-        [System.Security.Principal.SecurityIdentifier]).Value
-    if ($Trusted -notcontains $owner) { return "it is owned by $($acl.Owner)" }
+    $owner = $acl.GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    if ($Trusted -notcontains $owner) { return "it is owned by $(Get-PrincipalName $owner)" }
     if ($RequireProtected -and -not $acl.AreAccessRulesProtected) {
         return 'it inherits entries from its parent (inheritance is on)'
     }
     foreach ($rule in $acl.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])) {
         if ($rule.AccessControlType -eq 'Allow' -and $Trusted -notcontains $rule.IdentityReference.Value) {
-            $name = $rule.IdentityReference.Translate([System.Security.Principal.NTAccount]).Value
-            return "it grants $($rule.FileSystemRights) to $name"
+            return "it grants $($rule.FileSystemRights) to $(Get-PrincipalName $rule.IdentityReference.Value)"
         }
     }
     return $null
@@ -106,7 +112,12 @@ function Initialize-SecretDirectory([string]$Dir) {
         $parent = Split-Path -Parent $Dir
         if (-not (Test-Path -LiteralPath $parent)) { New-Item -ItemType Directory -Path $parent | Out-Null }
         # Created with its final DACL in one call: never reachable with an inherited one.
-        [System.IO.Directory]::CreateDirectory($Dir, (New-ProtectedDirectorySecurity)) | Out-Null
+        $security = New-ProtectedDirectorySecurity
+        if ($PSVersionTable.PSEdition -eq 'Core') {   # .NET (Core): the ACL extension method
+            [System.IO.FileSystemAclExtensions]::Create((New-Object System.IO.DirectoryInfo $Dir), $security)
+        } else {                                      # Windows PowerShell 5.1: .NET Framework
+            [System.IO.Directory]::CreateDirectory($Dir, $security) | Out-Null
+        }
         $why = Get-UnsafeReason $Dir $true
         if ($why) { throw "Created $Dir but its ACL is not as set: $why" }
     }
@@ -174,11 +185,14 @@ if ($PSCmdlet.ShouldProcess($target, 'copy adsyncflt.dll')) {
 $settingsKey = 'HKLM:\SOFTWARE\adsync\Filter'
 $defaults = [ordered]@{
     Port = $Port; KeyFile = $KeyFile; SpoolDir = $SpoolDir; DeadlineMs = $DeadlineMs
-    OnUndecided = $OnUndecided; LogLevel = $LogLevel; ExcludeAccounts = [string[]]@()
+    OnUndecided = $OnUndecided; LogLevel = $LogLevel
 }
 $types = @{ Port = 'DWord'; DeadlineMs = 'DWord'; ExcludeAccounts = 'MultiString' }
 $existing = if (Test-Path $settingsKey) { Get-ItemProperty -Path $settingsKey } else { $null }
 $write = Get-SettingsToWrite $existing $PSBoundParameters $defaults
+if ($PSBoundParameters.ContainsKey('ExcludeAccounts')) {  # no default: absent means none
+    $write['ExcludeAccounts'] = [string[]]$ExcludeAccounts
+}
 if (-not (Test-Path $settingsKey) -and $PSCmdlet.ShouldProcess($settingsKey, 'create key')) {
     New-Item -Path $settingsKey -Force | Out-Null
 }
