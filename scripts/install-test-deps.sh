@@ -19,4 +19,4 @@ for svc in samba-ad-dc smbd nmbd winbind slapd; do
 done
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,ldap,console]'

@@ -1,7 +1,9 @@
 """LDAP directory backend: find the account's entry, set its password.
 
 The client is bonsai (asyncio-native, wraps OpenLDAP's libldap, so TLS and the
-RFC 3062 Password Modify operation behave as ``ldappasswd`` does). One connection
+RFC 3062 Password Modify operation behave as ``ldappasswd`` does). It is the ``ldap``
+extra (a C extension a DC without a compiler may lack): a config naming this backend
+without it is refused at load with one line naming the extra. One connection
 per delivery: a bind is cheap next to a password change, and nothing stale is kept
 between deliveries that may be hours apart.
 """
@@ -16,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from adsync.backends.ldap.filters import build_filter, check_filter_template
 from adsync.backends.ldap.outcomes import Phase, classify
+from adsync.extras import MissingExtra, require
 from adsync.plugin import (
     Backend,
     BackendConfig,
@@ -53,6 +56,15 @@ class LdapConfig(BackendConfig):
     @classmethod
     def _check_filter(cls, value: str) -> str:
         return check_filter_template(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_extra(cls, data: Any) -> Any:
+        try:  # at config load, so check-config and run both say it in one line
+            require("ldap", "the ldap backend")
+        except MissingExtra as exc:
+            raise ValueError(str(exc)) from None
+        return data
 
     @model_validator(mode="after")
     def _check_transport(self) -> LdapConfig:
