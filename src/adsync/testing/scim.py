@@ -1,8 +1,13 @@
 """A SCIM 2.0 service provider's /Users search and PATCH (RFC 7644).
 
-Answers ListResponse for ``filter=userName eq "…"``, applies a PatchOp that
-replaces ``password`` (204, or 200 with the resource when ``return_resource``),
-and error bodies with the Error schema (``status`` as a string).
+Answers ListResponse for ``filter=userName eq "…"`` (attribute and operator names
+case-insensitive, §3.4.2.2; no match is 200 with ``totalResults: 0``, §3.4.2), applies a
+PatchOp that replaces ``password`` (204, or 200 with the resource when
+``return_resource``, §3.5.2), and error bodies with the Error schema (``status`` as a
+string, §3.12). Any other path is 404 with a SCIM Error ("endpoint does not exist",
+§3.12): that is what a wrong base path or a deleted tenant looks like.
+``patch_error = (status, scimType, detail)`` makes the PATCH of a found user answer that
+error (e.g. 409 ``uniqueness``, §3.12).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from aiohttp import web
 from .contract import FakeTarget, Mode, sha256_hex
 
 MEDIA_TYPE = "application/scim+json"
-_FILTER = re.compile(r'^(?P<attr>[A-Za-z][\w.:$-]*) eq (?P<value>"(?:[^"\\]|\\.)*")$')
+_FILTER = re.compile(r'^(?P<attr>[A-Za-z][\w.:$-]*) (?i:eq) (?P<value>"(?:[^"\\]|\\.)*")$')
 
 
 class FakeScim(FakeTarget):
@@ -35,6 +40,7 @@ class FakeScim(FakeTarget):
         self.users = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in users or ["jdoe"]}
         self.return_resource = False
         self.passwords: dict[str, str] = {}  # id -> sha256 of the current password
+        self.patch_error: tuple[int, str | None, str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -43,6 +49,11 @@ class FakeScim(FakeTarget):
     def routes(self, app: web.Application) -> None:
         app.router.add_get(self.base_path + "/Users", self._search)
         app.router.add_patch(self.base_path + "/Users/{id}", self._patch)
+        app.router.add_route("*", "/{tail:.*}", self._no_endpoint)
+
+    async def _no_endpoint(self, request: web.Request) -> web.Response:
+        self.record(request, b"", operation="no_endpoint")
+        return _error(404, None, f"endpoint {request.path} does not exist")
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -58,7 +69,7 @@ class FakeScim(FakeTarget):
             return _error(400, "invalidFilter", "unsupported filter")
         value = json.loads(match["value"])
         received.account = value
-        found = self.mode is not Mode.UNKNOWN_USER and match["attr"] == "userName"
+        found = self.mode is not Mode.UNKNOWN_USER and match["attr"].lower() == "username"
         ids = [self.users[value]] if found and value in self.users else []
         document = {
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
@@ -101,6 +112,8 @@ class FakeScim(FakeTarget):
         received.account = next(k for k, v in self.users.items() if v == user_id)
         if self.mode is Mode.REJECT:
             return _error(400, "invalidValue", self.reject_reason)
+        if self.patch_error is not None:
+            return _error(*self.patch_error)
         self.passwords[user_id] = received.password_sha256
         if self.return_resource:
             return _json(

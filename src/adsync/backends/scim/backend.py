@@ -12,12 +12,11 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 
-from adsync.plugin import Backend, Change, Outcome, resolve_secret
+from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret
 
 from .config import ScimConfig
 from .protocol import (
     MEDIA_TYPE,
-    classify_error,
     classify_patch,
     find_id,
     parse_retry_after,
@@ -34,10 +33,12 @@ class ScimBackend(Backend[ScimConfig]):
     def __init__(self, name: str, config: ScimConfig) -> None:
         super().__init__(name, config)
         self._session: aiohttp.ClientSession | None = None
+        self._token: Secret | None = None  # scrubbed from every error detail too
         self._base = config.url.rstrip("/")
 
     async def start(self) -> None:
         token = resolve_secret(self.config.token)  # read at start, never at config load
+        self._token = token
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 ssl=self.config.tls.client_context(), limit=self.config.concurrency
@@ -55,7 +56,7 @@ class ScimBackend(Backend[ScimConfig]):
         if self._session is None:
             return Outcome.failed("backend not started")
         try:
-            user_id, outcome = await self._find(self._session, change.account)
+            user_id, outcome = await self._find(self._session, change)
             if outcome is not None:
                 return outcome
             assert user_id is not None
@@ -63,22 +64,29 @@ class ScimBackend(Backend[ScimConfig]):
             async with self._session.patch(
                 url, data=patch_body(change.password), headers={"Content-Type": MEDIA_TYPE}
             ) as resp:
-                document = await _json(resp)
-                if resp.status in (429, 503):
-                    return classify_error(
-                        resp.status, document, parse_retry_after(resp.headers.get("Retry-After"))
-                    )
-                return classify_patch(resp.status, document)
+                return classify_patch(
+                    resp.status,
+                    await _json(resp),
+                    change.password,
+                    self._token,
+                    retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("scim_unreachable", backend=self.name, error=type(exc).__name__)
             return Outcome.unreachable(type(exc).__name__)
 
     async def _find(
-        self, session: aiohttp.ClientSession, account: str
+        self, session: aiohttp.ClientSession, change: Change
     ) -> tuple[str | None, Outcome | None]:
-        params = {"filter": user_filter(self.config.match_attribute, account)}
+        params = {"filter": user_filter(self.config.match_attribute, change.account)}
         async with session.get(f"{self._base}/Users", params=params) as resp:
-            return find_id(resp.status, await _json(resp))
+            return find_id(
+                resp.status,
+                await _json(resp),
+                change.password,
+                self._token,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
 
 
 async def _json(resp: aiohttp.ClientResponse) -> Any:
