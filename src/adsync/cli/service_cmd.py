@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from adsync.winservice.api import Win32
 
 
-
 def _windows() -> bool:
     """The service control manager when pywin32 is there (always on Windows), else systemd."""
     if sys.platform == "win32":

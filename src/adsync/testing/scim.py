@@ -6,6 +6,7 @@ PatchOp that replaces ``password`` (204, or 200 with the resource when
 ``return_resource``, §3.5.2), and error bodies with the Error schema (``status`` as a
 string, §3.12). Any other path is 404 with a SCIM Error ("endpoint does not exist",
 §3.12): that is what a wrong base path or a deleted tenant looks like.
+``GET /ServiceProviderConfig`` (§4) answers the provider's features (token required).
 ``patch_error = (status, scimType, detail)`` makes the PATCH of a found user answer that
 error (e.g. 409 ``uniqueness``, §3.12).
 """
@@ -49,6 +50,7 @@ class FakeScim(FakeTarget):
     def routes(self, app: web.Application) -> None:
         app.router.add_get(self.base_path + "/Users", self._search)
         app.router.add_patch(self.base_path + "/Users/{id}", self._patch)
+        app.router.add_get(self.base_path + "/ServiceProviderConfig", self._config)
         app.router.add_route("*", "/{tail:.*}", self._no_endpoint)
 
     async def _no_endpoint(self, request: web.Request) -> web.Response:
@@ -57,6 +59,26 @@ class FakeScim(FakeTarget):
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    async def _config(self, request: web.Request) -> web.Response:
+        """RFC 7644 §4 / RFC 7643 §5: the provider's features; PATCH on, filter on.
+        Answered with the same bearer token as the other endpoints."""
+        self.record(request, b"", operation="service_provider_config")
+        if not self._authorized(request):
+            return _error(401, None, "authentication required")
+        document = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": True},
+            "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": True, "maxResults": 100},
+            "changePassword": {"supported": True},
+            "sort": {"supported": False},
+            "etag": {"supported": False},
+            "authenticationSchemes": [
+                {"type": "oauthbearertoken", "name": "OAuth Bearer Token", "description": ""}
+            ],
+        }
+        return _json(200, document)
 
     async def _search(self, request: web.Request) -> web.Response:
         await self.gate()

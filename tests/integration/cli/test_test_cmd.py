@@ -11,8 +11,8 @@ import pytest
 from adsync.testing.contract import sha256_hex
 from adsync.testing.scim import FakeScim
 
-TOKEN = "scim-cli-token"  # noqa: S105
-PASSWORD = "Cl1-Test!pässword"  # noqa: S105
+TOKEN = "scim-cli-token"
+PASSWORD = "Cl1-Test!pässword"
 
 
 def write_config(tmp_path: Path, fake: FakeScim) -> Path:

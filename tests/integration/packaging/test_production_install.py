@@ -28,7 +28,7 @@ import importlib, json, pkgutil, adsync
 from adsync.extras import MissingExtra
 out = {}
 for info in pkgutil.walk_packages(adsync.__path__, "adsync."):
-    if info.name.endswith(".__main__"):  # importing it runs the program; its imports are checked below
+    if info.name.endswith(".__main__"):  # importing it runs the program (checked below)
         continue
     try:
         importlib.import_module(info.name)

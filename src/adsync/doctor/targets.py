@@ -1,0 +1,168 @@
+"""Each target is reachable: TCP, then the TLS handshake with the backend's own TLS settings,
+then the product's own probe where it has one that needs no user password and changes
+nothing (SCIM: GET /ServiceProviderConfig, RFC 7644 §4). Soffid's ``test=true`` is not
+one: it takes a password."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from adsync.doctor.model import Context, Result
+from adsync.plugin import BackendConfig, TLSConfig
+
+DEFAULT_PORTS = {"https": 443, "http": 80, "ldaps": 636, "ldap": 389}
+
+
+def target_urls(backend: BackendConfig) -> list[str]:
+    """The URLs a backend sends to: ``url`` and ``urls`` (failover lists)."""
+    found: list[str] = []
+    url = getattr(backend, "url", None)
+    if isinstance(url, str):
+        found.append(url)
+    urls = getattr(backend, "urls", None)
+    if isinstance(urls, list | tuple):
+        found.extend(u for u in urls if isinstance(u, str))
+    return found
+
+
+async def _handshake(url: str, tls: TLSConfig | None, limit: float) -> str:
+    """'' when the connection (and TLS) works, else why not (no secret can be in it)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
+    wants_tls = parts.scheme in ("https", "ldaps")
+    context: ssl.SSLContext | None = None
+    if wants_tls:
+        context = (tls or TLSConfig()).client_context()
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                host, port, ssl=context, server_hostname=host if context else None
+            ),
+            limit,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return f"TLS certificate not trusted: {exc.verify_message}"
+    except ssl.SSLError as exc:
+        return f"TLS handshake failed: {exc.reason or type(exc).__name__}"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {limit:g}s"
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or type(exc).__name__}"
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (OSError, ssl.SSLError):
+        pass
+    return ""
+
+
+async def probe_backend(ctx: Context, name: str, backend: BackendConfig) -> list[Result]:
+    urls = target_urls(backend)
+    if not urls:
+        return [Result.skip(f"target {name}", "no url in its settings: not probed")]
+    tls = getattr(backend, "tls", None)
+    starttls = bool(getattr(backend, "starttls", False))
+    results = []
+    for url in urls:
+        label = f"target {name} {url}"
+        problem = await _handshake(
+            url, tls if isinstance(tls, TLSConfig) else None, backend.timeout
+        )
+        if problem:
+            results.append(
+                Result.fail(
+                    label,
+                    problem,
+                    "check the url, the firewall, and tls.ca_file (the CA that signed the "
+                    "target's certificate)",
+                )
+            )
+            continue
+        scheme = urlsplit(url).scheme
+        how = "TLS handshake ok" if scheme in ("https", "ldaps") else "TCP connect ok"
+        if scheme == "ldap" and starttls:
+            how += " (STARTTLS not probed)"
+        probe = PROBES.get(backend.type)
+        if probe is not None:
+            extra = await probe(ctx, name, backend, url)
+            if extra is not None:
+                results.append(extra)
+                continue
+        results.append(Result.ok(label, how))
+    return results
+
+
+async def _scim(ctx: Context, name: str, backend: Any, url: str) -> Result | None:
+    """GET {url}/ServiceProviderConfig with the token: 200 proves url, tenant and token."""
+    import aiohttp
+
+    from adsync.secret import SecretRefError, resolve_secret_ref
+
+    label = f"target {name} {url}"
+    try:
+        token = resolve_secret_ref(backend.token, base_dir=ctx.config_path.absolute().parent)
+    except SecretRefError:
+        return None  # reported by the secrets check
+    endpoint = url.rstrip("/") + "/ServiceProviderConfig"
+    connector = aiohttp.TCPConnector(ssl=backend.tls.client_context())
+    try:
+        async with (
+            aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=backend.timeout)
+            ) as session,
+            session.get(
+                endpoint,
+                headers={
+                    "Authorization": f"Bearer {token.reveal()}",
+                    "Accept": "application/scim+json",
+                },
+            ) as resp,
+        ):
+            status = resp.status
+            _note_skew(ctx, name, resp.headers.get("Date"))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Result.fail(
+            label, f"GET /ServiceProviderConfig: {type(exc).__name__}", "check the url"
+        )
+    if status == 200:
+        return Result.ok(label, "TLS ok; GET /ServiceProviderConfig 200 (url and token accepted)")
+    if status in (401, 403):
+        return Result.fail(
+            label,
+            f"GET /ServiceProviderConfig {status}: the token is refused",
+            "put a valid bearer token in the token file (the IdP's SCIM app)",
+        )
+    if status == 404:
+        return Result.fail(
+            label,
+            "GET /ServiceProviderConfig 404: no SCIM endpoint at this url",
+            "the url must be the SCIM base (before /Users), tenant included",
+        )
+    return Result.fail(label, f"GET /ServiceProviderConfig {status}", "see the target's log")
+
+
+def _note_skew(ctx: Context, name: str, date: str | None) -> None:
+    if not date:
+        return
+    try:
+        theirs = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return
+    ctx.skews.append((name, theirs - ctx.now()))
+
+
+Probe = Callable[[Context, str, Any, str], Awaitable[Result | None]]
+PROBES: dict[str, Probe] = {"scim": _scim}
+
+
+async def targets(ctx: Context) -> list[Result]:
+    groups = await asyncio.gather(
+        *(probe_backend(ctx, name, b) for name, b in ctx.config.backends.items())
+    )
+    return [r for group in groups for r in group]
