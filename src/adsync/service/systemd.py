@@ -81,6 +81,8 @@ class Host(Protocol):
     def chmod(self, path: Path, mode: int) -> None: ...
     def exists(self, path: Path) -> bool: ...
     def mkdir(self, path: Path) -> None: ...
+    def make_key(self, path: Path, kind: str) -> None:
+        """Create a 32-byte key file (``master`` or ``psk``), mode 0600, never replacing one."""
 
 
 @dataclass
@@ -115,6 +117,16 @@ class RealHost:
     def mkdir(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
 
+    def make_key(self, path: Path, kind: str) -> None:
+        if kind == "master":
+            from adsync.queue.keys import FileKeyProvider
+
+            FileKeyProvider(path).master_key(create=True)
+        else:
+            from adsync.ingest.psk import load_or_create_psk
+
+            load_or_create_psk(path)
+
 
 @dataclass
 class Plan:
@@ -148,11 +160,22 @@ def install(host: Host, config: Config, config_path: Path, python: str) -> Plan:
     host.chown(config_path, "root", SERVICE_USER)
     host.chmod(config_path, 0o640)
     plan.note(f"{CONFIG_DIR} root:{SERVICE_USER} 0750, {config_path} root:{SERVICE_USER} 0640")
-    for path in _daemon_files(config):
-        if host.exists(path):
-            host.chown(path, SERVICE_USER, SERVICE_USER)
-            host.chmod(path, 0o600)
-            plan.note(f"{path} {SERVICE_USER}:{SERVICE_USER} 0600")
+    # /etc/adsync is read-only to the daemon: the keys it would make at its first start are
+    # made now (a master key only for a queue that does not exist yet: never a new key for
+    # sealed data).
+    queue_exists = host.exists(Path(config.queue.path))
+    for path, kind in _daemon_files(config):
+        if not host.exists(path):
+            if kind == "master" and queue_exists:
+                plan.note(
+                    f"{path} is MISSING but the queue exists: restore it (runbook 'Key lost')"
+                )
+                continue
+            host.make_key(path, kind)
+            plan.note(f"{path} created ({kind} key)")
+        host.chown(path, SERVICE_USER, SERVICE_USER)
+        host.chmod(path, 0o600)
+        plan.note(f"{path} {SERVICE_USER}:{SERVICE_USER} 0600")
     for path in read_write_paths(config):
         host.mkdir(path)
         host.chown(path, SERVICE_USER, SERVICE_USER)
@@ -165,13 +188,13 @@ def install(host: Host, config: Config, config_path: Path, python: str) -> Plan:
     return plan
 
 
-def _daemon_files(config: Config) -> list[Path]:
+def _daemon_files(config: Config) -> list[tuple[Path, str]]:
     """Key files the daemon itself reads: its own, so owned by its user."""
     paths = []
     if config.keys.provider == "file":
-        paths.append(Path(config.keys.path))
+        paths.append((Path(config.keys.path), "master"))
     if config.ingest.tcp_address is not None:
-        paths.append(Path(config.ingest.psk_file))
+        paths.append((Path(config.ingest.psk_file), "psk"))
     return paths
 
 

@@ -107,6 +107,10 @@ class FakeHost:
     def mkdir(self, path: Path) -> None:
         self.calls.append(("mkdir", str(path)))
 
+    def make_key(self, path: Path, kind: str) -> None:
+        self.calls.append(("make_key", str(path), kind))
+        self.existing.add(path)
+
 
 def test_install_makes_the_user_owns_the_files_and_enables_the_unit() -> None:
     host = FakeHost(existing={Path("/etc/adsync/master.key")})
@@ -138,3 +142,22 @@ def test_install_needs_root() -> None:
     with pytest.raises(InstallError, match="run as root"):
         install(host, config(), Path("/etc/adsync/adsync.yaml"), "/opt/adsync/bin/python")
     assert host.calls == []
+
+
+def test_install_makes_the_keys_the_daemon_cannot_write_itself() -> None:
+    """/etc/adsync is read-only to the daemon: a new install gets its keys from install."""
+    host = FakeHost()
+    cfg = config(ingest={"tcp": "127.0.0.1:17635"})
+    install(host, cfg, Path("/etc/adsync/adsync.yaml"), "/opt/adsync/bin/python")
+    assert ("make_key", "/etc/adsync/master.key", "master") in host.calls
+    assert ("make_key", "/etc/adsync/filter.key", "psk") in host.calls
+    assert ("chown", "/etc/adsync/filter.key", "adsync:adsync") in host.calls
+
+
+def test_install_never_makes_a_new_master_key_beside_a_queue() -> None:
+    host = FakeHost(existing={Path("/var/lib/adsync/queue.db")})
+    plan = install(
+        host, config(ingest={"tcp": None}), Path("/etc/adsync/adsync.yaml"), "/opt/a/bin/python"
+    )
+    assert not any(c[0] == "make_key" for c in host.calls)
+    assert any("MISSING but the queue exists" in line for line in plan.done)
