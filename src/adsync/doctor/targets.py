@@ -99,7 +99,10 @@ async def probe_backend(ctx: Context, name: str, backend: BackendConfig) -> list
 
 
 async def _scim(ctx: Context, name: str, backend: Any, url: str) -> Result | None:
-    """GET {url}/ServiceProviderConfig with the token: 200 proves url, tenant and token."""
+    """GET {url}/ServiceProviderConfig (RFC 7644 §4: the endpoint exists; servers often
+    answer it without a token), then GET {url}/Users?count=0 with the token (§3.4.2.4: no
+    resource is returned, only ``totalResults``): the endpoint the deliveries use accepts it.
+    Nothing is written."""
     import aiohttp
 
     from adsync.secret import SecretRefError, resolve_secret_ref
@@ -109,42 +112,36 @@ async def _scim(ctx: Context, name: str, backend: Any, url: str) -> Result | Non
         token = resolve_secret_ref(backend.token, base_dir=ctx.config_path.absolute().parent)
     except SecretRefError:
         return None  # reported by the secrets check
-    endpoint = url.rstrip("/") + "/ServiceProviderConfig"
+    base = url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/scim+json"}
     connector = aiohttp.TCPConnector(ssl=backend.tls.client_context())
+    timeout = aiohttp.ClientTimeout(total=backend.timeout)
     try:
-        async with (
-            aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=backend.timeout)
-            ) as session,
-            session.get(
-                endpoint,
-                headers={
-                    "Authorization": f"Bearer {token.reveal()}",
-                    "Accept": "application/scim+json",
-                },
-            ) as resp,
-        ):
-            status = resp.status
-            _note_skew(ctx, name, resp.headers.get("Date"))
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            async with session.get(f"{base}/ServiceProviderConfig", headers=headers) as resp:
+                discovery = resp.status
+                _note_skew(ctx, name, resp.headers.get("Date"))
+            async with session.get(f"{base}/Users", params={"count": "0"}, headers=headers) as resp:
+                search = resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return Result.fail(
-            label, f"GET /ServiceProviderConfig: {type(exc).__name__}", "check the url"
-        )
-    if status == 200:
-        return Result.ok(label, "TLS ok; GET /ServiceProviderConfig 200 (url and token accepted)")
-    if status in (401, 403):
-        return Result.fail(
-            label,
-            f"GET /ServiceProviderConfig {status}: the token is refused",
-            "put a valid bearer token in the token file (the IdP's SCIM app)",
-        )
-    if status == 404:
+        return Result.fail(label, f"SCIM probe: {type(exc).__name__}", "check the url")
+    if discovery == 404 or search == 404:
         return Result.fail(
             label,
             "GET /ServiceProviderConfig 404: no SCIM endpoint at this url",
             "the url must be the SCIM base (before /Users), tenant included",
         )
-    return Result.fail(label, f"GET /ServiceProviderConfig {status}", "see the target's log")
+    if search in (401, 403):
+        return Result.fail(
+            label,
+            f"GET /Users {search}: the token is refused",
+            "put a valid bearer token in the token file (the IdP's SCIM app)",
+        )
+    if search != 200:
+        return Result.fail(label, f"GET /Users?count=0 answered {search}", "see the target's log")
+    return Result.ok(
+        label, "TLS ok; GET /ServiceProviderConfig and /Users?count=0 answer (token accepted)"
+    )
 
 
 def _note_skew(ctx: Context, name: str, date: str | None) -> None:

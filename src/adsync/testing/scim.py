@@ -6,7 +6,9 @@ PatchOp that replaces ``password`` (204, or 200 with the resource when
 ``return_resource``, §3.5.2), and error bodies with the Error schema (``status`` as a
 string, §3.12). Any other path is 404 with a SCIM Error ("endpoint does not exist",
 §3.12): that is what a wrong base path or a deleted tenant looks like.
-``GET /ServiceProviderConfig`` (§4) answers the provider's features (token required).
+``GET /ServiceProviderConfig`` (§4) answers the provider's features without a token (as
+scim2-server does); ``GET /Users`` without a filter lists every user, ``count`` capping
+the page (§3.4.2, §3.4.2.4: ``count=0`` gives only ``totalResults``).
 ``patch_error = (status, scimType, detail)`` makes the PATCH of a found user answer that
 error (e.g. 409 ``uniqueness``, §3.12).
 """
@@ -62,10 +64,8 @@ class FakeScim(FakeTarget):
 
     async def _config(self, request: web.Request) -> web.Response:
         """RFC 7644 §4 / RFC 7643 §5: the provider's features; PATCH on, filter on.
-        Answered with the same bearer token as the other endpoints."""
+        Discovery needs no token here, as on scim2-server."""
         self.record(request, b"", operation="service_provider_config")
-        if not self._authorized(request):
-            return _error(401, None, "authentication required")
         document = {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "patch": {"supported": True},
@@ -85,6 +85,18 @@ class FakeScim(FakeTarget):
         received = self.record(request, b"", operation="search")
         if not self._authorized(request):
             return _error(401, None, "authentication required")
+        if "filter" not in request.query:  # §3.4.2: no filter is every resource; count caps
+            received.operation = "list"
+            count = _count(request.query.get("count"), len(self.users))
+            return _json(
+                200,
+                _list_response(len(self.users), [])
+                if count == 0
+                else _list_response(
+                    len(self.users),
+                    [{"id": i, "userName": n} for n, i in list(self.users.items())[:count]],
+                ),
+            )
         match = _FILTER.match(request.query.get("filter", ""))
         if match is None:
             received.valid, received.problem = False, "unsupported filter"
@@ -147,6 +159,28 @@ class FakeScim(FakeTarget):
                 },
             )
         return web.Response(status=204)
+
+
+def _count(raw: str | None, default: int) -> int:
+    """§3.4.2.4: ``count`` is a non-negative integer; a negative value is 0."""
+    if raw is None:
+        return default
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return default
+
+
+def _list_response(total: int, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": 1,
+        "itemsPerPage": len(resources),
+        "Resources": [
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], **r} for r in resources
+        ],
+    }
 
 
 def _json(status: int, document: Any) -> web.Response:
