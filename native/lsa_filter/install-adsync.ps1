@@ -58,12 +58,14 @@ function Set-ProtectedAcl([string]$Path, [bool]$IsDirectory) {
     Set-Acl -LiteralPath $Path -AclObject $acl
 }
 
-# 1. Python 3.11-3.13
-if (-not $Python) {
+# 1. Python 3.11-3.13 (the py launcher knows every installed version)
+if (-not $Python -and (Get-Command py -ErrorAction SilentlyContinue)) {
+    $ErrorActionPreference = 'Continue'   # py writes to stderr for a version it lacks
     foreach ($v in @('3.13', '3.12', '3.11')) {
         $found = & py "-$v" -c 'import sys; print(sys.executable)' 2>$null
-        if ($LASTEXITCODE -eq 0 -and $found) { $Python = $found.Trim(); break }
+        if ($LASTEXITCODE -eq 0 -and $found) { $Python = "$found".Trim(); break }
     }
+    $ErrorActionPreference = 'Stop'
 }
 if (-not $Python) {
     throw 'No CPython 3.11, 3.12 or 3.13 found: install one for all users (python.org installer), or pass -Python C:\path\python.exe'
@@ -74,7 +76,13 @@ if (@('3.11', '3.12', '3.13') -notcontains $version) {
 }
 Write-Host "Python $version at $Python"
 
-# 2. the venv, from the bundled wheels only
+# 2. the venv, from the bundled wheels only. A running service holds the venv's files
+#    open (Windows cannot replace a loaded .pyd): stop it first when upgrading.
+$existing = Get-Service -Name 'adsync' -ErrorAction SilentlyContinue
+if ($existing -and $existing.Status -eq 'Running') {
+    Write-Host 'Stopping the adsync service to upgrade its venv.'
+    Stop-Service -Name 'adsync'
+}
 $venv = Join-Path $InstallDir 'venv'
 $venvPython = Join-Path $venv 'Scripts\python.exe'
 $adsync = Join-Path $venv 'Scripts\adsync.exe'
@@ -117,10 +125,8 @@ Set-ProtectedAcl $ConfigPath $false
 
 # 4. check, register and start the service
 Invoke-Checked $adsync @('check-config', '--config', $ConfigPath)
-$existing = Get-Service -Name 'adsync' -ErrorAction SilentlyContinue
 if ($existing) {
-    Write-Host 'The adsync service is already installed; restarting it with the new venv.'
-    if ($existing.Status -eq 'Running') { Invoke-Checked $adsync @('service', 'stop') }
+    Write-Host 'The adsync service is already installed; starting it with the new venv.'
 } else {
     Invoke-Checked $adsync @('service', 'install', '--config', $ConfigPath)
 }

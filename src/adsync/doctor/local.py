@@ -308,7 +308,7 @@ def daemon(ctx: Context) -> list[Result]:
                 Result.fail(
                     name,
                     f"no adsync daemon answers at http://{listen}/healthz",
-                    "start it (adsync service start) and read its log (journalctl -u adsync)",
+                    _start_hint(ctx),
                 )
             ]
         status, data = answer
@@ -328,11 +328,16 @@ def daemon(ctx: Context) -> list[Result]:
                 Result.fail(
                     name,
                     f"nothing accepts on {sock} ({exc.strerror or type(exc).__name__})",
-                    "start it (adsync service start)",
+                    _start_hint(ctx),
                 )
             ]
         return [Result.ok(name, f"accepts on {sock}")]
     return [Result.skip(name, "metrics.listen is null and no Unix socket: not probed")]
+
+
+def _start_hint(ctx: Context) -> str:
+    where = "the Application event log, source adsync" if ctx.windows else "journalctl -u adsync"
+    return f"start it (adsync service start); why it stopped is in {where}"
 
 
 def clock(ctx: Context) -> list[Result]:
