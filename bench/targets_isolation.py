@@ -66,7 +66,7 @@ async def one_run(mode: str, changes: int, work: Path) -> float:
             "url": oim.endpoint,
             "username": "xelsysadm",
             "password": secret_file(work, "oim.secret", "bench-oim"),
-            "match_attribute": "usrLogin",
+            "match_attribute": "Users.User ID",
             "timeout": "2s",
             "retry": RETRY,
         },

@@ -179,7 +179,9 @@ class DispatchConfig(StrictModel):
 
 class SambaConfig(StrictModel):
     initial_dump: Literal["skip", "forward"] = "skip"
-    check_deadline: Duration = Field(default=8.0, gt=0, lt=10.0)
+    # Samba kills the check script at 10 s; 3 s leaves the daemon's own precheck.timeout
+    # (1.5 s) room and Samba a real margin; 8 s at most (start-up under load).
+    check_deadline: Duration = Field(default=3.0, gt=0, le=8.0)
 
 
 # --- backends -------------------------------------------------------------------------------

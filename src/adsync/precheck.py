@@ -61,16 +61,21 @@ async def precheck(
     *,
     within: float,
     on_undecided: OnUndecided,
+    unanswered: Sequence[str] = (),
 ) -> CheckResult:
-    """Ask the backends concurrently; return as soon as one rejects or all answered."""
-    if not backends:
+    """Ask the backends concurrently; return as soon as one rejects or all answered.
+
+    ``unanswered``: listed backends that cannot be asked (their plugin did not start);
+    they count as no answer, so ``on_undecided`` decides as for a timeout.
+    """
+    if not backends and not unanswered:
         return CheckResult.accept("no policy check configured")
     token = set_check_deadline(within)  # tasks copy the context: plugins see the deadline
     try:
         tasks = {asyncio.ensure_future(_ask(b, candidate)): b.name for b in backends}
     finally:
         reset_check_deadline(token)
-    answers: dict[str, CheckResult | None] = dict.fromkeys(tasks.values())
+    answers: dict[str, CheckResult | None] = dict.fromkeys([*unanswered, *tasks.values()])
     pending = set(tasks)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

@@ -4,7 +4,8 @@ Live: ``backends`` (added, removed, changed: the lane is restarted with the new
 settings), ``precheck``, ``logging``, ``dispatch``, ``samba``. Restart-only:
 ``ingest`` (sockets, keys of the handshake, limits), ``queue`` (path, bound),
 ``keys`` and ``metrics`` (the listener): a reload keeps the running values of
-those sections and reports which keys wait for a restart.
+those sections and reports which keys wait for a restart. ``adsync.reloader``
+applies the plan to the running daemon.
 
 The pid file that ``adsync reload`` signals lives next to the queue database.
 """
@@ -12,6 +13,7 @@ The pid file that ``adsync reload`` signals lives next to the queue database.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,9 @@ class ReloadPlan:
         return bool(self.added or self.removed or self.changed)
 
 
-def plan_reload(running: Config, new: Config) -> ReloadPlan:
+def plan_reload(running: Config, new: Config, *, not_started: Collection[str] = ()) -> ReloadPlan:
+    """``not_started``: backends whose plugin failed to start; a reload that keeps them
+    starts them again (as changed), so fixing a secret file and reloading is enough."""
     restart: list[str] = []
     for section in RESTART_ONLY:
         old_part, new_part = getattr(running, section), getattr(new, section)
@@ -49,7 +53,11 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
         added=tuple(sorted(new_names - old_names)),
         removed=tuple(sorted(old_names - new_names)),
         changed=tuple(
-            sorted(n for n in old_names & new_names if running.backends[n] != new.backends[n])
+            sorted(
+                n
+                for n in old_names & new_names
+                if running.backends[n] != new.backends[n] or n in not_started
+            )
         ),
         restart_needed=tuple(restart),
     )

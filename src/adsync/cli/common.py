@@ -42,3 +42,13 @@ def echo_json(data: Any) -> None:
     import json
 
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def age(seconds: float | None) -> str:
+    """A duration as operators read it in a table: ``42s``, ``3.5m``, ``1.2h``, ``2.0d``."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -61,15 +61,6 @@ def with_queue(config_path: Path, action: Callable[[Queue], Awaitable[T]]) -> T:
         return asyncio.run(go())
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 def stamp(epoch: float | None) -> str:

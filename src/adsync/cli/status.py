@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -65,15 +65,6 @@ def pending_of(data: dict[str, Any], backend: str | None = None) -> int:
     return total
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def _last_error(entry: dict[str, Any]) -> str:
     err = entry.get("last_error")
     if not err:
@@ -102,8 +93,12 @@ def status_rows(data: dict[str, Any]) -> list[list[str]]:
     for entry in data.get("backends", []):
         counts = entry.get("counts") or {}
         lane = entry.get("lane", "-")
+        if lane == "start_failed":
+            lane = "did not start"  # the plugin's start failed: see last error
         if not entry.get("configured"):
             lane = "removed from config"
+        elif entry.get("misconfigured"):
+            lane = f"{lane}, misconfigured"
         rows.append(
             [
                 str(entry.get("name")),
@@ -113,7 +108,7 @@ def status_rows(data: dict[str, Any]) -> list[list[str]]:
                 str(entry.get("pending", 0)),
                 str(counts.get("delivered", 0)),
                 str(counts.get("failed", 0)),
-                _age(entry.get("oldest_pending_age")),
+                age(entry.get("oldest_pending_age")),
                 _last_error(entry),
             ]
         )
@@ -159,6 +154,10 @@ def render_status(data: dict[str, Any]) -> None:
         for text in plain_table(title, rows):
             click.echo(text)
         say = click.echo
+    for entry in data.get("backends", []):
+        problem = entry.get("misconfigured")
+        if problem:
+            say(f"{entry.get('name')} is misconfigured: {problem.get('reason')}")
     queue = data.get("queue") or {}
     say(
         f"queue {queue.get('path')}: {queue.get('pending_deliveries')} deliveries pending, "
@@ -172,6 +171,11 @@ def render_status(data: dict[str, Any]) -> None:
         say(f"last reload ({data.get('reloads')} so far): {outcome}")
     if data.get("restart_needed"):
         say("changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"]))
+    if any(e.get("lane") == "start_failed" for e in data.get("backends", [])):
+        say(
+            "a backend that did not start keeps its changes queued; fix the cause "
+            "(last error), then `adsync reload`"
+        )
     if any(not e.get("configured") for e in data.get("backends", [])):
         say("rows of backends removed from the config are kept; `adsync queue purge` deletes them")
 

@@ -20,7 +20,7 @@ from adsync.cli.common import config_option, load_or_exit
 
 if TYPE_CHECKING:
     from adsync.config import Config
-    from adsync.plugin import Outcome
+    from adsync.plugin import Change, Outcome
     from adsync.secret import Secret
 
 REFUSED_ARGUMENT = (
@@ -119,16 +119,16 @@ def _direct(config: Config, name: str, account: str, secret: Secret, domain: str
     raise SystemExit(0 if outcome.kind is OutcomeKind.DELIVERED else 1)
 
 
-async def _deliver_once(config: Config, name: str, change: object) -> Outcome:
-    from adsync.daemon import build_backends
-    from adsync.plugin import Change, Outcome
+async def _deliver_once(config: Config, name: str, change: Change) -> Outcome:
+    """Start that one plugin as the daemon does, deliver, close."""
+    from adsync.plugin import Outcome
+    from adsync.reloader import BackendStartError, start_backend
 
-    assert isinstance(change, Change)
-    backend = build_backends(config.model_copy(update={"backends": {name: config.backends[name]}}))[
-        name
-    ]
     try:
-        await backend.start()
+        backend = await start_backend(name, config.backends[name])
+    except BackendStartError as exc:
+        return Outcome.configuration(f"cannot start: {exc.reason}")
+    try:
         return await backend.deliver(change)
     except Exception as exc:  # a plugin's bug: its type only, a message could hold anything
         return Outcome.failed(f"the plugin raised {type(exc).__name__}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random as _random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import structlog
 
 from adsync.clock import Clock
-from adsync.dispatch.lane import Lane
+from adsync.dispatch.lane import Lane, LaneState
 from adsync.plugin import Backend, BackendConfig
 from adsync.queue.store import Queue
 
@@ -33,11 +34,12 @@ class Dispatcher:
         retain_completed: float = 7 * 86400.0,
         remember_event_ids: float = 30 * 86400.0,
     ) -> None:
-        rnd = random or _random.SystemRandom().random
         self.queue = queue
         self.clock = clock
-        self.lanes = {
-            name: Lane(queue, name, backend, config, clock, random=rnd, idle_poll=idle_poll)
+        self._random = random or _random.SystemRandom().random
+        self._idle_poll = idle_poll
+        self._lanes: dict[str, Lane] = {
+            name: self._make_lane(name, backend, config)
             for name, (backend, config) in lanes.items()
         }
         self._unsubscribe: Callable[[], None] | None = None
@@ -47,11 +49,35 @@ class Dispatcher:
         self._remember = remember_event_ids
         self._housekeeping: asyncio.Task[None] | None = None
 
+    def _make_lane(self, name: str, backend: Backend[Any], config: BackendConfig) -> Lane:
+        """Every lane, first or added by a reload, gets the clock, random and poll given here."""
+        return Lane(
+            self.queue,
+            name,
+            backend,
+            config,
+            self.clock,
+            random=self._random,
+            idle_poll=self._idle_poll,
+        )
+
+    @property
+    def lanes(self) -> Mapping[str, Lane]:
+        """The lanes by backend name (read-only: ``add_lane``/``retire_lane`` change them)."""
+        return MappingProxyType(self._lanes)
+
+    def lane_states(self) -> dict[str, LaneState]:
+        return {name: lane.state() for name, lane in self._lanes.items()}
+
+    def config_problems(self) -> dict[str, dict[str, Any]]:
+        """Backends whose last problem was a configuration one (``Outcome.misconfigured``)."""
+        return {n: lane.config_problem for n, lane in self._lanes.items() if lane.config_problem}
+
     async def start(self) -> None:
-        for name, lane in self.lanes.items():
+        for name, lane in self._lanes.items():
             self.queue.set_expire_after(name, lane.config.retry.expire_after)
         self._unsubscribe = self.queue.add_listener(self._wake_all)
-        for lane in self.lanes.values():
+        for lane in self._lanes.values():
             lane.start()
         self._housekeeping = asyncio.create_task(self._prune_loop(), name="adsync-prune")
         self._started = True
@@ -69,8 +95,27 @@ class Dispatcher:
                 log.info("queue_pruned", changes=pruned)
 
     def _wake_all(self) -> None:
-        for lane in self.lanes.values():
+        for lane in self._lanes.values():
             lane.wake()
+
+    def add_lane(self, name: str, backend: Backend[Any], config: BackendConfig) -> None:
+        """A lane for a backend added (or replaced) by a reload; it runs at once if we run."""
+        if name in self._lanes:
+            raise ValueError(f"backend {name} already has a lane; retire it first")
+        lane = self._lanes[name] = self._make_lane(name, backend, config)
+        if self._started:
+            self.queue.set_expire_after(name, config.retry.expire_after)
+            lane.start()
+            lane.wake()
+
+    async def retire_lane(self, name: str, grace: float) -> None:
+        """Wind one lane down as ``stop`` winds them all down; the other lanes keep running."""
+        lane = self._lanes.get(name)
+        if lane is None:
+            return
+        await self._wind_down([lane], grace)
+        if self._lanes.get(name) is lane:
+            del self._lanes[name]
 
     async def stop(self, grace: float) -> None:
         """Claim nothing more; let running deliveries finish within ``grace`` seconds.
@@ -87,8 +132,13 @@ class Dispatcher:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
-        await asyncio.gather(*(lane.stop_claiming() for lane in self.lanes.values()))
-        running = [t for lane in self.lanes.values() for t in lane.running_deliveries()]
+        await self._wind_down(list(self._lanes.values()), grace)
+
+    async def _wind_down(self, lanes: Sequence[Lane], grace: float) -> None:
+        """Claim nothing more; wait up to ``grace`` seconds on the clock for running
+        deliveries; cancel the rest, whose rows go back to pending uncounted."""
+        await asyncio.gather(*(lane.stop_claiming() for lane in lanes))
+        running = [t for lane in lanes for t in lane.running_deliveries()]
         if running:
             done_all = asyncio.ensure_future(asyncio.wait(running))
             timer = asyncio.ensure_future(self.clock.sleep(grace))
@@ -99,7 +149,7 @@ class Dispatcher:
                 done_all.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await done_all
-        for lane in self.lanes.values():
+        for lane in lanes:
             if lane.in_flight:
                 log.warning("dispatch_grace_over", backend=lane.name, abandoned=lane.in_flight)
                 await lane.abandon()

@@ -11,18 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
 from adsync.clock import Clock
 from adsync.dispatch.retry import NextState, decide
 from adsync.dispatch.scrub import scrub_reason
-from adsync.plugin import Backend, BackendConfig, Outcome
+from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
 from adsync.queue.models import Claim
 from adsync.queue.store import Queue
 
 log = structlog.get_logger("adsync.dispatch")
+
+
+class LaneState(NamedTuple):
+    """What status, health and metrics show of a lane."""
+
+    running: bool  # its loop runs (False once stopped, or if it died)
+    in_flight: int  # deliveries running now
 
 
 class Lane:
@@ -49,6 +56,8 @@ class Lane:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0  # attempts finished (for tests and metrics)
+        # The last outcome marked misconfigured (reason, at), until a delivery succeeds.
+        self.config_problem: dict[str, Any] | None = None
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -61,6 +70,13 @@ class Lane:
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def state(self) -> LaneState:
+        return LaneState(self.running, self.in_flight)
 
     async def stop_claiming(self) -> None:
         self._stopping = True
@@ -152,6 +168,10 @@ class Lane:
                 label = "expired" if decision.note == "expired" else label
                 reason = f"{decision.note}: {reason}" if reason else decision.note
             await self.queue.record(claim, decision, label, reason)
+            if outcome.misconfigured:
+                self.config_problem = {"reason": reason, "at": now}
+            elif outcome.kind is OutcomeKind.DELIVERED:
+                self.config_problem = None
             self.delivered += 1
             log.info(
                 "delivery",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Final
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a hook ~5 ms
+if TYPE_CHECKING:
+    from typing import Final
 
 MAGIC: Final = b"ADSY"
 VERSION: Final = 1

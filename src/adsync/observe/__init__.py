@@ -1,1 +1,1 @@
-"""Observability: logs (with redaction), metrics, health."""
+"""Observability: logs (with redaction), metrics, health, and the status view over them."""

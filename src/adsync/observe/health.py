@@ -27,16 +27,26 @@ class HealthReport:
 
 
 def evaluate(
-    *, queue_problem: str | None, lanes: Mapping[str, bool], stopping: bool
+    *,
+    queue_problem: str | None,
+    lanes: Mapping[str, bool],
+    stopping: bool,
+    not_started: Mapping[str, str] | None = None,
 ) -> HealthReport:
-    """Every reason that makes the daemon unhealthy, in a stable order."""
+    """Every reason that makes the daemon unhealthy, in a stable order.
+
+    ``not_started``: backends whose plugin failed to start, and why (their lane is down).
+    """
+    not_started = not_started or {}
     reasons: list[str] = []
     if stopping:
         reasons.append("the daemon is stopping")
     if queue_problem is not None:
         reasons.append(f"queue not writable: {queue_problem}")
     for name in sorted(lanes):
-        if not lanes[name]:
+        if name in not_started:
+            reasons.append(f"backend {name} did not start: {not_started[name]}")
+        elif not lanes[name]:
             reasons.append(f"lane {name} is not running")
     return HealthReport(not reasons, tuple(reasons), dict(lanes))
 

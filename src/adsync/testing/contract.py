@@ -128,10 +128,6 @@ class FakeTarget:
         if self._runner is None:
             await self._listen(self._port)
 
-    @property
-    def is_up(self) -> bool:
-        return self._runner is not None
-
     # inspection
     @property
     def url(self) -> str:

@@ -5,6 +5,13 @@
 (``Form = 'Person' and <item> = ?value``); ``POST /api/v1/document?dataSource=``
 creates a document (``Form`` required, only configured forms and fields), 200
 with ``@meta.unid`` (32 upper-case hex). Errors use DRAPI's ErrorMessage.
+
+Encryption follows HCL-TECH-SOFTWARE/Domino-rest-api
+``docs/references/usingdominorestapi/encryptsign.md`` (v1.1.0+): fields whose form mode
+has the **Encrypt** option (``encrypted_fields``, by default the password item) need an
+``@encryption`` object (``keys``/``users`` string lists, optional ``options``) in the
+payload, else error E1130; the fake stores only a digest and whom the item was encrypted
+for. The HTTP status of E1130 is not documented [inferred: 400].
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ class FakeDomino(FakeTarget):
         self.request_form = request_form
         self.request_fields = request_fields if request_fields is not None else REQUEST_FIELDS
         self.documents: list[dict[str, Any]] = []  # created requests, password as a digest
+        self.encrypted_fields: set[str] = {"NewPassword"}
         self.tokens: set[str] = set()
 
     def routes(self, app: web.Application) -> None:
@@ -158,15 +166,32 @@ class FakeDomino(FakeTarget):
             return _error(400, "Form is required")
         if document["Form"] != self.request_form:
             return _error(403, f"Form {document['Form']} is not configured in the schema")
+        encryption = document.pop("@encryption", None)
+        if self.encrypted_fields & set(document) and encryption is None:
+            received.valid, received.problem = False, "no @encryption for encrypted fields"
+            return _error(
+                400,
+                "E1130, This form mode requires encryption but no @encryption payload was provided",
+            )
+        if encryption is not None and not _valid_encryption(encryption):
+            received.valid, received.problem = False, "malformed @encryption"
+            return _error(400, "Invalid @encryption payload")
         unknown = set(document) - {"Form"} - self.request_fields
         if unknown:
             return _error(403, f"Fields not configured for this form: {sorted(unknown)}")
-        password = document.get("NewPassword")
+        secret_items = {"NewPassword"} | self.encrypted_fields  # never kept in clear
+        password = next((document[k] for k in sorted(secret_items) if k in document), None)
         received.password_sha256 = sha256_hex(password) if isinstance(password, str) else None
         guid = document.get("ADObjectGUID")
         received.account = next((a for a, g in self.people.items() if str(g) == guid), None)
-        stored = {k: v for k, v in document.items() if k != "NewPassword"}
+        stored = {k: v for k, v in document.items() if k not in secret_items}
         stored["NewPassword.sha256"] = received.password_sha256
+        if encryption is not None and self.encrypted_fields & set(document):
+            stored["@encrypted_for"] = {
+                "users": encryption.get("users", []),
+                "keys": encryption.get("keys", []),
+                "items": sorted(self.encrypted_fields & set(document)),
+            }
         unid = _unid()
         self.documents.append({**stored, "@unid": unid})
         now = datetime.now(UTC).isoformat()
@@ -181,8 +206,14 @@ class FakeDomino(FakeTarget):
             "size": len(body),
         }
         return _json(
-            200, {**{k: v for k, v in document.items() if k != "NewPassword"}, "@meta": meta}
+            200, {**{k: v for k, v in document.items() if k not in secret_items}, "@meta": meta}
         )
+
+
+def _valid_encryption(value: Any) -> bool:
+    if not isinstance(value, dict) or set(value) - {"keys", "users", "options"}:
+        return False
+    return all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
 
 
 def _unid() -> str:

@@ -1,9 +1,34 @@
-"""An OIM SPML v2 service (SOAP 1.1, WS-Security UsernameToken) that validates every request.
+"""OIM's SPML-DSML service (the one the AD password connector calls), strict.
 
-Each request's SPML element (the single child of ``soap:Body``) is validated
-against the OASIS SPML v2 schemas kept in ``data/spml`` (core, search,
-password, and the DSML v2 filter used as the search's query clause); an invalid
-request is recorded as invalid and answered with a ``soap:Client`` fault.
+What it models, and where each behaviour comes from:
+
+* ``POST`` at ``/spmlws/OIMProvisioning`` (configurable), SOAP 1.1 over HTTP:
+  shared/protocols.md §2.2; OpenPTK's client (sfehrman/openptk
+  ``ext/Misc/SPML2/.../OpenPTKSpml2Client.java``) posts ``text/xml`` with a SOAPAction.
+* Envelope namespace other than SOAP 1.1's: ``VersionMismatch`` fault (SOAP 1.1 §4.4.1).
+  No SOAPAction header: ``Client`` fault (SOAP 1.1 §6.1.1 makes it mandatory).
+* Credentials in the ``OIMUser`` header (``OIMUserId``/``OIMUserPassword`` in
+  ``http://xmlns.oracle.com/OIM/provisioning``): OpenPTKSpml2Client.buildXmlSOAP.
+  A header entry the service does not process that carries ``mustUnderstand="1"``
+  (``wsse:Security`` for one): ``MustUnderstand`` fault (SOAP 1.1 §4.2.3).
+  Missing or wrong credentials: a ``Client`` fault naming the authentication failure
+  [inferred: the exact fault of the real service is not public].
+* The SPML request wrapped in ``processRequest/sOAPElement`` (``sOAPElement``
+  unqualified), the answer wrapped in ``processRequestResponse``: OpenPTKSpml2Client
+  (buildXmlSOAP, getResponseContent). An unwrapped body is a ``Client`` fault.
+* The inner SPML is validated against the OASIS SPML v2 schemas in ``data/spml`` (core,
+  search, password, async and the DSML v2 filter); invalid: ``Client`` fault.
+* Search: DSML ``equalityMatch`` on OIM attribute names (``Users.User ID``); OpenPTK's
+  Spml2OIMOperations sends ``scope="pso"`` with an empty ``basePsoID``. Not found is
+  ``success`` with no ``pso`` (protocols.md §2.4). A name that is not an OIM user
+  attribute: ``failure``/``malformedRequest`` with a message [inferred kind].
+* setPassword: ``success``; ``failure``/``customError`` + ``errorMessage`` for a policy
+  refusal; ``noSuchIdentifier`` for an unknown psoID (SPML v2 ErrorCode); ``pending``
+  when asynchronous, then ``statusRequest`` (SPML v2 async capability) answers pending
+  until done (Oracle OIM Developer's Guide ch. 32: "Oracle Identity Manager responds
+  immediately with a pending status, and it is up to the requestor to get the current
+  state by issuing a statusRequest").
+
 Needs lxml (the ``test`` extra).
 """
 
@@ -21,25 +46,39 @@ from lxml import etree  # type: ignore[import-untyped]
 from .contract import FakeTarget, Mode, Received, sha256_hex
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-PASSWORD_TEXT = _PROFILE + "#PasswordText"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+OIM = "http://xmlns.oracle.com/OIM/provisioning"
 SPML = "urn:oasis:names:tc:SPML:2:0"
 SEARCH = "urn:oasis:names:tc:SPML:2:0:search"
 PASS = "urn:oasis:names:tc:SPML:2:0:password"  # noqa: S105 (a namespace)
+ASYNC = "urn:oasis:names:tc:SPML:2:0:async"
 DSML = "urn:oasis:names:tc:DSML:2:0:core"
-DEFAULT_PATH = "/spml-xsd/SPMLService"
+DEFAULT_PATH = "/spmlws/OIMProvisioning"
+# OIM user attributes as the SPML-DSML service names them (form "Users.<label>").
+OIM_USER_ATTRIBUTES = frozenset(
+    {
+        "Users.User ID",
+        "Users.Key",
+        "Users.First Name",
+        "Users.Last Name",
+        "Users.Email",
+        "Users.Status",
+        "Users.Xellerate Type",
+        "Users.Role",
+    }
+)
 _SCHEMAS = {
     SPML: "pstc_spmlv2_core.xsd",
     PASS: "pstc_spmlv2_password.xsd",
     SEARCH: "pstc_spmlv2_search.xsd",
+    ASYNC: "pstc_spmlv2_async.xsd",
     DSML: "dsml_filter.xsd",
 }
 
 
 @functools.cache
 def spml_schema() -> etree.XMLSchema:
-    """The SPML v2 core + password + search schemas and the DSML v2 filter, as one set."""
+    """The SPML v2 core, password, search and async schemas and the DSML v2 filter."""
     folder = Path(str(files("adsync.testing") / "data" / "spml"))
     imports = "".join(
         f'<xs:import namespace="{ns}" schemaLocation="{(folder / name).as_uri()}"/>'
@@ -65,17 +104,28 @@ def validate_spml(element: etree._Element) -> str | None:
     return f"line {error.line}: {error.message}" if error else "invalid"
 
 
+class Refused(Exception):
+    """The service answers with a SOAP fault (``code`` is the qualified faultcode)."""
+
+    def __init__(self, code: str, text: str, *, invalid: bool = True) -> None:
+        super().__init__(text)
+        self.code, self.text, self.invalid = code, text, invalid
+
+
 class FakeOim(FakeTarget):
-    """Users are ``{attribute value: psoID}`` under ``match_attribute``; credentials are fixed."""
+    """Users are ``{login: psoID}`` under ``Users.User ID``; credentials are fixed.
+
+    ``pending(polls)`` makes setPassword asynchronous: it answers ``pending`` and
+    ``polls`` statusRequests answer ``pending`` before the result (None: never done).
+    """
 
     def __init__(
         self,
         *,
         username: str = "xelsysadm",
         password: str = "oim-secret",  # noqa: S107
-        match_attribute: str = "usrLogin",
+        match_attribute: str = "Users.User ID",
         users: dict[str, str] | None = None,
-        target_id: str = "OIM",
         path: str = DEFAULT_PATH,
         **kwargs: Any,
     ) -> None:
@@ -84,9 +134,19 @@ class FakeOim(FakeTarget):
         self.password = password
         self.match_attribute = match_attribute
         self.users = users if users is not None else {"jdoe": "81"}
-        self.target_id = target_id
         self.path = path
         self.server_fault = False
+        self.pending_polls: int | None = 0
+        self.asynchronous = False
+        self._async: dict[str, tuple[int, str]] = {}  # asyncRequestID -> (polls left, psoID)
+
+    def pending(self, polls: int | None = 1) -> None:
+        self.asynchronous = True
+        self.pending_polls = polls
+
+    def accept(self) -> None:
+        super().accept()
+        self.asynchronous = False
 
     @property
     def endpoint(self) -> str:
@@ -99,83 +159,99 @@ class FakeOim(FakeTarget):
         await self.gate()
         body = await request.read()
         received = self.record(request, body)
+        if not request.headers.get("Content-Type", "").startswith("text/xml"):
+            received.valid, received.problem = False, "Content-Type is not text/xml (SOAP 1.1)"
+            return web.Response(status=415, text="Unsupported Media Type")
+        try:
+            element = self._unwrap(request, body, received)
+        except Refused as refused:
+            if refused.invalid:
+                received.valid, received.problem = False, refused.text
+            return _fault(refused.code, refused.text)
         if self.server_fault:
             return _fault("soap:Server", "oracle.iam.platform: internal error")
-        if not request.headers.get("Content-Type", "").startswith("text/xml"):
-            return self._invalid(received, "Content-Type is not text/xml (SOAP 1.1)")
-        if "SOAPAction" not in request.headers:
-            return self._invalid(received, "no SOAPAction header (SOAP 1.1)")
+        request_id = element.get("requestID")
+        if element.tag == f"{{{SEARCH}}}searchRequest":
+            return self._search(received, element, request_id)
+        if element.tag == f"{{{PASS}}}setPasswordRequest":
+            return self._set_password(received, element, request_id)
+        if element.tag == f"{{{ASYNC}}}statusRequest":
+            return self._status(received, element, request_id)
+        received.operation = etree.QName(element).localname
+        name = received.operation.replace("Request", "Response")
+        return _response(name, SPML, "spml", request_id, "failure", "unsupportedOperation")
+
+    def _unwrap(self, request: web.Request, body: bytes, received: Received) -> etree._Element:
+        """The SPML request inside a valid envelope, or the fault the service answers."""
+        if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+            raise Refused("soap:Client", "DTDs are not accepted")
         try:
-            if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-                raise etree.XMLSyntaxError("DTD refused", None, 0, 0)
             root = etree.fromstring(body, _parser())
         except etree.XMLSyntaxError:
-            return self._invalid(received, "not well-formed XML (or a DTD)")
+            raise Refused("soap:Client", "not well-formed XML") from None
+        if etree.QName(root).localname == "Envelope" and root.tag != f"{{{SOAP}}}Envelope":
+            raise Refused("soap:VersionMismatch", "the envelope is not SOAP 1.1")
         if root.tag != f"{{{SOAP}}}Envelope":
-            return self._invalid(received, "not a SOAP 1.1 envelope")
-        token = root.find(f"{{{SOAP}}}Header/{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
-        spml_body = root.find(f"{{{SOAP}}}Body")
-        elements = [] if spml_body is None else [e for e in spml_body if isinstance(e.tag, str)]
-        if len(elements) != 1:
-            return self._invalid(received, "soap:Body must hold exactly one element")
-        request_element = elements[0]
-        problem = validate_spml(request_element)
-        if problem is not None:
-            return self._invalid(received, f"SPML schema: {problem}")
-        if token is None:
-            return _fault("wsse:InvalidSecurity", "no UsernameToken")
-        user = token.findtext(f"{{{WSSE}}}Username")
-        password_element = token.find(f"{{{WSSE}}}Password")
-        if password_element is None or password_element.get("Type") != PASSWORD_TEXT:
-            return _fault("wsse:InvalidSecurity", "UsernameToken without PasswordText")
-        if user != self.username or (password_element.text or "") != self.password:
-            return _fault(
-                "wsse:FailedAuthentication",
-                "The security token could not be authenticated or authorized",
+            raise Refused("soap:Client", "not a SOAP envelope")
+        if "SOAPAction" not in request.headers:
+            raise Refused("soap:Client", "no SOAPAction header (SOAP 1.1 HTTP binding)")
+        header = root.find(f"{{{SOAP}}}Header")
+        entries = [] if header is None else [e for e in header if isinstance(e.tag, str)]
+        for entry in entries:
+            if entry.tag != f"{{{OIM}}}OIMUser" and entry.get(f"{{{SOAP}}}mustUnderstand") == "1":
+                raise Refused(
+                    "soap:MustUnderstand",
+                    f"header {etree.QName(entry).localname} was not understood",
+                    invalid=False,
+                )
+        wrapper = root.find(f"{{{SOAP}}}Body/{{{OIM}}}processRequest/sOAPElement")
+        inner = [] if wrapper is None else [e for e in wrapper if isinstance(e.tag, str)]
+        if len(inner) != 1:
+            raise Refused(
+                "soap:Client", "the body is not processRequest/sOAPElement with one SPML request"
             )
-        request_id = request_element.get("requestID")
-        if request_element.tag == f"{{{SEARCH}}}searchRequest":
-            return self._search(received, request_element, request_id)
-        if request_element.tag == f"{{{PASS}}}setPasswordRequest":
-            return self._set_password(received, request_element, request_id)
-        received.operation = etree.QName(request_element).localname
-        return _response(
-            received.operation.replace("Request", "Response"),
-            SPML,
-            "spml",
-            request_id,
-            "failure",
-            "unsupportedOperation",
-            ["not supported here"],
-        )
-
-    def _invalid(self, received: Received, problem: str) -> web.Response:
-        received.valid, received.problem = False, problem
-        return _fault("soap:Client", f"malformed request: {problem}")
+        problem = validate_spml(inner[0])
+        if problem is not None:
+            raise Refused("soap:Client", f"malformed SPML request: {problem}")
+        user = None if header is None else header.find(f"{{{OIM}}}OIMUser")
+        login = None if user is None else user.findtext(f"{{{OIM}}}OIMUserId")
+        secret = None if user is None else user.findtext(f"{{{OIM}}}OIMUserPassword")
+        received.extra["oim_user"] = login
+        if login != self.username or (secret or "") != self.password:
+            raise Refused(
+                "soap:Client",
+                "OIMUser authentication failed: invalid OIMUserId or OIMUserPassword",
+                invalid=False,
+            )
+        return inner[0]
 
     def _search(
         self, received: Received, element: etree._Element, request_id: str | None
     ) -> web.Response:
         received.operation = "search"
+        query = element.find(f"{{{SEARCH}}}query")
+        base = None if query is None else query.find(f"{{{SEARCH}}}basePsoID")
+        received.extra["scope"] = None if query is None else query.get("scope")
+        received.extra["base_pso_id"] = None if base is None else base.get("ID")
         match = element.find(f"{{{SEARCH}}}query/{{{DSML}}}filter/{{{DSML}}}equalityMatch")
         if match is None:
             return _response(
-                "searchResponse",
-                SEARCH,
-                "spmlsearch",
-                request_id,
-                "failure",
-                "unsupportedSelectionType",
-                ["only equalityMatch is supported"],
-            )
+                "searchResponse", SEARCH, "spmlsearch", request_id, "failure",
+                "unsupportedSelectionType", ["only equalityMatch is supported"],
+            )  # fmt: skip
+        name = match.get("name")
         value = match.findtext(f"{{{DSML}}}value") or ""
         received.account = value
+        if name not in OIM_USER_ATTRIBUTES:
+            return _response(
+                "searchResponse", SEARCH, "spmlsearch", request_id, "failure",
+                "malformedRequest", [f"{name} is not an attribute of OIM users"],
+            )  # fmt: skip
         pso_id = None
-        if self.mode is not Mode.UNKNOWN_USER and match.get("name") == self.match_attribute:
+        if self.mode is not Mode.UNKNOWN_USER and name == self.match_attribute:
             pso_id = self.users.get(value)
         psos = (
-            f"<spmlsearch:pso><spml:psoID ID={quoteattr(pso_id)} "
-            f"targetID={quoteattr(self.target_id)}/></spmlsearch:pso>"
+            f"<spmlsearch:pso><spml:psoID ID={quoteattr(pso_id)}/></spmlsearch:pso>"
             if pso_id is not None
             else ""
         )
@@ -192,26 +268,44 @@ class FakeOim(FakeTarget):
         known = {v: k for k, v in self.users.items()}
         if self.mode is Mode.UNKNOWN_USER or pso_id not in known:
             return _response(
-                "setPasswordResponse",
-                PASS,
-                "pass",
-                request_id,
-                "failure",
-                "noSuchIdentifier",
+                "setPasswordResponse", PASS, "pass", request_id, "failure", "noSuchIdentifier",
                 [f"no user with key {pso_id}"],
-            )
+            )  # fmt: skip
         received.account = known[pso_id]
+        if self.asynchronous and request_id:
+            polls = -1 if self.pending_polls is None else self.pending_polls
+            self._async[request_id] = (polls, pso_id)
+            return _response("setPasswordResponse", PASS, "pass", request_id, "pending")
+        return self._password_result("setPasswordResponse", PASS, "pass", request_id)
+
+    def _password_result(
+        self, name: str, namespace: str, prefix: str, request_id: str | None, extra: str = ""
+    ) -> web.Response:
         if self.mode is Mode.REJECT:
             return _response(
-                "setPasswordResponse",
-                PASS,
-                "pass",
-                request_id,
-                "failure",
-                "customError",
-                [self.reject_reason],
-            )
-        return _response("setPasswordResponse", PASS, "pass", request_id, "success")
+                name, namespace, prefix, request_id, "failure", "customError",
+                [self.reject_reason], attrs=extra,
+            )  # fmt: skip
+        return _response(name, namespace, prefix, request_id, "success", attrs=extra)
+
+    def _status(
+        self, received: Received, element: etree._Element, request_id: str | None
+    ) -> web.Response:
+        received.operation = "status"
+        async_id = element.get("asyncRequestID") or ""
+        extra = f" asyncRequestID={quoteattr(async_id)}"
+        if async_id not in self._async:
+            return _response(
+                "statusResponse", ASYNC, "async", request_id, "failure", "noSuchRequest",
+                [f"no request {async_id}"], attrs=extra,
+            )  # fmt: skip
+        polls, pso_id = self._async[async_id]
+        received.account = {v: k for k, v in self.users.items()}.get(pso_id)
+        if polls != 0:
+            self._async[async_id] = (polls - 1 if polls > 0 else polls, pso_id)
+            return _response("statusResponse", ASYNC, "async", request_id, "pending", attrs=extra)
+        del self._async[async_id]
+        return self._password_result("statusResponse", ASYNC, "async", request_id, extra)
 
 
 def _response(
@@ -223,8 +317,9 @@ def _response(
     error: str | None = None,
     messages: list[str] | None = None,
     inner: str = "",
+    attrs: str = "",
 ) -> web.Response:
-    attrs = f' status="{status}"'
+    attrs = f' status="{status}"' + attrs
     if request_id:
         attrs += f" requestID={quoteattr(request_id)}"
     if error:
@@ -232,15 +327,18 @@ def _response(
     errors = "".join(f"<spml:errorMessage>{escape(m)}</spml:errorMessage>" for m in messages or [])
     xmlns = f'xmlns:spml="{SPML}"' + (f' xmlns:{prefix}="{namespace}"' if prefix != "spml" else "")
     element = f"<{prefix}:{name} {xmlns}{attrs}>{errors}{inner}</{prefix}:{name}>"
-    return _envelope(element, 200)
+    wrapped = (
+        f'<ns1:processRequestResponse xmlns:ns1="{OIM}">{element}</ns1:processRequestResponse>'
+    )
+    return _envelope(wrapped, 200)
 
 
 def _fault(code: str, text: str) -> web.Response:
     fault = (
-        f'<soap:Fault xmlns:wsse="{WSSE}"><faultcode>{escape(code)}</faultcode>'
+        f"<soap:Fault><faultcode>{escape(code)}</faultcode>"
         f"<faultstring>{escape(text)}</faultstring></soap:Fault>"
     )
-    return _envelope(fault, 500)
+    return _envelope(fault, 500)  # SOAP 1.1 §6.2: a fault travels with HTTP 500
 
 
 def _envelope(inner: str, status: int) -> web.Response:
@@ -255,4 +353,4 @@ def _envelope(inner: str, status: int) -> web.Response:
     )
 
 
-__all__ = ["DEFAULT_PATH", "FakeOim", "spml_schema", "validate_spml"]
+__all__ = ["DEFAULT_PATH", "OIM_USER_ATTRIBUTES", "FakeOim", "spml_schema", "validate_spml"]

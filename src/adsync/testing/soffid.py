@@ -48,6 +48,7 @@ class FakeSoffid(FakeTarget):
         self.failing = False
         self.policy_applies = True
         self.policy: Callable[[str, str], str | None] | None = None
+        self.answer_body: str | None = None  # not Soffid: e.g. a proxy's page with 200
 
     def internal_error(self) -> None:
         self.failing = True
@@ -83,6 +84,8 @@ class FakeSoffid(FakeTarget):
                 ),
             },
         )
+        if self.answer_body is not None:
+            return _text(self.answer_body)
         if self.failing:
             return _text(
                 "ERROR: es.caib.seycon.ng.exception.InternalErrorException: database unavailable",

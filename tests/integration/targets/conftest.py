@@ -95,11 +95,8 @@ AGENT_ERIS = "AD%20adsync%2Etest"
 OIM_USER = "xelsysadm"
 DOMINO_USER = "adsync"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-PASSWORD_TEXT = (
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-    "#PasswordText"
-)
+OIM = "http://xmlns.oracle.com/OIM/provisioning"
+WRAPPED = f"{{{SOAP}}}Body/{{{OIM}}}processRequest/sOAPElement"
 SPML_SEARCH = "urn:oasis:names:tc:SPML:2:0:search"
 SPML_PASS = "urn:oasis:names:tc:SPML:2:0:password"
 DSML = "urn:oasis:names:tc:DSML:2:0:core"
@@ -174,10 +171,6 @@ class SoffidKit(Kit):
     rejects = False  # Soffid queues every propagation; its policy shows only in the check
     lookup_first = False  # one request: the propagation itself finds the account
 
-    def __init__(self, secrets: Path) -> None:
-        super().__init__(secrets)
-        self.service_password = service_secret("soffid")
-
     def fake(self, accounts: list[str]) -> FakeSoffid:
         return FakeSoffid(agent=AGENT, accounts=set(accounts))
 
@@ -189,8 +182,6 @@ class SoffidKit(Kit):
             "type": "soffid",
             "urls": [f.url for f in fakes],
             "agent": AGENT,
-            "username": "adsync",
-            "password": write_secret(self.secrets, "soffid.secret", self.service_password),
             "timeout": "2s",
             "retry": retry(),
         }
@@ -206,10 +197,12 @@ class SoffidKit(Kit):
         assert request.target_sha256 == sha256_hex(expected), "request line differs from eris'"
         assert request.password_sha256 == pw.sha
         assert request.extra["domain"] == AGENT
+        assert "Authorization" not in request.headers  # like eris: nothing preemptive
 
 
 class OimKit(Kit):
-    """SOAP 1.1 + WS-Security: search, then setPassword (the fake checks the SPML schemas)."""
+    """OIM's SPML-DSML service: OIMUser header, processRequest/sOAPElement, search then
+    setPassword (the fake checks the SPML schemas and refuses what the service refuses)."""
 
     type = "oim_spml"
     operation = "setPassword"
@@ -233,8 +226,7 @@ class OimKit(Kit):
             "url": fake.endpoint,
             "username": OIM_USER,
             "password": write_secret(self.secrets, "oim.secret", self.service_password),
-            "match_attribute": "usrLogin",
-            "target_id": "OIM",
+            "match_attribute": "Users.User ID",
             "timeout": "2s",
             "retry": retry(),
         }
@@ -254,24 +246,23 @@ class OimKit(Kit):
             assert request.headers["Content-Type"] == "text/xml; charset=utf-8"
             assert "SOAPAction" in request.headers
             root = etree.fromstring(request.body)
-            token = root.find(f"{{{SOAP}}}Header/{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
-            assert token is not None
-            assert token.findtext(f"{{{WSSE}}}Username") == OIM_USER
-            password = token.find(f"{{{WSSE}}}Password")
-            assert password is not None and password.get("Type") == PASSWORD_TEXT
-            assert sha256_hex(password.text or "") == sha256_hex(self.service_password)
-        (query,) = etree.fromstring(search.body).find(f"{{{SOAP}}}Body")
+            (user,) = root.find(f"{{{SOAP}}}Header")
+            assert user.tag == f"{{{OIM}}}OIMUser"
+            assert user.findtext(f"{{{OIM}}}OIMUserId") == OIM_USER
+            secret = user.findtext(f"{{{OIM}}}OIMUserPassword") or ""
+            assert sha256_hex(secret) == sha256_hex(self.service_password)
+        (query,) = etree.fromstring(search.body).find(WRAPPED)
         assert query.tag == f"{{{SPML_SEARCH}}}searchRequest"
         assert query.get("requestID") == f"adsync-{event_id}-search"
+        assert query.find(f"{{{SPML_SEARCH}}}query").get("scope") == "pso"
         match = query.find(f"{{{SPML_SEARCH}}}query/{{{DSML}}}filter/{{{DSML}}}equalityMatch")
-        assert match is not None and match.get("name") == "usrLogin"
+        assert match is not None and match.get("name") == "Users.User ID"
         assert match.findtext(f"{{{DSML}}}value") == account
-        (request,) = etree.fromstring(setpw.body).find(f"{{{SOAP}}}Body")
+        (request,) = etree.fromstring(setpw.body).find(WRAPPED)
         assert request.tag == f"{{{SPML_PASS}}}setPasswordRequest"
         assert request.get("requestID") == f"adsync-{event_id}-setpw"
         pso = request.find(f"{{{SPML_PASS}}}psoID")
-        assert pso is not None
-        assert (pso.get("ID"), pso.get("targetID")) == (fake.users[account], "OIM")
+        assert pso is not None and pso.get("ID") == fake.users[account]
         new = request.findtext(f"{{{SPML_PASS}}}password") or ""
         assert sha256_hex(new) == pw.sha
         # The text escaping, as bytes: <, & and > escaped; quotes as they are.
@@ -343,6 +334,7 @@ class DominoKit(Kit):
             "SAMAccountName": account,
             "EventID": event_id,
             "PasswordTypes": ["HTTP"],
+            "@encryption": {},  # the password item is encrypted (DRAPI encryptsign.md)
         }
         if changed_at_ms is not None:  # Domino's request expiration = changed_at + expire_after
             at = datetime.fromtimestamp(changed_at_ms / 1000, UTC) + timedelta(seconds=expire_after)

@@ -3,13 +3,15 @@ second takes the change within the same attempt."""
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
 import pytest
 
 from adsync.queue.models import DeliveryState
 
-from .conftest import Kit, StartDaemon, new_password
+from .conftest import Kit, StartDaemon, new_password, retry
 
 
 @pytest.mark.parametrize("target", ["soffid", "domino"])
@@ -78,3 +80,29 @@ async def test_soffid_internal_error_on_the_first_server_hands_over_to_the_secon
     assert (row.attempts, row.rejections) == (1, 0)
     assert [r.password_sha256 for r in kit.password_requests(second, "alice")] == [pw.sha]
     assert [r.password_sha256 for r in first.received] == [pw.sha]
+
+
+async def test_soffid_persistent_internal_error_is_counted_then_failed_and_misconfigured(
+    kits: dict[str, Kit], fakes: Any, start_daemon: StartDaemon
+) -> None:
+    """A ``500 ERROR:`` from every server (a wrong agent name answers it forever) is not
+    retried silently until expire_after: counted like a rejection, failed after
+    max_rejections, and ``adsync status`` shows the backend misconfigured meanwhile."""
+    kit = kits["soffid"]
+    fake = await fakes(kit.fake(["alice"]))
+    fake.internal_error()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    rig = await start_daemon(
+        {"target": kit.backend(fake, retry=retry(max_rejections=2))},
+        metrics={"listen": f"127.0.0.1:{port}"},
+    )
+    await rig.send("alice", new_password())
+    row = await rig.wait_row("target", "alice", lambda r: r.state is DeliveryState.FAILED, "failed")
+    assert (row.attempts, row.rejections, row.last_outcome) == (3, 3, "rejected")
+    assert row.last_error is not None and "InternalErrorException" in row.last_error
+    code, out = await rig.cli("status", "--json")
+    assert code == 0
+    (entry,) = json.loads(out)["backends"]
+    assert "agent name" in entry["misconfigured"]["reason"]

@@ -11,17 +11,18 @@ import pytest
 
 from adsync.backends.webhook.config import check_webhook_url as check_target_url
 from adsync.backends.webhook.wire import (
+    MAX_REASON,
     change_body,
     check_body,
     check_result,
     delivery_outcome,
     iso_utc_ms,
-    parse_retry_after,
     reason_from_body,
-    scrub,
     signature,
 )
 from adsync.plugin import Candidate, Change, OutcomeKind, Secret, Verdict
+from adsync.plugin.http import parse_retry_after
+from adsync.secret import scrub
 
 SPEC_BODY = (
     '{"event_id":"000102030405060708090a0b0c0d0e0f","account":"alice","domain":"ADSYNC",'
@@ -149,12 +150,12 @@ def test_scrub_removes_raw_and_encoded_secrets_and_truncates() -> None:
     pw = 'a"b c/é'
     json_form = pw.replace(chr(34), chr(92) + chr(34))
     text = f"raw {pw} json {json_form} url a%22b%20c%2F%C3%A9 plus a%22b+c%2F%C3%A9"
-    cleaned = scrub(text, [pw])
+    cleaned = scrub(text, pw, max_len=MAX_REASON)
     assert cleaned == "raw *** json *** url *** plus ***"
-    long = scrub("x" * 1000, [pw])
+    long = scrub("x" * 1000, pw, max_len=MAX_REASON)
     assert len(long) == 200
-    assert scrub("line1\nline2\x00", []) == "line1 line2"
-    assert scrub("was: two\nwords.", ["two words"]) == "was: ***."
+    assert scrub("line1\nline2\x00") == "line1 line2"
+    assert scrub("was: two\nwords.", "two words") == "was: ***."
 
 
 def test_reason_from_body() -> None:

@@ -156,3 +156,68 @@ async def test_expired_bearer_is_renewed_once() -> None:
         finally:
             await backend.close()
     assert [r.operation for r in fake.received].count("auth") == 2
+
+
+async def test_password_item_is_encrypted_for_the_configured_users() -> None:
+    """DRAPI v1.1.0+: the form mode marks the password field Encrypt; the payload says for
+    whom (encryptsign.md). The request carries @encryption with the configured users."""
+    async with fake_domino() as fake:
+        cfg = config(fake.url, request={"encryption": {"users": ["CN=proc1/O=Org"]}})
+        outcome = await deliver(cfg, change())
+    assert outcome.kind is OutcomeKind.DELIVERED, outcome
+    assert json.loads(fake.received[2].body)["@encryption"] == {"users": ["CN=proc1/O=Org"]}
+    (document,) = fake.documents
+    assert document["@encrypted_for"] == {
+        "users": ["CN=proc1/O=Org"],
+        "keys": [],
+        "items": ["NewPassword"],
+    }
+
+
+async def test_default_config_asks_for_encryption() -> None:
+    async with fake_domino() as fake:
+        outcome = await deliver(config(fake.url), change())
+    assert outcome.kind is OutcomeKind.DELIVERED
+    assert json.loads(fake.received[2].body)["@encryption"] == {}
+
+
+async def test_no_encryption_against_an_encrypting_form_mode_is_a_configuration_failure() -> None:
+    async with fake_domino() as fake:
+        outcome = await deliver(config(fake.url, request={"encryption": None}), change())
+    assert outcome.kind is OutcomeKind.FAILED and outcome.misconfigured, outcome
+    assert "E1130" in outcome.reason
+    assert not fake.documents
+
+
+async def test_no_encryption_when_the_form_mode_does_not_encrypt() -> None:
+    async with fake_domino() as fake:
+        fake.encrypted_fields = set()
+        outcome = await deliver(config(fake.url, request={"encryption": None}), change())
+    assert outcome.kind is OutcomeKind.DELIVERED
+    assert "@encryption" not in json.loads(fake.received[2].body)
+
+
+async def test_form_and_item_names_are_configurable() -> None:
+    fields = {"guid": "Guid", "password": "Secret", "password_types": "Types",
+              "expires": "Expiry", "account": "Login", "event_id": "Event"}  # fmt: skip
+    async with fake_domino(
+        request_form="PwReq", request_fields=set(fields.values()), request_scope="pwreq"
+    ) as fake:
+        fake.encrypted_fields = {"Secret"}
+        cfg = config(
+            fake.url,
+            request={"scope": "pwreq", "form": "PwReq", "fields": fields,
+                     "encryption": {"keys": ["PwSync"]}},
+        )  # fmt: skip
+        outcome = await deliver(cfg, change())
+    assert outcome.kind is OutcomeKind.DELIVERED, outcome
+    body = json.loads(fake.received[2].body)
+    assert set(body) == {"Form", "@encryption", *fields.values()}
+    assert body["Form"] == "PwReq" and sha256_hex(body["Secret"]) == sha256_hex("N3w!Pass")
+    assert fake.documents[0]["@encrypted_for"]["keys"] == ["PwSync"]
+
+
+async def test_bad_credentials_mark_the_backend_misconfigured() -> None:
+    async with FakeDomino(password="other") as fake:
+        outcome = await deliver(config(fake.url), change())
+    assert outcome.kind is OutcomeKind.FAILED and outcome.misconfigured

@@ -75,8 +75,8 @@ def test_query_strings_match_the_eris_request_lines() -> None:
     [
         (200, "ok", OutcomeKind.DELIVERED, "final"),
         (200, "", OutcomeKind.UNKNOWN_USER, "final"),
-        (200, "<html>proxy</html>", OutcomeKind.UNREACHABLE, "next"),
-        (500, "ERROR: java.lang.Exception: db", OutcomeKind.UNREACHABLE, "next"),
+        (200, "<html>proxy</html>", OutcomeKind.FAILED, "final"),
+        (500, "ERROR: java.lang.Exception: db", OutcomeKind.REJECTED, "next"),
         (502, "bad gateway", OutcomeKind.UNREACHABLE, "next"),
         (404, "not found", OutcomeKind.FAILED, "final"),
         (401, "", OutcomeKind.FAILED, "final"),
@@ -108,6 +108,7 @@ def test_config_keeps_the_spec_keys_and_refuses_inline_secrets() -> None:
             "type": "soffid",
             "url": "https://sync.example.com:1760",
             "agent": "AD example",
+            "auth": "basic",
             "username": "adsync",
             "password": "file:/etc/adsync/soffid.secret",
             "tls": {"ca_file": "/etc/adsync/soffid-ca.pem"},
@@ -122,6 +123,7 @@ def test_config_keeps_the_spec_keys_and_refuses_inline_secrets() -> None:
                 "type": "soffid",
                 "url": "https://s",
                 "agent": "a",
+                "auth": "basic",
                 "username": "u",
                 "password": "hunter2",
             }
@@ -223,7 +225,10 @@ async def test_internal_error_on_first_server_fails_over() -> None:
     assert len(first.received) == 1 and len(second.received) == 1
 
 
-async def test_internal_error_everywhere_is_unreachable_with_soffid_text() -> None:
+async def test_internal_error_everywhere_is_counted_like_a_rejection_and_misconfigured() -> None:
+    """A persistent ``500 ERROR:`` (a wrong agent name answers it forever) must not be
+    retried silently until expire_after: counted against max_rejections, and the backend
+    shows as misconfigured."""
     async with FakeSoffid(agent=AGENT) as fake:
         fake.internal_error()
         backend = make(fake.url)
@@ -232,8 +237,41 @@ async def test_internal_error_everywhere_is_unreachable_with_soffid_text() -> No
             outcome = await backend.deliver(change())
         finally:
             await backend.close()
-    assert outcome.kind is OutcomeKind.UNREACHABLE
-    assert "InternalErrorException" in outcome.reason
+    assert outcome.kind is OutcomeKind.REJECTED and outcome.misconfigured, outcome
+    assert "InternalErrorException" in outcome.reason and "agent name" in outcome.reason
+
+
+async def test_unexpected_200_body_is_reported_not_failed_over() -> None:
+    async with FakeSoffid(agent=AGENT) as first, FakeSoffid(agent=AGENT) as second:
+        first.answer_body = "<html>Welcome to the proxy</html>"
+        backend = make(first.url, second.url)
+        await backend.start()
+        try:
+            outcome = await backend.deliver(change())
+        finally:
+            await backend.close()
+    assert outcome.kind is OutcomeKind.FAILED and outcome.misconfigured, outcome
+    assert "Welcome to the proxy" in outcome.reason
+    assert len(first.received) == 1 and not second.received
+
+
+async def test_no_authorization_header_unless_configured() -> None:
+    async with FakeSoffid(agent=AGENT) as fake:
+        backend = make(fake.url)
+        await backend.start()
+        try:
+            await backend.deliver(change())
+        finally:
+            await backend.close()
+    assert "Authorization" not in fake.received[0].headers
+
+
+def test_credentials_without_auth_basic_are_refused() -> None:
+    with pytest.raises(ValidationError, match="auth: basic"):
+        SoffidConfig.model_validate(
+            {"type": "soffid", "url": "https://s", "agent": "a", "username": "u",
+             "password": "env:X"}
+        )  # fmt: skip
 
 
 async def test_wrong_agent_means_unknown_user() -> None:
@@ -251,7 +289,7 @@ async def test_basic_credentials_are_sent_when_configured(tmp_path: Any) -> None
     secret = tmp_path / "soffid.secret"
     secret.write_text("s3cret\n")
     async with FakeSoffid(agent=AGENT) as fake:
-        backend = make(fake.url, username="adsync", password=f"file:{secret}")
+        backend = make(fake.url, auth="basic", username="adsync", password=f"file:{secret}")
         await backend.start()
         try:
             await backend.deliver(change())
@@ -302,3 +340,8 @@ async def test_https_without_the_ca_is_not_trusted(tmp_path: Path) -> None:
             await backend.close()
     assert outcome.kind is OutcomeKind.UNREACHABLE
     assert not fake.received
+
+
+def test_a_2xx_other_than_200_is_never_delivered() -> None:
+    answer = classify_propagation(204, "")
+    assert answer.outcome.kind is OutcomeKind.FAILED and answer.outcome.misconfigured

@@ -53,6 +53,14 @@ async def test_reject_wins_and_cancels_slow_ones() -> None:
     assert slow.cancelled
 
 
+async def test_a_backend_that_cannot_be_asked_counts_as_no_answer() -> None:
+    ok = PolicyBackend("ok", CheckResult.accept())
+    strict = await precheck(candidate(), [ok], within=1, on_undecided="reject", unanswered=["down"])
+    assert strict.verdict is Verdict.REJECT and "down" in strict.reason
+    lenient = await precheck(candidate(), [], within=1, on_undecided="accept", unanswered=["down"])
+    assert lenient.verdict is Verdict.ACCEPT and "undecided (down)" in lenient.reason
+
+
 async def test_timeout_applies_on_undecided() -> None:
     slow = PolicyBackend("slow", CheckResult.accept(), delay=30)
     ok = PolicyBackend("ok", CheckResult.accept())

@@ -536,3 +536,89 @@ async def test_completed_changes_are_pruned_after_retention(
         await asyncio.sleep(0.005)
     assert await queue.list_deliveries() == []
     assert (await queue.append(change)).status.value == "duplicate"
+
+
+# --- lanes added and retired while running (config reload) ----------------------------------
+
+
+async def test_an_added_lane_gets_the_dispatchers_idle_poll_and_random(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    dispatcher = Dispatcher(queue, {}, clock, random=lambda: 1.0, idle_poll=7.0)
+    await dispatcher.start()
+    cleanup.append(lambda: dispatcher.stop(0))
+    fake = FakeBackend("fake", config(), always(Outcome.rejected("too weak")))
+    dispatcher.add_lane("fake", fake, fake.config)
+    await asleep_for(clock, 7.0)  # the injected idle_poll, not a default
+    change = make_change()
+    t0 = clock.time()
+    await queue.append_many([change])
+    info = await settled(queue, change, 1)
+    # random() == 1.0 is the top of the jitter band: initial 5 s x (1 + 0.2)
+    assert info.next_attempt_at == pytest.approx(t0 + 6.0)
+    assert dispatcher.lane_states() == {"fake": (True, 0)}
+
+
+async def test_add_lane_refuses_a_backend_that_already_has_one(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    fake = FakeBackend("fake", config())
+    _, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
+    with pytest.raises(ValueError, match="already has a lane"):
+        dispatcher.add_lane("fake", fake, fake.config)
+
+
+async def test_retire_lane_waits_its_grace_on_the_injected_clock(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    stuck = FakeBackend("stuck", config())
+    stuck.gate = asyncio.Event()  # never opens
+    queue, dispatcher = await start(open_queue, clock, cleanup, {"stuck": stuck})
+    change = make_change()
+    await queue.append_many([change])
+    await eventually(lambda: stuck.active == 1, "in flight")
+    assert dispatcher.lane_states() == {"stuck": (True, 1)}
+    retiring = asyncio.create_task(dispatcher.retire_lane("stuck", 30))
+    await asleep_for(clock, 30.0)  # the grace, on the fake clock: no real time passes
+    assert not retiring.done()
+    assert dispatcher.lane_states() == {"stuck": (False, 1)}  # claims nothing more
+    clock.advance(30)
+    await retiring
+    assert dispatcher.lane_states() == {}
+    info = await row(queue, change, "stuck")
+    assert (info.state, info.attempts, info.password_held) == (DeliveryState.PENDING, 0, True)
+
+
+async def test_retiring_one_lane_leaves_the_others_running(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    gone = FakeBackend("gone", config())
+    other = FakeBackend("other", config())
+    queue, dispatcher = await start(open_queue, clock, cleanup, {"gone": gone, "other": other})
+    await dispatcher.retire_lane("gone", 0)
+    await dispatcher.retire_lane("never-had-one", 0)  # nothing to do
+    change = make_change()
+    await queue.append_many([change])
+    await eventually_state(queue, change, DeliveryState.DELIVERED, backend="other")
+    assert (await row(queue, change, "gone")).state is DeliveryState.PENDING
+    assert gone.calls == []
+    assert dispatcher.lane_states() == {"other": (True, 0)}
+
+
+async def test_a_replaced_lane_takes_over_the_rows_of_the_retired_one(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    old = FakeBackend("fake", config())
+    old.gate = asyncio.Event()
+    queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": old})
+    change = make_change()
+    await queue.append_many([change])
+    await eventually(lambda: old.active == 1, "in flight")
+    await dispatcher.retire_lane("fake", 0)
+    new = FakeBackend("fake", config(concurrency=1))
+    dispatcher.add_lane("fake", new, new.config)
+    await eventually_state(queue, change, DeliveryState.DELIVERED)
+    assert [c[1] for c in new.calls] == [change.event_id]
+    assert dispatcher.lanes["fake"].backend is new

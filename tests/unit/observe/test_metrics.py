@@ -121,6 +121,15 @@ def test_health_evaluation() -> None:
         "queue not writable: read-only",
         "lane b is not running",
     )
+    down = evaluate(
+        queue_problem=None,
+        lanes={"a": True, "b": False},
+        stopping=False,
+        not_started={"b": "SecretRefError: environment variable X is not set"},
+    )
+    assert down.reasons == (
+        "backend b did not start: SecretRefError: environment variable X is not set",
+    )
 
 
 async def test_write_probe_runs_at_most_once_per_interval() -> None:

@@ -72,6 +72,14 @@ def test_same_file_changes_nothing() -> None:
     assert not plan.backends_touched and plan.restart_needed == ()
 
 
+def test_a_backend_that_did_not_start_is_started_again_when_kept() -> None:
+    plan = plan_reload(cfg(), cfg(), not_started={"b"})
+    assert (plan.added, plan.removed, plan.changed) == ((), (), ("b",))
+    dropped = cfg(backends={"a": cfg().backends["a"].model_dump(mode="json")})
+    gone = plan_reload(cfg(), dropped, not_started={"b"})
+    assert (gone.added, gone.removed, gone.changed) == ((), ("b",), ())
+
+
 def test_pid_file_names_this_process_and_is_removed_only_by_it(tmp_path: Path) -> None:
     pid_file = pid_file_for(tmp_path / "queue.db")
     assert pid_file.name == "queue.db.pid"

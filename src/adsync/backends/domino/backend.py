@@ -9,6 +9,7 @@ create the password-change request document. A server that does not answer
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import aiohttp
 import structlog
 
 from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret
+from adsync.plugin.http import TRANSPORT_ERRORS, client_session, transport_outcome
 
 from .config import DominoConfig
 from .protocol import (
@@ -58,11 +60,8 @@ class DominoBackend(Backend[DominoConfig]):
 
     async def start(self) -> None:
         self._secret = resolve_secret(self.config.password)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                ssl=self.config.tls.client_context(), limit=self.config.concurrency
-            ),
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+        self._session = client_session(
+            self.config.tls, timeout=self.config.timeout, limit=self.config.concurrency
         )
 
     async def close(self) -> None:
@@ -90,8 +89,9 @@ class DominoBackend(Backend[DominoConfig]):
                 return stop.outcome
             except _Next as nxt:
                 last = nxt.outcome
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = Outcome.unreachable(f"{origin}: {type(exc).__name__}")
+            except TRANSPORT_ERRORS as exc:
+                failure = transport_outcome(exc, change.password, self._secret)
+                last = dataclasses.replace(failure, reason=f"{origin}: {failure.reason}")
             log.info("domino_server_unusable", backend=self.name, server=origin)
         return last
 
@@ -184,7 +184,7 @@ class DominoBackend(Backend[DominoConfig]):
             document = await _json(resp)
         if resp.status != 200 or not isinstance(document, dict) or "bearer" not in document:
             if resp.status == 401:
-                raise _Stop(Outcome.failed(f"{origin} login: invalid credentials"))
+                raise _Stop(Outcome.configuration(f"{origin} login: invalid credentials"))
             self._raise(resp.status, document, f"{origin} login")
         lifetime = float(document.get("expSeconds", 300)) - float(document.get("leeway", 5))
         token = str(document["bearer"])

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from adsync.duration import Duration
 from adsync.plugin import (
     BackendConfig,
+    Duration,
     RetryConfig,
     SecretRef,
     StrictModel,
@@ -51,12 +51,27 @@ class RequestFields(StrictModel):
     event_id: str = Field(default="EventID", pattern=_ITEM)
 
 
+class EncryptionConfig(StrictModel):
+    """DRAPI's ``@encryption`` (v1.1.0+): whom the items marked **Encrypt** in the form
+    mode's schema are encrypted for. ``users``: canonical names whose public keys are used
+    (``CN=proc1/O=Org``: the ID the consuming agent runs with); ``keys``: named secret keys
+    in the DRAPI user's ID. Both empty: encrypted for the DRAPI user only."""
+
+    users: list[str] = Field(default_factory=list)
+    keys: list[str] = Field(default_factory=list)
+
+
 class RequestConfig(StrictModel):
-    """The request database (a DRAPI scope) and the form of a password-change request."""
+    """The request database (a DRAPI scope) and the form of a password-change request.
+
+    ``encryption: null`` sends the password item in clear inside the database (for a
+    Domino REST API before v1.1.0, or a form mode without the Encrypt option).
+    """
 
     scope: str = "adpwsync"
     form: str = "ADPasswordChangeRequest"
     fields: RequestFields = RequestFields()
+    encryption: EncryptionConfig | None = EncryptionConfig()
 
 
 class DominoConfig(BackendConfig):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adsync.plugin import Outcome, Secret
+from adsync.plugin.http import is_transient
 
 from .config import DominoConfig
 
@@ -55,7 +56,7 @@ def request_document(
 ) -> bytes:
     fields = config.request.fields
     expires = changed_at + timedelta(seconds=config.retry.expire_after)
-    document = {
+    document: dict[str, Any] = {
         "Form": config.request.form,
         fields.guid: guid,
         fields.account: account,
@@ -64,15 +65,30 @@ def request_document(
         fields.expires: expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
         fields.password: password.reveal(),
     }
+    encryption = config.request.encryption
+    if encryption is not None:
+        # DRAPI encrypts the items whose form-mode field has the Encrypt option, for
+        # these users/keys (docs/references/usingdominorestapi/encryptsign.md).
+        meta: dict[str, list[str]] = {}
+        if encryption.users:
+            meta["users"] = list(encryption.users)
+        if encryption.keys:
+            meta["keys"] = list(encryption.keys)
+        document["@encryption"] = meta
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
 def classify_error(status: int, document: Any, what: str) -> tuple[bool, Outcome]:
-    """(try the next server?, outcome) for a non-success DRAPI answer."""
+    """(try the next server?, outcome) for a non-success DRAPI answer.
+
+    5xx, 408, 429: this server's trouble, the next one may take it. Any other 4xx is a
+    configuration problem (credentials, scope, schema, form mode, encryption): failed,
+    and the backend shows as misconfigured.
+    """
     message = ""
     if isinstance(document, dict):
         message = str(document.get("message") or "")[:300]
     text = f"{what}: HTTP {status}" + (f" {message}" if message else "")
-    if status >= 500 or status in (408, 429):
+    if is_transient(status):
         return True, Outcome.unreachable(text)
-    return False, Outcome.failed(text)
+    return False, Outcome.configuration(text)

@@ -11,7 +11,6 @@ between deliveries that may be hours apart.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -110,16 +109,15 @@ def _connection_class() -> type[Any]:
 class LdapBackend(Backend[LdapConfig]):
     config_model = LdapConfig
 
-    def __init__(self, name: str, config: LdapConfig, base_dir: Path | None = None) -> None:
+    def __init__(self, name: str, config: LdapConfig) -> None:
         super().__init__(name, config)
-        self._base_dir = base_dir
         self._bind_password: Secret | None = None
         self._client: Any = None
 
     async def start(self) -> None:
         import bonsai
 
-        self._bind_password = resolve_secret(self.config.bind_password, self._base_dir)
+        self._bind_password = resolve_secret(self.config.bind_password)
         client = bonsai.LDAPClient(self.config.url, tls=self.config.starttls)
         tls = self.config.tls
         client.set_cert_policy("demand" if tls.verify else "never")

@@ -1,9 +1,14 @@
-"""SPML v2 over SOAP 1.1 for OIM, as pure functions: build requests, read answers.
+"""SPML v2 (DSML profile) for OIM's SPML-DSML service, as pure functions: build
+requests, read answers.
 
-Requests are built from templates so their bytes are fixed (the fake validates
-them against the OASIS SPML v2 schemas). Answers are parsed without any DTD:
-a DOCTYPE or entity declaration is refused outright, so no entity expansion
-or external fetch can happen (the defusedxml approach, with the stdlib parser).
+The wire is the one OpenPTK's client of that service writes (sfehrman/openptk,
+``OpenPTKSpml2Client.java``; shared/protocols.md §2.2): a SOAP 1.1 envelope whose
+header carries the ``OIMUser`` credentials and whose body wraps the SPML request in
+``processRequest/sOAPElement``; the answer is the first element inside
+``processRequestResponse``. Requests are built from templates so their bytes are
+fixed (the fake validates the inner SPML against the OASIS schemas). Answers are
+parsed without any DTD: a DOCTYPE or entity declaration is refused outright, so no
+entity expansion or external fetch can happen (the defusedxml approach, with expat).
 """
 
 from __future__ import annotations
@@ -17,21 +22,21 @@ from xml.sax.saxutils import escape, quoteattr
 from adsync.plugin import Outcome, Secret
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+OIM = "http://xmlns.oracle.com/OIM/provisioning"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 _PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
 PASSWORD_TEXT = _PROFILE + "#PasswordText"
 SPML = "urn:oasis:names:tc:SPML:2:0"
 SPML_SEARCH = "urn:oasis:names:tc:SPML:2:0:search"
 SPML_PASSWORD = "urn:oasis:names:tc:SPML:2:0:password"  # noqa: S105 (a namespace)
+SPML_ASYNC = "urn:oasis:names:tc:SPML:2:0:async"
 DSML = "urn:oasis:names:tc:DSML:2:0:core"
 CONTENT_TYPE = "text/xml; charset=utf-8"
 NOT_IN_OIM = "the user does not exist in OIM"
 
-# DSML v2 AttributeDescriptionValue: the only attribute names a dsml:filter may carry.
-ATTRIBUTE_NAME = re.compile(
-    r"^((([0-2](\.[0-9]+)+)|([a-zA-Z]+([a-zA-Z0-9]|[-])*))(;([a-zA-Z0-9]|[-])+)*)$"
-)
+# OIM attribute names carry spaces and dots ("Users.User ID"): only what would break the
+# XML attribute or the log line is refused.
+ATTRIBUTE_NAME = re.compile(r"^[^<>&\"'\x00-\x1f\x7f]+$")
 _XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -51,32 +56,59 @@ def attr(value: str) -> str:
     return quoteattr(value)
 
 
-def envelope(username: str, password: Secret, body: str) -> bytes:
-    """SOAP 1.1 with a WS-Security 1.0 UsernameToken (PasswordText), as OWSM expects."""
+def oim_user_header(username: str, password: Secret) -> str:
+    """The ``OIMUser`` header the SPML-DSML service reads (OpenPTK: mustUnderstand="0")."""
     return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<soap:Envelope xmlns:soap="{SOAP}">'
-        "<soap:Header>"
+        f'<oim:OIMUser xmlns:oim="{OIM}" soap:mustUnderstand="0">'
+        f"<oim:OIMUserId>{text(username)}</oim:OIMUserId>"
+        f"<oim:OIMUserPassword>{text(password.reveal())}</oim:OIMUserPassword>"
+        "</oim:OIMUser>"
+    )
+
+
+def wss_header(username: str, password: Secret) -> str:
+    """WS-Security 1.0 UsernameToken (PasswordText): only for ``auth: wss_username_token``,
+    when the site fronts the service with OWSM."""
+    return (
         f'<wsse:Security xmlns:wsse="{WSSE}" soap:mustUnderstand="1">'
-        f'<wsse:UsernameToken xmlns:wsu="{WSU}">'
+        "<wsse:UsernameToken>"
         f"<wsse:Username>{text(username)}</wsse:Username>"
         f'<wsse:Password Type="{PASSWORD_TEXT}">{text(password.reveal())}</wsse:Password>'
         "</wsse:UsernameToken>"
         "</wsse:Security>"
-        "</soap:Header>"
-        f"<soap:Body>{body}</soap:Body>"
+    )
+
+
+def envelope(header: str, spml: str) -> bytes:
+    """SOAP 1.1: the credentials header, and the SPML request in processRequest/sOAPElement.
+
+    ``sOAPElement`` is unqualified, as OpenPTK writes it (``<m:processRequest
+    xmlns:m="…OIM/provisioning"><sOAPElement>``).
+    """
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soap:Envelope xmlns:soap="{SOAP}">'
+        f"<soap:Header>{header}</soap:Header>"
+        "<soap:Body>"
+        f'<oim:processRequest xmlns:oim="{OIM}"><sOAPElement>{spml}</sOAPElement>'
+        "</oim:processRequest>"
+        "</soap:Body>"
         "</soap:Envelope>"
     ).encode()
 
 
-def search_request(request_id: str, attribute: str, value: str, target_id: str | None) -> str:
-    """Step one: the DSML-profile search for the user whose attribute equals the account."""
+def search_request(
+    request_id: str, attribute: str, value: str, target_id: str | None, base_pso_id: str = ""
+) -> str:
+    """Step one: find the user whose OIM attribute equals the account (scope="pso" under
+    an empty basePsoID, as OpenPTK's OIM operations do; a DSML equalityMatch filter)."""
     target = f" targetID={attr(target_id)}" if target_id else ""
     return (
         f'<spmlsearch:searchRequest xmlns:spml="{SPML}" xmlns:spmlsearch="{SPML_SEARCH}"'
         f' xmlns:dsml="{DSML}" requestID={attr(request_id)} executionMode="synchronous"'
         ' returnData="identifier">'
-        f'<spmlsearch:query scope="subTree"{target}>'
+        f'<spmlsearch:query scope="pso"{target}>'
+        f"<spmlsearch:basePsoID ID={attr(base_pso_id)}/>"
         f"<dsml:filter><dsml:equalityMatch name={attr(attribute)}>"
         f"<dsml:value>{text(value)}</dsml:value>"
         "</dsml:equalityMatch></dsml:filter>"
@@ -100,6 +132,15 @@ def set_password_request(request_id: str, pso: PsoId, password: Secret) -> str:
         f"<pass:psoID ID={attr(pso.id)}{target}/>"
         f"<pass:password>{text(password.reveal())}</pass:password>"
         "</pass:setPasswordRequest>"
+    )
+
+
+def status_request(request_id: str, async_request_id: str) -> str:
+    """The async capability's statusRequest: is the pending request done yet?"""
+    return (
+        f'<async:statusRequest xmlns:spml="{SPML}" xmlns:async="{SPML_ASYNC}"'
+        f' requestID={attr(request_id)} executionMode="synchronous"'
+        f' asyncRequestID={attr(async_request_id)} returnResults="true"/>'
     )
 
 
@@ -140,11 +181,12 @@ def safe_parse(data: bytes) -> ET.Element:
 
 @dataclass(frozen=True, slots=True)
 class SpmlAnswer:
-    """The first element of soap:Body, or the SOAP fault."""
+    """The SPML response inside processRequestResponse, or the SOAP fault, or neither."""
 
     fault_code: str | None = None
     fault_string: str = ""
     element: ET.Element | None = None
+    problem: str = ""  # a SOAP envelope, but not the SPML-DSML service's answer
 
     @property
     def status(self) -> str:
@@ -161,6 +203,10 @@ class SpmlAnswer:
         return [(m.text or "").strip() for m in self.element.iter(f"{{{SPML}}}errorMessage")]
 
 
+def _first_element(parent: ET.Element) -> ET.Element | None:
+    return parent[0] if len(parent) else None
+
+
 def read_answer(data: bytes) -> SpmlAnswer | None:
     """None when the bytes are not a SOAP 1.1 envelope."""
     try:
@@ -168,37 +214,84 @@ def read_answer(data: bytes) -> SpmlAnswer | None:
     except (ET.ParseError, UnsafeXml):
         return None
     body = root.find(f"{{{SOAP}}}Body") if root.tag == f"{{{SOAP}}}Envelope" else None
-    if body is None or len(body) == 0:
+    if body is None:
         return None
-    first = body[0]
+    first = _first_element(body)
+    if first is None:
+        return SpmlAnswer(problem="an empty soap:Body")
     if first.tag == f"{{{SOAP}}}Fault":
         return SpmlAnswer(
             fault_code=(first.findtext("faultcode") or "").strip(),
             fault_string=(first.findtext("faultstring") or "").strip(),
         )
-    return SpmlAnswer(element=first)
+    if first.tag != f"{{{OIM}}}processRequestResponse":
+        return SpmlAnswer(problem="the answer is not a processRequestResponse")
+    spml = _first_element(first)
+    if spml is None:
+        return SpmlAnswer(problem="processRequestResponse holds no SPML response")
+    return SpmlAnswer(element=spml)
+
+
+_AUTH_FAULTS = ("FailedAuthentication", "InvalidSecurity", "InvalidSecurityToken", "FailedCheck")
+_AUTH_WORDS = re.compile(
+    r"authenticat|credential|unauthori[sz]ed|login failed|invalid login", re.IGNORECASE
+)
+_CONFIG_FAULTS = {
+    "MustUnderstand": "the service does not process a header adsync sent "
+    "(auth: wss_username_token against a service without OWSM?)",
+    "VersionMismatch": "the service does not speak SOAP 1.1 at this url",
+    "Client": "the service refused the request as malformed (check url, auth, match_attribute)",
+}
 
 
 def classify_fault(answer: SpmlAnswer) -> Outcome:
+    """SOAP 1.1 §4.4.1 fault codes: MustUnderstand, VersionMismatch and Client faults and
+    authentication failures are configuration problems; Server faults are OIM's trouble."""
     code = answer.fault_code or ""
-    local = code.rpartition(":")[2]
-    reason = f"SOAP fault {code}: {answer.fault_string}"[:400]
-    if local in ("FailedAuthentication", "InvalidSecurity", "InvalidSecurityToken"):
-        return Outcome.failed(reason + " (check username/password)")
-    if local == "Client":
-        return Outcome.failed(reason)
+    local = code.rpartition(":")[2].split(".")[0]
+    reason = f"SOAP fault {code}: {answer.fault_string}"[:300]
+    if local in _AUTH_FAULTS or _AUTH_WORDS.search(answer.fault_string):
+        return Outcome.configuration(reason + " (check username/password)")
+    if local in _CONFIG_FAULTS:
+        return Outcome.configuration(f"{reason} ({_CONFIG_FAULTS[local]})")
     return Outcome.unreachable(reason)  # Server and others: OIM's trouble, try later
 
 
-def classify_search(answer: SpmlAnswer) -> tuple[PsoId | None, Outcome | None]:
+def _not_an_answer(answer: SpmlAnswer, wanted: str) -> Outcome | None:
     if answer.fault_code is not None:
-        return None, classify_fault(answer)
+        return classify_fault(answer)
+    if answer.problem:
+        return Outcome.configuration(f"{answer.problem} (is url the SPML-DSML service?)")
     element = answer.element
-    if element is None or element.tag != f"{{{SPML_SEARCH}}}searchResponse":
-        return None, Outcome.failed("the answer to searchRequest is not a searchResponse")
+    if element is None or element.tag != wanted:
+        local = wanted.rpartition("}")[2]
+        return Outcome.failed(f"the answer is not a {local}")
+    return None
+
+
+_REQUEST_ERRORS = (
+    "malformedRequest",
+    "unsupportedOperation",
+    "unsupportedIdentifierType",
+    "unsupportedExecutionMode",
+    "unsupportedProfile",
+    "unsupportedSelectionType",
+    "invalidIdentifier",
+)
+
+
+def classify_search(answer: SpmlAnswer) -> tuple[PsoId | None, Outcome | None]:
+    refused = _not_an_answer(answer, f"{{{SPML_SEARCH}}}searchResponse")
+    if refused is not None:
+        return None, refused
+    element = answer.element
+    assert element is not None
     if answer.status != "success":
         if answer.error == "noSuchIdentifier":
             return None, Outcome.unknown_user(NOT_IN_OIM)
+        if answer.error in _REQUEST_ERRORS:
+            detail = _failure("search", answer)
+            return None, Outcome.configuration(f"{detail} (check match_attribute, base_pso_id)")
         return None, Outcome.failed(_failure("search", answer))
     found = [p.find(f"{{{SPML}}}psoID") for p in element.findall(f"{{{SPML_SEARCH}}}pso")]
     ids = [PsoId(p.get("ID", ""), p.get("targetID")) for p in found if p is not None]
@@ -211,28 +304,49 @@ def classify_search(answer: SpmlAnswer) -> tuple[PsoId | None, Outcome | None]:
     return ids[0], None
 
 
-def classify_set_password(answer: SpmlAnswer) -> Outcome:
-    if answer.fault_code is not None:
-        return classify_fault(answer)
-    element = answer.element
-    if element is None or element.tag != f"{{{SPML_PASSWORD}}}setPasswordResponse":
-        return Outcome.failed("the answer to setPasswordRequest is not a setPasswordResponse")
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """OIM took the request but has not done it yet: ask with statusRequest."""
+
+    async_request_id: str
+
+
+def _password_result(answer: SpmlAnswer, request_id: str) -> Outcome | Pending:
     if answer.status == "success":
         return Outcome.delivered("OIM set the password")
     if answer.status == "pending":
-        return Outcome.delivered("OIM accepted the request (pending)")
+        # SPML 2 async: the provider answers pending with the requestID to ask about.
+        element = answer.element
+        return Pending((element.get("requestID") if element is not None else None) or request_id)
     if answer.error == "noSuchIdentifier":
         return Outcome.unknown_user(NOT_IN_OIM)
-    if answer.error in (
-        "malformedRequest",
-        "unsupportedOperation",
-        "unsupportedIdentifierType",
-        "unsupportedExecutionMode",
-        "unsupportedProfile",
-        "invalidIdentifier",
-    ):
-        return Outcome.failed(_failure("setPassword", answer))
+    if answer.error in _REQUEST_ERRORS:
+        return Outcome.configuration(_failure("setPassword", answer))
     return Outcome.rejected(_failure("setPassword", answer))  # customError: OIM refused it
+
+
+def classify_set_password(answer: SpmlAnswer, request_id: str = "") -> Outcome | Pending:
+    refused = _not_an_answer(answer, f"{{{SPML_PASSWORD}}}setPasswordResponse")
+    if refused is not None:
+        return refused
+    return _password_result(answer, request_id)
+
+
+def classify_status(answer: SpmlAnswer, async_request_id: str) -> Outcome | Pending:
+    """statusResponse: its own status is the asynchronous request's; with returnResults the
+    setPasswordResponse inside says more (its messages)."""
+    refused = _not_an_answer(answer, f"{{{SPML_ASYNC}}}statusResponse")
+    if refused is not None:
+        return refused
+    assert answer.element is not None
+    inner = answer.element.find(f"{{{SPML_PASSWORD}}}setPasswordResponse")
+    if answer.status != "pending" and inner is not None:
+        return _password_result(SpmlAnswer(element=inner), async_request_id)
+    if answer.status == "pending":
+        return Pending(async_request_id)
+    if answer.status == "failure" and answer.error == "noSuchRequest":
+        return Outcome.unreachable("OIM no longer knows the pending request; sending it again")
+    return _password_result(answer, async_request_id)
 
 
 def _failure(what: str, answer: SpmlAnswer) -> str:

@@ -13,13 +13,18 @@ import aiohttp
 import structlog
 
 from adsync.plugin import Backend, Change, Outcome, Secret, resolve_secret
+from adsync.plugin.http import (
+    TRANSPORT_ERRORS,
+    client_session,
+    parse_retry_after,
+    transport_outcome,
+)
 
 from .config import ScimConfig
 from .protocol import (
     MEDIA_TYPE,
     classify_patch,
     find_id,
-    parse_retry_after,
     patch_body,
     user_filter,
 )
@@ -39,11 +44,10 @@ class ScimBackend(Backend[ScimConfig]):
     async def start(self) -> None:
         token = resolve_secret(self.config.token)  # read at start, never at config load
         self._token = token
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                ssl=self.config.tls.client_context(), limit=self.config.concurrency
-            ),
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+        self._session = client_session(
+            self.config.tls,
+            timeout=self.config.timeout,
+            limit=self.config.concurrency,
             headers={"Authorization": f"Bearer {token.reveal()}", "Accept": MEDIA_TYPE},
         )
 
@@ -71,9 +75,9 @@ class ScimBackend(Backend[ScimConfig]):
                     self._token,
                     retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                 )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             log.info("scim_unreachable", backend=self.name, error=type(exc).__name__)
-            return Outcome.unreachable(type(exc).__name__)
+            return transport_outcome(exc, change.password, self._token)
 
     async def _find(
         self, session: aiohttp.ClientSession, change: Change

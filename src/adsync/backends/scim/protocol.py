@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from adsync.plugin import Outcome, Secret
+from adsync.plugin.http import AUTH_OR_URL_STATUSES, is_transient
 from adsync.secret import scrub
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -47,7 +48,7 @@ def find_id(
     a configuration error, failed at once, not an unknown user retried for an hour.
     """
     if status == 404:
-        return None, Outcome.failed(NO_ENDPOINT)
+        return None, Outcome.configuration(NO_ENDPOINT)
     if status != 200:
         return None, classify_error(status, document, *secrets, retry_after=retry_after)
     if not isinstance(document, dict) or not isinstance(document.get("Resources", []), list):
@@ -101,16 +102,9 @@ def classify_error(
         return Outcome.rejected(text)
     if status == 409:  # §3.12 uniqueness: the same request conflicts again; not an outage
         return Outcome.failed(f"{text} (a uniqueness conflict on the target: permanent)")
-    if status in (408, 429) or status >= 500:
+    if is_transient(status):
         return Outcome.unreachable(text, retry_after)
+    if status in AUTH_OR_URL_STATUSES:  # the token, its scope or the url: an operator acts
+        hint = "token" if status in (401, 403, 407) else "url"
+        return Outcome.configuration(f"{text} (check the {hint})")
     return Outcome.failed(text)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None

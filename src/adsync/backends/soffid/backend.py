@@ -26,7 +26,9 @@ from adsync.plugin import (
     Secret,
     check_time_left,
     resolve_secret,
+    scrub,
 )
+from adsync.plugin.http import TRANSPORT_ERRORS, client_session, transport_outcome
 
 from .config import SoffidConfig
 from .protocol import PATH, classify_check, classify_propagation, eris_quote, query_string
@@ -43,27 +45,32 @@ class SoffidBackend(Backend[SoffidConfig]):
         super().__init__(name, config)
         self._session: aiohttp.ClientSession | None = None
         self._headers = {"User-Agent": USER_AGENT}
+        self._secret: Secret | None = None
 
     async def start(self) -> None:
-        if self.config.username is not None and self.config.password is not None:
-            secret = resolve_secret(self.config.password)
-            # Preemptive Basic: Soffid ignores it (no constraint on /propagatepass);
-            # a reverse proxy in front of the sync server may require it.
-            token = base64.b64encode(f"{self.config.username}:{secret.reveal()}".encode())
+        if self.config.auth == "basic":
+            assert self.config.username is not None and self.config.password is not None
+            self._secret = resolve_secret(self.config.password)
+            # Preemptive Basic, only when configured: Soffid ignores it (no constraint on
+            # /propagatepass); a reverse proxy in front of the sync server may require it.
+            token = base64.b64encode(f"{self.config.username}:{self._secret.reveal()}".encode())
             self._headers["Authorization"] = "Basic " + token.decode("ascii")
         self._session_or_new()
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                ssl=self.config.tls.client_context(), limit=self.config.concurrency
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            self._session = client_session(
+                self.config.tls,
+                timeout=self.config.timeout,
+                limit=self.config.concurrency,
                 headers=self._headers,
             )
         return self._session
+
+    def _scrub(self, text: str, password: Secret) -> str:
+        """A server might echo the password (in an exception text, eris-encoded in the
+        query it quotes): never pass it on."""
+        return scrub(text, password, eris_quote(password.reveal()), self._secret)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -102,15 +109,18 @@ class SoffidBackend(Backend[SoffidConfig]):
             origin = _origin(server)
             try:
                 status, body = await self._get(server, query, budget)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = Outcome.unreachable(f"{origin}: {type(exc).__name__}")
+            except TRANSPORT_ERRORS as exc:
+                failure = transport_outcome(exc, change.password, self._secret)
+                last = dataclasses.replace(failure, reason=f"{origin}: {failure.reason}")
                 log.info("soffid_server_unreachable", backend=self.name, server=origin)
                 continue
-            answer = classify_propagation(status, _scrub(body, change.password))
+            answer = classify_propagation(status, self._scrub(body, change.password))
             outcome = dataclasses.replace(
                 answer.outcome, reason=f"{origin}: {answer.outcome.reason}"
             )
             if answer.step == "final":
+                if outcome.misconfigured:
+                    log.warning("soffid_answer_unexpected", backend=self.name, server=origin)
                 return outcome
             last = outcome
             log.info("soffid_server_unusable", backend=self.name, server=origin, status=status)
@@ -123,7 +133,7 @@ class SoffidBackend(Backend[SoffidConfig]):
         for server, budget in self._budgets(total):
             try:
                 status, body = await self._get(server, query, budget)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 log.info(
                     "soffid_check_unreachable",
                     backend=self.name,
@@ -131,7 +141,7 @@ class SoffidBackend(Backend[SoffidConfig]):
                     error=type(exc).__name__,
                 )
                 continue
-            result = classify_check(status, _scrub(body, candidate.password))
+            result = classify_check(status, self._scrub(body, candidate.password))
             if result is not None:
                 return result
         return CheckResult.undecided("no Soffid sync server answered the policy check")
@@ -140,14 +150,6 @@ class SoffidBackend(Backend[SoffidConfig]):
 def _origin(server: str) -> str:
     parts = urlsplit(server)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _scrub(text: str, password: Secret) -> str:
-    """A server might echo the password (in an exception text): never pass it on."""
-    value = password.reveal()
-    if not value:
-        return text
-    return text.replace(value, "***").replace(eris_quote(value), "***")
 
 
 __all__ = ["SoffidBackend", "SoffidConfig"]

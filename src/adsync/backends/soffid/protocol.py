@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adsync.plugin import CheckResult, Outcome, Secret
+from adsync.plugin.http import is_transient, status_outcome
 
 PATH = "/propagatepass"
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -47,8 +48,13 @@ class Answer:
 def classify_propagation(status: int, body: str) -> Answer:
     """Map one answer of ``GET /propagatepass?user=…`` (no test) to an outcome.
 
-    The servlet writes ``ok`` after queueing the task; it writes nothing when
-    no account matches the user on that agent (a 200 with an empty body).
+    ``body`` is already scrubbed. The servlet writes ``ok`` after queueing the task and
+    nothing when no account matches the user on that agent (a 200 with an empty body).
+    Any other 200 body did not come from the servlet: it is reported and not sent to the
+    next server (eris counts any body as success, so it may well have been taken).
+    A ``500 ERROR: …`` (InternalErrorException) is tried on the next server; when it is
+    the last answer it is counted like a rejection (``max_rejections``) and marks the
+    backend misconfigured: a wrong agent name answers it forever.
     """
     text = body.strip()
     if status == 200:
@@ -59,13 +65,24 @@ def classify_propagation(status: int, body: str) -> Answer:
                 "final",
                 Outcome.unknown_user("Soffid has no account for this user on the agent"),
             )
-        return Answer("next", Outcome.unreachable(f"unexpected answer: {_short(text)}"))
+        return Answer(
+            "final",
+            Outcome.configuration(
+                f"unexpected 200 answer {_short(text)!r} (not Soffid's servlet: check url)"
+            ),
+        )
     if status == 500 and text.startswith("ERROR:"):
-        # InternalErrorException inside Soffid: its problem, not the password's.
-        return Answer("next", Outcome.unreachable(f"Soffid error: {_short(text[6:].strip())}"))
-    if status >= 500 or status in (408, 429):
+        return Answer(
+            "next",
+            Outcome.rejected(
+                f"Soffid error: {_short(text[6:].strip())} (check the agent name; counted "
+                "against max_rejections)",
+                misconfigured=True,
+            ),
+        )
+    if is_transient(status):
         return Answer("next", Outcome.unreachable(f"HTTP {status}"))
-    return Answer("final", Outcome.failed(f"HTTP {status} (check url/credentials)"))
+    return Answer("final", status_outcome(status))
 
 
 def classify_check(status: int, body: str) -> CheckResult | None:

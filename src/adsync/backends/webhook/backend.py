@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -19,6 +17,13 @@ from adsync.plugin import (
     Secret,
     resolve_secret,
 )
+from adsync.plugin.http import (
+    TRANSPORT_ERRORS,
+    client_session,
+    describe,
+    parse_retry_after,
+    transport_outcome,
+)
 
 from .config import WebhookConfig
 from .wire import (
@@ -28,20 +33,11 @@ from .wire import (
     check_body,
     check_result,
     delivery_outcome,
-    parse_retry_after,
     reason_from_body,
-    scrub,
     signature,
 )
 
 MAX_RESPONSE = 64 * 1024  # read at most this much of an answer (only for a reason)
-
-
-def _connection_reason(exc: BaseException, secrets: list[str]) -> str:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return "timeout"
-    detail = scrub(str(exc), secrets)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 class WebhookBackend(Backend[WebhookConfig]):
@@ -60,20 +56,10 @@ class WebhookBackend(Backend[WebhookConfig]):
 
     async def start(self) -> None:
         self._key = resolve_secret(self.config.secret)
-        ssl_ctx: ssl.SSLContext | bool = (
-            self.config.tls.client_context() if self._needs_tls() else False
+        # +2: policy checks must not wait behind a full lane of deliveries.
+        self._session = client_session(
+            self.config.tls, timeout=self.config.timeout, limit=self.config.concurrency + 2
         )
-        connector = aiohttp.TCPConnector(ssl=ssl_ctx, limit=self.config.concurrency + 2)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-            trust_env=False,
-            raise_for_status=False,
-        )
-
-    def _needs_tls(self) -> bool:
-        urls = [self.config.url, self.config.check_url or ""]
-        return any(u.startswith("https:") for u in urls)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -107,8 +93,8 @@ class WebhookBackend(Backend[WebhookConfig]):
             status, retry_after, content = await self._post(
                 self.config.url, change_body(change), {EVENT_ID_HEADER: change.event_id_hex}
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return Outcome.unreachable(_connection_reason(exc, secrets))
+        except TRANSPORT_ERRORS as exc:
+            return transport_outcome(exc, *secrets)
         wait = parse_retry_after(retry_after, datetime.now(UTC))
         reason = reason_from_body(content, secrets) if status in (409, 422) else ""
         return delivery_outcome(status, wait, reason)
@@ -119,7 +105,7 @@ class WebhookBackend(Backend[WebhookConfig]):
         secrets = self._secrets(candidate.password)
         try:
             status, _, content = await self._post(self.config.check_url, check_body(candidate), {})
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return CheckResult.undecided(_connection_reason(exc, secrets))
+        except TRANSPORT_ERRORS as exc:
+            return CheckResult.undecided(describe(exc, *secrets))
         reason = reason_from_body(content, secrets) if status == 422 else ""
         return check_result(status, reason)

@@ -6,18 +6,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
-import urllib.parse
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
-from adsync.plugin import Candidate, Change, CheckResult, Outcome
+from adsync.plugin import Candidate, Change, CheckResult, Outcome, scrub
+from adsync.plugin.http import AUTH_OR_URL_STATUSES
 
 SIGNATURE_HEADER = "X-Adsync-Signature"
 EVENT_ID_HEADER = "X-Adsync-Event-Id"
 MAX_REASON = 200
-REDACTED = "***"
 
 
 def iso_utc_ms(epoch_ms: int) -> str:
@@ -66,52 +63,6 @@ def signature(key: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(int(text))
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` cut to a printable one-liner of at most MAX_REASON chars with no secret in it
-    (also JSON-escaped or percent-encoded: a target may echo the body it got)."""
-    forms: set[str] = set()
-    for value in secrets:
-        if value:
-            forms.update(
-                {
-                    value,
-                    json.dumps(value)[1:-1],
-                    json.dumps(value, ensure_ascii=False)[1:-1],
-                    urllib.parse.quote(value, safe=""),
-                    urllib.parse.quote_plus(value, safe=""),
-                }
-            )
-    pattern = (
-        re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-        if forms
-        else None
-    )
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
-    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    if pattern is not None:  # folding whitespace can rebuild a secret that holds a space
-        text = pattern.sub(REDACTED, text)
-    if len(text) > MAX_REASON:
-        text = text[: MAX_REASON - 1] + "…"
-    return text
-
-
 def reason_from_body(body: bytes, secrets: Iterable[str]) -> str:
     """The target's ``{"reason": …}`` if it sent one, scrubbed; else empty."""
     try:
@@ -119,7 +70,7 @@ def reason_from_body(body: bytes, secrets: Iterable[str]) -> str:
     except (UnicodeDecodeError, ValueError):
         return ""
     reason = data.get("reason") if isinstance(data, dict) else None
-    return scrub(reason, secrets) if isinstance(reason, str) else ""
+    return scrub(reason, *secrets, max_len=MAX_REASON) if isinstance(reason, str) else ""
 
 
 def delivery_outcome(status: int, retry_after: float | None, target_reason: str = "") -> Outcome:
@@ -133,7 +84,7 @@ def delivery_outcome(status: int, retry_after: float | None, target_reason: str 
         return Outcome.rejected(label, retry_after)
     if status in (408, 429) or 500 <= status < 600:
         return Outcome.unreachable(label, retry_after)
-    return Outcome.failed(label)
+    return Outcome.failed(label, misconfigured=status in AUTH_OR_URL_STATUSES)
 
 
 def check_result(status: int, target_reason: str) -> CheckResult:

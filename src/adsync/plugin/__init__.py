@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from adsync.duration import Duration
-from adsync.secret import Secret, resolve_secret_ref
+from adsync.secret import Secret, resolve_secret_ref, scrub
 
 ENTRY_POINT_GROUP = "adsync.backends"
 
@@ -177,31 +177,47 @@ class OutcomeKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A delivery's result. ``reason`` is shown to operators: it must not hold the password."""
+    """A delivery's result. ``reason`` is shown to operators: it must not hold the password.
+
+    ``misconfigured`` says the cause is on our side of the wire (credentials, URL, agent
+    name, trust store, a protocol option): retrying will not help until an operator acts,
+    so ``adsync status`` shows the backend as misconfigured. It does not change how the
+    dispatcher retries (that follows ``kind``).
+    """
 
     kind: OutcomeKind
     reason: str = ""
     retry_after: float | None = None  # seconds the target asked us to wait (Retry-After)
+    misconfigured: bool = False
 
     @classmethod
     def delivered(cls, reason: str = "") -> Outcome:
         return cls(OutcomeKind.DELIVERED, reason)
 
     @classmethod
-    def rejected(cls, reason: str, retry_after: float | None = None) -> Outcome:
-        return cls(OutcomeKind.REJECTED, reason, retry_after)
+    def rejected(
+        cls, reason: str, retry_after: float | None = None, *, misconfigured: bool = False
+    ) -> Outcome:
+        return cls(OutcomeKind.REJECTED, reason, retry_after, misconfigured)
 
     @classmethod
-    def unreachable(cls, reason: str, retry_after: float | None = None) -> Outcome:
-        return cls(OutcomeKind.UNREACHABLE, reason, retry_after)
+    def unreachable(
+        cls, reason: str, retry_after: float | None = None, *, misconfigured: bool = False
+    ) -> Outcome:
+        return cls(OutcomeKind.UNREACHABLE, reason, retry_after, misconfigured)
 
     @classmethod
     def unknown_user(cls, reason: str = "no such account on the target") -> Outcome:
         return cls(OutcomeKind.UNKNOWN_USER, reason)
 
     @classmethod
-    def failed(cls, reason: str) -> Outcome:
-        return cls(OutcomeKind.FAILED, reason)
+    def failed(cls, reason: str, *, misconfigured: bool = False) -> Outcome:
+        return cls(OutcomeKind.FAILED, reason, None, misconfigured)
+
+    @classmethod
+    def configuration(cls, reason: str) -> Outcome:
+        """Failed at once, and the backend shows as misconfigured."""
+        return cls(OutcomeKind.FAILED, reason, None, True)
 
 
 class Verdict(enum.IntEnum):
@@ -329,6 +345,7 @@ __all__ = [
     "Candidate",
     "Change",
     "CheckResult",
+    "Duration",
     "Outcome",
     "OutcomeKind",
     "RetryConfig",
@@ -343,4 +360,5 @@ __all__ = [
     "is_loopback_host",
     "load_backend_class",
     "resolve_secret",
+    "scrub",
 ]
