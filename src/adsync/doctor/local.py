@@ -32,12 +32,15 @@ def secrets(ctx: Context) -> list[Result]:
             try:
                 resolve_secret_ref(ref, base_dir=base)
             except SecretRefError as exc:
-                fix = (
-                    f"set {ref[4:]} in the service's environment (systemctl edit adsync: "
-                    "Environment=…; doctor sees only its own environment)"
-                    if ref.startswith("env:")
-                    else f"create {ref[5:]} holding the secret, mode 0600 (or 0640 root:adsync)"
-                )
+                if ref.startswith("env:"):
+                    fix = (
+                        f"set {ref[4:]} in the service's environment (systemctl edit adsync: "
+                        "Environment=…; doctor sees only its own environment)"
+                    )
+                elif "Permission denied" in str(exc):
+                    fix = "run adsync doctor as root (or the service's user)"
+                else:
+                    fix = f"create {ref[5:]} holding the secret, mode 0600 (or 0640 root:adsync)"
                 results.append(Result.fail(label, str(exc), fix))
             else:
                 results.append(Result.ok(label, f"{ref.partition(':')[0]} reference resolves"))

@@ -116,3 +116,18 @@ def test_demo_runs_without_extras(production_venv: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Result:" in done.stdout
+
+
+def test_the_systemd_unit_template_is_packaged(production_venv: Path, tmp_path: Path) -> None:
+    config = tmp_path / "adsync.yaml"
+    config.write_text("backends: {}\n", encoding="utf-8")
+    done = subprocess.run(
+        [str(production_venv.parent / "adsync"), "service", "unit", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ProtectSystem=strict" in done.stdout
+    assert f"ExecStart={production_venv} -m adsync run --config {config}" in done.stdout
