@@ -297,3 +297,77 @@ def test_render_marks_fix_and_summary(tmp_path: Path) -> None:
     assert lines[0].startswith("✗ clock: ") and " — fix: enable time synchronisation" in lines[0]
     assert lines[-1] == "1 check failed"
     assert render_json(results)["ok"] is False
+
+
+# --- secrets, files, queue, daemon socket: the variants the integration rig does not build --
+
+
+def local_ctx(tmp_path: Path, data: dict) -> Context:  # type: ignore[type-arg]
+    return Context(config=config_from_data(data), config_path=tmp_path / "adsync.yaml")
+
+
+def test_env_secret_not_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adsync.doctor.local import secrets
+
+    monkeypatch.delenv("ADSYNC_DOCTOR_UNSET", raising=False)
+    data = {
+        "backends": {
+            "idp": {
+                "type": "scim",
+                "url": "https://idp.test/scim",
+                "token": "env:ADSYNC_DOCTOR_UNSET",
+            }
+        },
+        "queue": {"path": str(tmp_path / "q.db")},
+        "keys": {"provider": "env", "env": "ADSYNC_DOCTOR_KEY_UNSET"},
+        "ingest": {"tcp": None},
+    }
+    monkeypatch.delenv("ADSYNC_DOCTOR_KEY_UNSET", raising=False)
+    results = by_name(secrets(local_ctx(tmp_path, data)))
+    token = results["secret backends.idp.token"]
+    assert token.status is Status.FAIL and "service's environment" in token.fix
+    key = results["secret keys (env)"]
+    assert key.status is Status.FAIL and key.detail == "ADSYNC_DOCTOR_KEY_UNSET is not set"
+
+
+def test_queue_file_open_to_others(tmp_path: Path) -> None:
+    from adsync.doctor.local import files
+
+    (tmp_path / "adsync.yaml").write_text("backends: {}\n")
+    queue = tmp_path / "q.db"
+    queue.write_bytes(b"")
+    queue.chmod(0o644)
+    tmp_path.chmod(0o700)
+    data = {
+        "backends": {},
+        "queue": {"path": str(queue)},
+        "keys": {"path": str(tmp_path / "k")},
+        "ingest": {"tcp": None},
+    }
+    results = by_name(files(local_ctx(tmp_path, data)))
+    result = results[f"queue file q.db {queue}"]
+    assert result.status is Status.FAIL and result.fix == f"chmod 0600 {queue}"
+
+
+def test_queue_that_is_not_a_database(tmp_path: Path) -> None:
+    from adsync.doctor.local import queue as queue_check
+
+    queue = tmp_path / "q.db"
+    queue.write_bytes(b"this is not SQLite" * 100)
+    key = tmp_path / "master.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    data = {"backends": {}, "queue": {"path": str(queue)}, "keys": {"path": str(key)}}
+    (result,) = queue_check(local_ctx(tmp_path, data))
+    assert result.status is Status.FAIL and "does not open read-only" in result.detail
+
+
+def test_daemon_socket_not_accepting(tmp_path: Path) -> None:
+    data = {
+        "backends": {},
+        "metrics": {"listen": None},
+        "ingest": {"unix_socket": str(tmp_path / "none.sock")},
+    }
+    (result,) = daemon(local_ctx(tmp_path, data))
+    assert result.status is Status.FAIL and result.detail.startswith("nothing accepts on")
+    assert "journalctl -u adsync" in result.fix
