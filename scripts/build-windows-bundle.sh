@@ -23,7 +23,13 @@ mkdir -p "$STAGE/wheels" "$OUT"
 
 echo "== adsync wheel"
 # built from a copy: pip would leave build/ and *.egg-info in the checkout
-git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | (mkdir "$WORK/src" && tar -xf - -C "$WORK/src")
+mkdir "$WORK/src"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$WORK/src"
+else
+    tar --exclude=./.venv --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+        --exclude=native/lsa_filter/build -cf - . | tar -xf - -C "$WORK/src"
+fi
 "$PYTHON" -m pip wheel -q --disable-pip-version-check --no-deps -w "$STAGE/wheels" "$WORK/src"
 ROOT_WHEEL=$(ls "$STAGE"/wheels/adsync-"$VERSION"-*.whl)
 
