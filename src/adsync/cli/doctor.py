@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -50,6 +51,8 @@ def doctor(config_path: Path, as_json: bool, smb_conf: Path) -> None:
                     config_path=config_path,
                     smb_conf=smb_conf,
                     service_ids=service_ids(),
+                    system_root=Path(os.environ.get("SystemRoot", "C:/Windows")),
+                    program_data=Path(os.environ.get("ProgramData", "C:/ProgramData")),
                 )
             ),
         ]
