@@ -1,18 +1,16 @@
 """Each target is reachable: TCP, then the TLS handshake with the backend's own TLS settings,
-then the product's own probe where it has one that needs no user password and changes
-nothing (SCIM: GET /ServiceProviderConfig, RFC 7644 §4). Soffid's ``test=true`` is not
-one: it takes a password."""
+then the plugin's own ``probe()`` where it has one: a request that needs no user password
+and changes nothing (scim: discovery and an empty search; ldap: bind and read base_dn).
+Soffid's ``test=true`` is not one: it takes a password."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
-from adsync.doctor.model import Context, Result
+from adsync.doctor.model import Context, Result, Status
 from adsync.plugin import BackendConfig, TLSConfig
 
 DEFAULT_PORTS = {"https": 443, "http": 80, "ldaps": 636, "ldap": 389}
@@ -88,60 +86,62 @@ async def probe_backend(ctx: Context, name: str, backend: BackendConfig) -> list
         how = "TLS handshake ok" if scheme in ("https", "ldaps") else "TCP connect ok"
         if scheme == "ldap" and starttls:
             how += " (STARTTLS not probed)"
-        probe = PROBES.get(backend.type)
-        if probe is not None:
-            extra = await probe(ctx, name, backend, url)
-            if extra is not None:
-                results.append(extra)
-                continue
+        if scheme in ("http", "https"):
+            await _date_skew(ctx, name, backend, url)
         results.append(Result.ok(label, how))
+    if all(r.status is not Status.FAIL for r in results):  # else the probe only repeats it
+        probe = await _plugin_probe(ctx, name, backend)
+        if probe is not None:
+            results.append(probe)
     return results
 
 
-async def _scim(ctx: Context, name: str, backend: Any, url: str) -> Result | None:
-    """GET {url}/ServiceProviderConfig (RFC 7644 §4: the endpoint exists; servers often
-    answer it without a token), then GET {url}/Users?count=0 with the token (§3.4.2.4: no
-    resource is returned, only ``totalResults``): the endpoint the deliveries use accepts it.
-    Nothing is written."""
+async def _plugin_probe(ctx: Context, name: str, backend: BackendConfig) -> Result | None:
+    """The plugin's own ``probe()`` when it has one (no password, nothing written):
+    started as the daemon starts it, probed, closed. None when it has none."""
+    from adsync.plugin import OutcomeKind, load_backend_class
+    from adsync.reloader import BackendStartError, start_backend
+
+    label = f"target {name}"
+    if not callable(getattr(load_backend_class(backend.type), "probe", None)):
+        return None
+    try:
+        plugin = await start_backend(name, backend)
+    except BackendStartError as exc:
+        return Result.fail(label, f"the plugin does not start: {exc.reason}", "fix its settings")
+    try:
+        outcome = await plugin.probe()  # type: ignore[attr-defined]
+    except Exception as exc:  # a plugin's bug: its type only
+        return Result.fail(label, f"probe raised {type(exc).__name__}", "report it to its author")
+    finally:
+        await plugin.close()
+    if outcome.kind is OutcomeKind.DELIVERED:
+        return Result.ok(f"{label} probe", outcome.reason)
+    fix = (
+        "fix the backend's settings (url, credentials, base)"
+        if outcome.misconfigured or outcome.kind is OutcomeKind.FAILED
+        else "check the target and the network"
+    )
+    return Result.fail(f"{label} probe", f"{outcome.kind.value}: {outcome.reason}", fix)
+
+
+async def _date_skew(ctx: Context, name: str, backend: BackendConfig, url: str) -> None:
+    """A target's HTTP ``Date`` against our clock: one unauthenticated HEAD, any status."""
     import aiohttp
 
-    from adsync.secret import SecretRefError, resolve_secret_ref
-
-    label = f"target {name} {url}"
+    tls = getattr(backend, "tls", None)
+    context = tls.client_context() if isinstance(tls, TLSConfig) else None
     try:
-        token = resolve_secret_ref(backend.token, base_dir=ctx.config_path.absolute().parent)
-    except SecretRefError:
-        return None  # reported by the secrets check
-    base = url.rstrip("/")
-    headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/scim+json"}
-    connector = aiohttp.TCPConnector(ssl=backend.tls.client_context())
-    timeout = aiohttp.ClientTimeout(total=backend.timeout)
-    try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            async with session.get(f"{base}/ServiceProviderConfig", headers=headers) as resp:
-                discovery = resp.status
-                _note_skew(ctx, name, resp.headers.get("Date"))
-            async with session.get(f"{base}/Users", params={"count": "0"}, headers=headers) as resp:
-                search = resp.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return Result.fail(label, f"SCIM probe: {type(exc).__name__}", "check the url")
-    if discovery == 404 or search == 404:
-        return Result.fail(
-            label,
-            "GET /ServiceProviderConfig 404: no SCIM endpoint at this url",
-            "the url must be the SCIM base (before /Users), tenant included",
-        )
-    if search in (401, 403):
-        return Result.fail(
-            label,
-            f"GET /Users {search}: the token is refused",
-            "put a valid bearer token in the token file (the IdP's SCIM app)",
-        )
-    if search != 200:
-        return Result.fail(label, f"GET /Users?count=0 answered {search}", "see the target's log")
-    return Result.ok(
-        label, "TLS ok; GET /ServiceProviderConfig and /Users?count=0 answer (token accepted)"
-    )
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context if context else True),
+                timeout=aiohttp.ClientTimeout(total=backend.timeout),
+            ) as session,
+            session.head(url, allow_redirects=False) as resp,
+        ):
+            _note_skew(ctx, name, resp.headers.get("Date"))
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return
 
 
 def _note_skew(ctx: Context, name: str, date: str | None) -> None:
@@ -152,10 +152,6 @@ def _note_skew(ctx: Context, name: str, date: str | None) -> None:
     except (TypeError, ValueError):
         return
     ctx.skews.append((name, theirs - ctx.now()))
-
-
-Probe = Callable[[Context, str, Any, str], Awaitable[Result | None]]
-PROBES: dict[str, Probe] = {"scim": _scim}
 
 
 async def targets(ctx: Context) -> list[Result]:

@@ -124,8 +124,8 @@ async def test_healthy_setup_passes_every_check(rig: Rig) -> None:
     assert checks[f"queue {rig.workdir / 'queue.db'}"]["detail"].startswith(
         "opens with the master key"
     )
-    target = checks[f"target idp {rig.fake.base_url}"]
-    assert "token accepted" in target["detail"]
+    assert checks[f"target idp {rig.fake.base_url}"]["detail"] == "TLS handshake ok"
+    assert "token accepted" in checks["target idp probe"]["detail"]
     assert checks["secret backends.idp.token"]["status"] == "ok"
     assert checks["samba hooks"]["status"] == "skip"
     assert "within 300 s of 1 target" in checks["clock"]["detail"]
@@ -277,9 +277,9 @@ async def test_target_certificate_not_trusted(rig: Rig) -> None:
 async def test_scim_token_refused(rig: Rig) -> None:
     rig.fake.token = "another-token"
     code, checks = await rig.checks()
-    check = checks[f"target idp {rig.fake.base_url}"]
+    check = checks["target idp probe"]
     assert code == 1 and "401: the token is refused" in check["detail"]
-    assert [r.method for r in rig.fake.received] == ["GET", "GET"]  # nothing written
+    assert [r.method for r in rig.fake.received] == ["HEAD", "GET", "GET"]  # nothing written
 
 
 async def test_scim_url_without_endpoint(rig: Rig) -> None:
@@ -288,7 +288,7 @@ async def test_scim_url_without_endpoint(rig: Rig) -> None:
     config["backends"]["idp"]["url"] = wrong
     rig.config_path.write_text(json.dumps(config))
     code, checks = await rig.checks()
-    assert code == 1 and "404: no SCIM endpoint" in checks[f"target idp {wrong}"]["detail"]
+    assert code == 1 and "404: no SCIM endpoint" in checks["target idp probe"]["detail"]
 
 
 async def test_broken_config_is_one_failed_check(rig: Rig) -> None:

@@ -161,6 +161,8 @@ async def test_doctor_probe(
             }
         }
     )
-    (result,) = await targets(Context(config=config, config_path=tmp_path / "adsync.yaml"))
-    assert result.status is status and expected in result.detail
+    handshake, probe = await targets(Context(config=config, config_path=tmp_path / "adsync.yaml"))
+    assert handshake.status is Status.OK and handshake.detail == "TCP connect ok"
+    assert probe.name == "target idp probe"
+    assert probe.status is status and expected in probe.detail
     await asyncio.sleep(0)

@@ -161,6 +161,38 @@ class LdapBackend(Backend[LdapConfig]):
             if conn is not None:
                 conn.close()
 
+    async def probe(self) -> Outcome:
+        """``adsync doctor``'s check, no password changed: bind as ``bind_dn`` and read
+        ``base_dn``. ``delivered`` means the URL, TLS, the bind and the base are right."""
+        if self._client is None:
+            return Outcome.failed("backend not started")
+        import bonsai
+        from bonsai.errors import LDAPError
+
+        phase = Phase.BIND
+        conn: Any = None
+        try:
+            conn = await self._client.connect(is_async=True, timeout=self.config.timeout)
+            phase = Phase.SEARCH
+            base = await conn.search(
+                self.config.base_dn,
+                bonsai.LDAPSearchScope.BASE,
+                attrlist=["1.1"],
+                timeout=self.config.timeout,
+            )
+        except LDAPError as exc:
+            code = int(getattr(exc, "result_code", type(exc).code))
+            diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+            return classify(code, _scrub(str(diagnostic), self._bind_password), phase)
+        except (TimeoutError, OSError) as exc:
+            return Outcome.unreachable(f"LDAP {phase.value}: {type(exc).__name__}")
+        finally:
+            if conn is not None:
+                conn.close()
+        if not base:
+            return Outcome.configuration(f"base_dn {self.config.base_dn} does not exist")
+        return Outcome.delivered(f"bind as {self.config.bind_dn} ok; base_dn exists")
+
     async def _find(self, conn: Any, change: Change) -> str | Outcome:
         import bonsai
 

@@ -79,6 +79,33 @@ class ScimBackend(Backend[ScimConfig]):
             log.info("scim_unreachable", backend=self.name, error=type(exc).__name__)
             return transport_outcome(exc, change.password, self._token)
 
+    async def probe(self) -> Outcome:
+        """``adsync doctor``'s check, no password involved and nothing written:
+        ``GET /ServiceProviderConfig`` (RFC 7644 §4: the endpoint exists; often answered
+        without a token), then ``GET /Users?count=0`` (§3.4.2.4: no resource returned) with
+        the token. ``delivered`` means url, tenant and token are right."""
+        if self._session is None:
+            return Outcome.failed("backend not started")
+        try:
+            async with self._session.get(f"{self._base}/ServiceProviderConfig") as resp:
+                discovery = resp.status
+            async with self._session.get(f"{self._base}/Users", params={"count": "0"}) as resp:
+                search = resp.status
+        except TRANSPORT_ERRORS as exc:
+            return transport_outcome(exc, self._token)
+        if 404 in (discovery, search):
+            return Outcome.configuration(
+                "GET /ServiceProviderConfig 404: no SCIM endpoint at this url "
+                "(it must be the SCIM base before /Users, tenant included)"
+            )
+        if search in (401, 403):
+            return Outcome.configuration(f"GET /Users {search}: the token is refused")
+        if search != 200:
+            return Outcome.failed(f"GET /Users?count=0 answered {search}")
+        return Outcome.delivered(
+            "GET /ServiceProviderConfig and /Users?count=0 answer (token accepted)"
+        )
+
     async def _find(
         self, session: aiohttp.ClientSession, change: Change
     ) -> tuple[str | None, Outcome | None]:
