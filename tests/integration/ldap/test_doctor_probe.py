@@ -48,7 +48,8 @@ async def test_wrong_bind_password(slapd: SlapdServer, tmp_path: Path) -> None:
     wrong.write_text("not-the-password")
     results = await check(tmp_path, ldap_backend(slapd, bind_password=f"file:{wrong}"))
     probe = results["target dir probe"]
-    assert probe.status is Status.FAIL and "not-the-password" not in probe.detail
+    assert probe.status is Status.FAIL and "invalidCredentials (49)" in probe.detail
+    assert "not-the-password" not in probe.detail
     assert "fix the backend's settings" in probe.fix
 
 
