@@ -11,6 +11,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,24 +74,22 @@ def _last_error(entry: dict[str, Any]) -> str:
     return f"{when} {text}"
 
 
-def render_status(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("backend", "left"),
+    ("type", "left"),
+    ("lane", "left"),
+    ("in flight", "right"),
+    ("pending", "right"),
+    ("delivered", "right"),
+    ("failed", "right"),
+    ("oldest pending", "right"),
+    ("last error", "left"),
+)
 
-    console = Console(highlight=False)
-    table = Table(title=f"adsync daemon pid {data.get('pid')}", title_justify="left")
-    for column, justify in (
-        ("backend", "left"),
-        ("type", "left"),
-        ("lane", "left"),
-        ("in flight", "right"),
-        ("pending", "right"),
-        ("delivered", "right"),
-        ("failed", "right"),
-        ("oldest pending", "right"),
-        ("last error", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+
+def status_rows(data: dict[str, Any]) -> list[list[str]]:
+    """One row of cells per backend, in ``COLUMNS`` order."""
+    rows = []
     for entry in data.get("backends", []):
         counts = entry.get("counts") or {}
         lane = entry.get("lane", "-")
@@ -100,46 +99,85 @@ def render_status(data: dict[str, Any]) -> None:
             lane = "removed from config"
         elif entry.get("misconfigured"):
             lane = f"{lane}, misconfigured"
-        table.add_row(
-            str(entry.get("name")),
-            str(entry.get("type") or "-"),
-            lane,
-            str(entry.get("in_flight", 0)),
-            str(entry.get("pending", 0)),
-            str(counts.get("delivered", 0)),
-            str(counts.get("failed", 0)),
-            age(entry.get("oldest_pending_age")),
-            _last_error(entry),
+        rows.append(
+            [
+                str(entry.get("name")),
+                str(entry.get("type") or "-"),
+                lane,
+                str(entry.get("in_flight", 0)),
+                str(entry.get("pending", 0)),
+                str(counts.get("delivered", 0)),
+                str(counts.get("failed", 0)),
+                age(entry.get("oldest_pending_age")),
+                _last_error(entry),
+            ]
         )
-    console.print(table)
+    return rows
+
+
+def plain_table(title: str, rows: list[list[str]]) -> list[str]:
+    """The table as aligned text lines (no rich: the `console` extra is optional)."""
+    widths = [
+        max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
+        for i, (name, _) in enumerate(COLUMNS)
+    ]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            cell.rjust(w) if justify == "right" else cell.ljust(w)
+            for cell, w, (_, justify) in zip(cells, widths, COLUMNS, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [title, line([name for name, _ in COLUMNS]), *(line(r) for r in rows)]
+
+
+def render_status(data: dict[str, Any]) -> None:
+    from adsync.extras import installed
+
+    title = f"adsync daemon pid {data.get('pid')}"
+    rows = status_rows(data)
+    say: Callable[[str], None]
+    if installed("console"):
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(highlight=False)
+        table = Table(title=title, title_justify="left")
+        for column, justify in COLUMNS:
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        say = console.print
+    else:
+        for text in plain_table(title, rows):
+            click.echo(text)
+        say = click.echo
     for entry in data.get("backends", []):
         problem = entry.get("misconfigured")
         if problem:
-            console.print(f"{entry.get('name')} is misconfigured: {problem.get('reason')}")
+            say(f"{entry.get('name')} is misconfigured: {problem.get('reason')}")
     queue = data.get("queue") or {}
-    console.print(
+    say(
         f"queue {queue.get('path')}: {queue.get('pending_deliveries')} deliveries pending, "
         f"{queue.get('changes_holding_password')} changes still holding a password"
     )
     ingest = data.get("ingest") or {}
-    console.print(f"source connections open: {ingest.get('connections_open', 0)}")
+    say(f"source connections open: {ingest.get('connections_open', 0)}")
     last = data.get("last_reload")
     if last:
         outcome = "applied" if last.get("ok") else f"refused: {last.get('error')}"
-        console.print(f"last reload ({data.get('reloads')} so far): {outcome}")
+        say(f"last reload ({data.get('reloads')} so far): {outcome}")
     if data.get("restart_needed"):
-        console.print(
-            "changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"])
-        )
+        say("changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"]))
     if any(e.get("lane") == "start_failed" for e in data.get("backends", [])):
-        console.print(
+        say(
             "a backend that did not start keeps its changes queued; fix the cause "
             "(last error), then `adsync reload`"
         )
     if any(not e.get("configured") for e in data.get("backends", [])):
-        console.print(
-            "rows of backends removed from the config are kept; `adsync queue purge` deletes them"
-        )
+        say("rows of backends removed from the config are kept; `adsync queue purge` deletes them")
 
 
 @click.command()
@@ -180,10 +218,22 @@ def drain(
     if not wait or pending == 0:
         click.echo(f"{pending} deliveries pending")
         raise SystemExit(0 if pending == 0 else 1)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     start = time.monotonic()
     total = pending
+    from adsync.extras import installed
+
+    if not installed("console"):  # plain progress lines without the `console` extra
+        while pending > 0:
+            if timeout is not None and time.monotonic() - start >= timeout:
+                break
+            time.sleep(interval)
+            pending = pending_of(fetch_status(config), backend)
+            total = max(total, pending)
+            click.echo(f"{pending} deliveries pending")
+        _drain_result(pending, total, time.monotonic() - start)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -198,7 +248,10 @@ def drain(
             pending = pending_of(fetch_status(config), backend)
             total = max(total, int(progress.tasks[0].completed) + pending)  # new work arrived
             progress.update(task, total=total, completed=total - pending)
-    took = time.monotonic() - start
+    _drain_result(pending, total, time.monotonic() - start)
+
+
+def _drain_result(pending: int, total: int, took: float) -> None:
     if pending:
         click.echo(f"timeout after {took:.1f}s: {pending} deliveries still pending")
         raise SystemExit(1)
