@@ -87,8 +87,12 @@ def live_secret_values() -> Iterator[str]:
         yield secret.reveal()
 
 
-def _encoded_forms(value: str) -> set[str]:
-    """The ways a target or a formatter may echo ``value``: escaped, quoted, encoded."""
+def encoded_forms(value: str) -> set[str]:
+    """The ways a target or a formatter may echo ``value``: escaped, quoted, encoded.
+
+    The one rule for what counts as a secret in text: ``scrub`` and the log
+    redaction (``adsync.observe.logs``) both match these forms.
+    """
     raw = value.encode("utf-8")
     forms = {
         value,
@@ -109,6 +113,19 @@ def _encoded_forms(value: str) -> set[str]:
     return {form for form in forms if form}
 
 
+def secret_pattern(*secrets: Secret | str | None) -> re.Pattern[str] | None:
+    """One regex for every encoded form of every secret given (longest first, so no part
+    of a longer form is left over); None when there is nothing to match."""
+    forms: set[str] = set()
+    for secret in secrets:
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if value:
+            forms |= encoded_forms(value)
+    if not forms:
+        return None
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+
+
 def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_REASON) -> str:
     """``text`` as a printable one-liner with no secret in it, in any of its usual encodings
     (raw, repr, JSON, XML, percent, hex, base64), then cut to ``max_len`` characters.
@@ -116,16 +133,7 @@ def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_RE
     The one scrubber for reasons, error details and target answers: redaction comes before
     the cut, so a secret across the cut cannot survive in part.
     """
-    forms: set[str] = set()
-    for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value:
-            forms |= _encoded_forms(value)
-    pattern = (
-        re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-        if forms
-        else None
-    )
+    pattern = secret_pattern(*secrets)
     text = str(text)
     if pattern is not None:
         text = pattern.sub(REDACTED, text)

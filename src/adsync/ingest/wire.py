@@ -64,7 +64,7 @@ class Tag(enum.IntEnum):
 
 
 class AckCode(enum.IntEnum):
-    """ACK status on the wire (same values as ``handler.AckStatus``)."""
+    """ACK status on the wire; the ingest handler's ``AckStatus`` is this enum."""
 
     STORED = 0
     REFUSED = 1
@@ -72,7 +72,7 @@ class AckCode(enum.IntEnum):
 
 
 class VerdictCode(enum.IntEnum):
-    """VERDICT status on the wire (same values as ``plugin.Verdict``)."""
+    """VERDICT status on the wire; the plugin API's ``Verdict`` is this enum."""
 
     ACCEPT = 0
     REJECT = 1

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from adsync.duration import Duration
+from adsync.ingest.wire import VerdictCode
 from adsync.secret import Secret, resolve_secret_ref, scrub
 
 ENTRY_POINT_GROUP = "adsync.backends"
@@ -220,12 +221,8 @@ class Outcome:
         return cls(OutcomeKind.FAILED, reason, None, True)
 
 
-class Verdict(enum.IntEnum):
-    """Wire values of the VERDICT status field."""
-
-    ACCEPT = 0
-    REJECT = 1
-    UNDECIDED = 2
+Verdict = VerdictCode
+"""A pre-check's answer (ACCEPT, REJECT, UNDECIDED): the wire's VERDICT status enum itself."""
 
 
 @dataclass(frozen=True, slots=True)
