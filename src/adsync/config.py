@@ -10,13 +10,14 @@ references, resolve against the config file's directory.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,6 +35,8 @@ from pydantic import (
 
 from adsync import plugin
 from adsync.duration import Duration
+from adsync.ingest.codec import Limits
+from adsync.ingest.wire import MIN_FRAME, PROTOCOL_MAX_FRAME
 from adsync.plugin import (
     BackendConfig,
     StrictModel,
@@ -112,6 +115,9 @@ BackendName = Annotated[str, Field(pattern=_NAME_REGEX)]
 # --- sections -------------------------------------------------------------------------------
 
 
+_LIMITS: Final = Limits()  # the spec's defaults are the config's
+
+
 class IngestConfig(StrictModel):
     """Where sources (the filter DLL, the Samba hook, ``adsync test``) reach the daemon."""
 
@@ -120,13 +126,19 @@ class IngestConfig(StrictModel):
     allowed_uids: tuple[Annotated[int, Field(ge=0)], ...] = (0,)
     tcp: LoopbackAddress | None = Field(default="127.0.0.1:17635", validate_default=True)
     psk_file: Path = Path("/etc/adsync/filter.key")
-    max_connections: int = Field(default=64, ge=1, le=65536)
-    frame_timeout: Duration = Field(default=10.0, gt=0)
-    idle_timeout: Duration = Field(default=300.0, gt=0)
-    handshake_timeout: Duration = Field(default=5.0, gt=0)
-    max_frame: int = Field(default=65536, ge=16, le=65536)
-    max_field: int = Field(default=1024, ge=1, le=65536)
-    max_password: int = Field(default=1024, ge=1, le=65536)
+    max_connections: int = Field(default=_LIMITS.max_connections, ge=1, le=65536)
+    frame_timeout: Duration = Field(default=_LIMITS.frame_timeout, gt=0)
+    idle_timeout: Duration = Field(default=_LIMITS.idle_timeout, gt=0)
+    handshake_timeout: Duration = Field(default=_LIMITS.handshake_timeout, gt=0)
+    max_frame: int = Field(default=_LIMITS.max_frame, ge=MIN_FRAME, le=PROTOCOL_MAX_FRAME)
+    max_field: int = Field(default=_LIMITS.max_field, ge=1, le=65536)
+    max_password: int = Field(default=_LIMITS.max_password, ge=1, le=65536)
+
+    def limits(self) -> Limits:
+        """What the ingest servers enforce: the keys this section shares with ``Limits``
+        (the others keep the spec's defaults)."""
+        shared = (f.name for f in dataclasses.fields(Limits) if f.name in type(self).model_fields)
+        return Limits(**{name: getattr(self, name) for name in shared})
 
     @property
     def tcp_address(self) -> tuple[str, int] | None:
