@@ -9,17 +9,21 @@ f-string message, a traceback, a nested dict) by matching every live ``Secret``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
-import urllib.parse
 from typing import Any, TextIO
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.secret import REDACTED, Secret, live_secret_values, live_secrets_version
+from adsync.secret import (
+    REDACTED,
+    Secret,
+    live_secret_values,
+    live_secrets_version,
+    secret_pattern,
+)
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -41,17 +45,11 @@ def is_secret_key(key: str) -> bool:
     return key not in _RESERVED and _SECRET_KEY.search(key) is not None
 
 
-def _forms(value: str) -> set[str]:
-    """A secret as it may appear in text: raw, JSON- or repr-escaped, percent-encoded."""
-    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-    forms.add(repr(value)[1:-1])
-    forms.add(urllib.parse.quote(value, safe=""))
-    forms.add(urllib.parse.quote_plus(value, safe=""))
-    return {f for f in forms if f}
-
-
 class _SecretMatcher:
-    """One alternation regex of every live secret, rebuilt only when that set changes."""
+    """One alternation regex of every live secret, rebuilt only when that set changes.
+
+    Which forms of a secret count is ``adsync.secret``'s rule (``secret_pattern``).
+    """
 
     def __init__(self) -> None:
         self._values: frozenset[str] = frozenset()
@@ -65,11 +63,7 @@ class _SecretMatcher:
         self._version = version
         current = frozenset(live_secret_values())
         if current != self._values:
-            forms: set[str] = set()
-            for value in current:
-                forms |= _forms(value)
-            ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial leftovers
-            self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+            self._pattern = secret_pattern(*current)
             self._values = current
         return self._pattern
 
