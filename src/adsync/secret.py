@@ -149,16 +149,34 @@ class SecretRefError(ValueError):
     """A ``file:``/``env:`` reference that cannot be resolved (names the reference only)."""
 
 
+class SecretField:
+    """Metadata marking a config field as a secret reference: ``Annotated[str, SecretField()]``.
+
+    The config loader finds such fields by inspecting the model (to anchor relative
+    ``file:`` paths at the config's directory); the plugin API's ``SecretRef`` carries it.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SecretField()"
+
+
+def check_secret_ref(ref: str) -> str:
+    """``ref`` if it is a reference ``file:PATH`` or ``env:NAME``, else SecretRefError
+    (whose message never repeats the value: it may be an inline password)."""
+    kind, sep, target = ref.partition(":")
+    if not sep or not target or kind not in ("file", "env"):
+        raise SecretRefError("must be 'file:PATH' or 'env:NAME'; inline secrets are not allowed")
+    return ref
+
+
 def resolve_secret_ref(ref: str, *, base_dir: Path | None = None) -> Secret:
     """Resolve ``file:PATH`` or ``env:NAME`` to a Secret; anything else is refused.
 
     A file's single trailing newline is dropped (editors add one).
     """
-    kind, sep, target = ref.partition(":")
-    if not sep or not target or kind not in ("file", "env"):
-        raise SecretRefError(
-            "must be a reference 'file:PATH' or 'env:NAME', never an inline secret"
-        )
+    kind, _, target = check_secret_ref(ref).partition(":")
     if kind == "env":
         value = os.environ.get(target)
         if value is None:

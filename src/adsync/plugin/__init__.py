@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from adsync.duration import Duration
 from adsync.ingest.wire import VerdictCode
-from adsync.secret import Secret, resolve_secret_ref, scrub
+from adsync.secret import Secret, SecretField, check_secret_ref, resolve_secret_ref, scrub
 
 ENTRY_POINT_GROUP = "adsync.backends"
 
@@ -35,16 +35,10 @@ ENTRY_POINT_GROUP = "adsync.backends"
 # --- config shared by every backend --------------------------------------------------------
 
 
-def _check_secret_ref(value: str) -> str:
-    kind, sep, target = value.partition(":")
-    if not sep or not target or kind not in ("file", "env"):
-        raise ValueError("must be 'file:PATH' or 'env:NAME'; inline secrets are not allowed")
-    return value
-
-
 SecretRef = Annotated[
     str,
-    AfterValidator(_check_secret_ref),
+    SecretField(),
+    AfterValidator(check_secret_ref),
     WithJsonSchema({"type": "string", "pattern": "^(file|env):.+$"}),
 ]
 """A secret field in YAML: a reference, resolved with ``resolve_secret`` when needed."""
