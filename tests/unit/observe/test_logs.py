@@ -137,9 +137,7 @@ def test_json_escaped_and_repr_forms(out: io.StringIO, secret: Secret) -> None:
     assert absent(PASSWORD, text)
 
 
-def test_every_form_the_one_scrubber_knows_is_redacted(
-    out: io.StringIO, secret: Secret
-) -> None:
+def test_every_form_the_one_scrubber_knows_is_redacted(out: io.StringIO, secret: Secret) -> None:
     """The log step and ``adsync.secret.scrub`` share one rule: every form it lists counts."""
     forms = sorted(encoded_forms(PASSWORD))
     structlog.get_logger("t").info("echoed", forms=forms)
