@@ -17,13 +17,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.secret import (
-    REDACTED,
-    Secret,
-    live_secret_values,
-    live_secrets_version,
-    secret_pattern,
-)
+from adsync.observe.secret_index import SecretIndex
+from adsync.secret import REDACTED, Secret, live_secret_values, live_secrets_version
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -45,41 +40,32 @@ def is_secret_key(key: str) -> bool:
     return key not in _RESERVED and _SECRET_KEY.search(key) is not None
 
 
-class _SecretMatcher:
-    """One alternation regex of every live secret, rebuilt only when that set changes.
-
-    Which forms of a secret count is ``adsync.secret``'s rule (``secret_pattern``).
-    """
+class _LiveSecrets:
+    """The index of every live secret, brought up to date when that set has changed."""
 
     def __init__(self) -> None:
-        self._values: frozenset[str] = frozenset()
         self._version: tuple[int, int] | None = None
-        self._pattern: re.Pattern[str] | None = None
+        self._index = SecretIndex()
 
-    def pattern(self) -> re.Pattern[str] | None:
+    def index(self) -> SecretIndex:
         version = live_secrets_version()
-        if version == self._version:
-            return self._pattern
-        self._version = version
-        current = frozenset(live_secret_values())
-        if current != self._values:
-            self._pattern = secret_pattern(*current)
-            self._values = current
-        return self._pattern
+        if version != self._version:
+            self._version = version
+            self._index.update(set(live_secret_values()))
+        return self._index
 
 
-_matcher = _SecretMatcher()
+_live = _LiveSecrets()
 
 
 def redact_text(text: str) -> str:
     """``text`` with every live secret (in any of its encoded forms) replaced by ``***``."""
-    pattern = _matcher.pattern()
-    return pattern.sub(REDACTED, text) if pattern is not None else text
+    return _live.index().redact(text)
 
 
-def _scrub(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> Any:
+def _scrub(value: Any, index: SecretIndex, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return pattern.sub(REDACTED, value) if pattern is not None else value
+        return index.redact(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, Secret):
@@ -88,23 +74,23 @@ def _scrub(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> Any:
         return "<nested too deep>"
     if isinstance(value, dict):
         return {
-            _scrub(str(k), pattern): (
+            _scrub(str(k), index): (
                 REDACTED
                 if is_secret_key(str(k)) and not _harmless(v)
-                else _scrub(v, pattern, depth + 1)
+                else _scrub(v, index, depth + 1)
             )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
-        return [_scrub(v, pattern, depth + 1) for v in value]
+        return [_scrub(v, index, depth + 1) for v in value]
     if isinstance(value, bytes | bytearray | memoryview):
-        return _scrub(bytes(value).decode("utf-8", "replace"), pattern, depth + 1)
+        return _scrub(bytes(value).decode("utf-8", "replace"), index, depth + 1)
     # Anything else would be rendered through str()/repr(): render it here, then scan it.
     try:
         text = str(value)
     except Exception:
         text = f"<{type(value).__name__}>"
-    return _scrub(text, pattern, depth + 1)
+    return _scrub(text, index, depth + 1)
 
 
 def _harmless(value: object) -> bool:
@@ -113,13 +99,13 @@ def _harmless(value: object) -> bool:
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """The redaction processor: runs after exception formatting, just before rendering."""
-    pattern = _matcher.pattern()
+    index = _live.index()
     out: EventDict = {}
     for key, value in event_dict.items():
         if is_secret_key(key) and not _harmless(value):
             out[key] = REDACTED
         else:
-            out[key] = _scrub(value, pattern)
+            out[key] = _scrub(value, index)
     return out
 
 
