@@ -49,7 +49,7 @@ from adsync.ingest.handler import Ack, IngestHandler, Peer
 from adsync.ingest.replies import ReplyWriter
 from adsync.ingest.wire import CLIENT_TYPES, AckCode, MsgType, VerdictCode
 from adsync.plugin import Candidate, Change, CheckResult
-from adsync.secret import Secret, scrub, secret_pattern
+from adsync.secret import Secret, SecretIndex, scrub
 
 log = structlog.get_logger("adsync.ingest")
 
@@ -622,8 +622,7 @@ class _Connection:
     def _safe_reason(self, reason: str, password: Secret) -> str:
         """A reason goes to the source and the admin: withheld if it holds the password in
         any of the forms ``adsync.secret`` knows, else one printable line of ``max_field``."""
-        pattern = secret_pattern(password)
-        if pattern is not None and pattern.search(reason):
+        if SecretIndex.of(password).found_in(reason):
             return _WITHHELD
         return truncate_utf8(scrub(reason, max_len=None), self.limits.max_field)
 

@@ -17,8 +17,13 @@ from typing import Any, TextIO
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.observe.secret_index import SecretIndex
-from adsync.secret import REDACTED, Secret, live_secret_values, live_secrets_version
+from adsync.secret import (
+    REDACTED,
+    Secret,
+    SecretIndex,
+    live_secret_values,
+    live_secrets_version,
+)
 
 LEVELS = {
     "debug": logging.DEBUG,
