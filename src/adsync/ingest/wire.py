@@ -1,4 +1,5 @@
-"""The wire's constants and enums (docs/ipc.md), one definition each.
+"""The wire's constants and enums (docs/ipc.md), one definition each (VerdictCode is
+``adsync.verdict.Verdict``, shared with the plugin API).
 
 Standard library only (``enum``, ``struct``): the codec builds on it, and the Samba hooks,
 which start a process per password event, import it without the codec's dataclasses.
@@ -12,6 +13,8 @@ import struct
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a hook ~5 ms
 if TYPE_CHECKING:
     from typing import Final
+
+from adsync.verdict import Verdict
 
 MAGIC: Final = b"ADSY"
 VERSION: Final = 1
@@ -71,9 +74,5 @@ class AckCode(enum.IntEnum):
     BUSY = 2
 
 
-class VerdictCode(enum.IntEnum):
-    """VERDICT status on the wire; the plugin API's ``Verdict`` is this enum."""
-
-    ACCEPT = 0
-    REJECT = 1
-    UNDECIDED = 2
+VerdictCode = Verdict
+"""VERDICT status on the wire: the plugin API's ``Verdict`` itself (``adsync.verdict``)."""

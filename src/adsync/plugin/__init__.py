@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from adsync.duration import Duration
-from adsync.ingest.wire import VerdictCode
 from adsync.secret import Secret, SecretField, check_secret_ref, resolve_secret_ref, scrub
+from adsync.verdict import Verdict
 
 ENTRY_POINT_GROUP = "adsync.backends"
 
@@ -213,10 +213,6 @@ class Outcome:
     def configuration(cls, reason: str) -> Outcome:
         """Failed at once, and the backend shows as misconfigured."""
         return cls(OutcomeKind.FAILED, reason, None, True)
-
-
-Verdict = VerdictCode
-"""A pre-check's answer (ACCEPT, REJECT, UNDECIDED): the wire's VERDICT status enum itself."""
 
 
 @dataclass(frozen=True, slots=True)
