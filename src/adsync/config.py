@@ -353,11 +353,11 @@ def _backend_problem(
         return loc, message  # inside a plugin's model: its own words
     if kind == "model_attributes_type":
         return loc, "must be a mapping with at least a 'type' key"
-    if kind == "union_tag_not_found":
-        return (*loc, "type"), "Field required (the plugin's name)"
-    if kind != "union_tag_invalid":
+    if kind not in ("union_tag_not_found", "union_tag_invalid"):
         return loc, message
     type_name = data["backends"][parts[1]].get("type")
+    if type_name is None:  # absent, or ``type:`` left empty
+        return (*loc, "type"), "Field required (the plugin's name)"
     if not isinstance(type_name, str):
         return (*loc, "type"), "must be a plugin name (a string)"
     if type_name in plugins.broken:

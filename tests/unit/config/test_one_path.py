@@ -109,3 +109,30 @@ def test_a_plugin_that_does_not_load_is_named_not_crashed_on() -> None:
     assert found["backends.n.type"] == (
         "no installed plugin provides type 'nope' (installed: broken, token, webhook)"
     )
+
+
+@pytest.mark.parametrize(
+    ("backends", "key", "message"),
+    [
+        ([], "backends", "must be a mapping of backend name to its settings"),
+        ({"x": "webhook"}, "backends.x", "must be a mapping with at least a 'type' key"),
+        ({"x": {"url": "https://x/"}}, "backends.x.type", "Field required (the plugin's name)"),
+        ({"x": {"type": None}}, "backends.x.type", "Field required (the plugin's name)"),
+        ({"x": {"type": 3}}, "backends.x.type", "must be a plugin name (a string)"),
+        (
+            {"-x": HOOK},
+            "backends.-x",
+            "a backend name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        ),
+    ],
+)
+def test_the_union_errors_are_worded_for_operators(
+    backends: object, key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_data({"backends": backends})
+    assert [(p.key, p.message) for p in info.value.problems] == [(key, message)]
+
+
+def test_an_empty_backends_section_is_no_backend() -> None:
+    assert config_from_data({"backends": None}).backends == {}
