@@ -50,6 +50,7 @@ def test_optional_secret_reference_is_anchored_at_the_config_directory(tmp_path:
         "type": "soffid",
         "url": "https://soffid.example.com",
         "agent": "AD",
+        "auth": "basic",
         "username": "sync",
         "password": "file:secrets/soffid.key",
     }
