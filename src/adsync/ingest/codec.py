@@ -1,9 +1,12 @@
 """The filter ⇄ daemon frame codec (docs/ipc.md): pure functions, no I/O.
 
+Each message type is described once, in a field table (``_SPECS``: tag, attribute,
+kind, size, required) that both ``encode`` and ``decode`` follow.
+
 Sources spawn a process per password event (the Samba hooks), so this module
-and ``client`` import only the standard library and ``adsync.secret``: no
-pydantic, asyncio or plugin API. The server converts these messages into the
-plugin API's ``Change`` / ``Candidate``.
+and ``client`` import only the standard library, ``adsync.secret`` and
+``adsync.verdict``: no pydantic, asyncio or plugin API. The server converts these
+messages into the plugin API's ``Change`` / ``Candidate``.
 
 A ``ProtocolError``'s reason is built from fixed words, tag numbers and sizes
 only, never from a frame's content, so it can be logged and sent back as is.
