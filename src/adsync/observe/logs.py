@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from typing import Any, TextIO
 
 import structlog
@@ -46,13 +47,19 @@ def is_secret_key(key: str) -> bool:
 
 
 class _LiveSecrets:
-    """The index of every live secret, brought up to date when that set has changed."""
+    """The index of every live secret, brought up to date when that set has changed.
+
+    Threads log too (executors, the Windows service): ``lock`` is held while the index
+    is updated and read. Reentrant: rendering a value may log.
+    """
 
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self._version: tuple[int, int] | None = None
         self._index = SecretIndex()
 
     def index(self) -> SecretIndex:
+        """Call with ``lock`` held."""
         version = live_secrets_version()
         if version != self._version:
             self._version = version
@@ -65,7 +72,8 @@ _live = _LiveSecrets()
 
 def redact_text(text: str) -> str:
     """``text`` with every live secret (in any of its encoded forms) replaced by ``***``."""
-    return _live.index().redact(text)
+    with _live.lock:
+        return _live.index().redact(text)
 
 
 def _scrub(value: Any, index: SecretIndex, depth: int = 0) -> Any:
@@ -104,13 +112,14 @@ def _harmless(value: object) -> bool:
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """The redaction processor: runs after exception formatting, just before rendering."""
-    index = _live.index()
     out: EventDict = {}
-    for key, value in event_dict.items():
-        if is_secret_key(key) and not _harmless(value):
-            out[key] = REDACTED
-        else:
-            out[key] = _scrub(value, index)
+    with _live.lock:
+        index = _live.index()
+        for key, value in event_dict.items():
+            if is_secret_key(key) and not _harmless(value):
+                out[key] = REDACTED
+            else:
+                out[key] = _scrub(value, index)
     return out
 
 

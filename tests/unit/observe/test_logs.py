@@ -292,3 +292,31 @@ def test_a_handler_marked_to_stay_survives_reconfigure() -> None:
         assert other not in root.handlers
     finally:
         root.removeHandler(kept)
+
+
+def test_threads_logging_while_secrets_come_and_go(out: io.StringIO) -> None:
+    """The live-secret index is shared: threads that log at once never see it half updated."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        log = structlog.get_logger("t")
+        try:
+            for i in range(150):
+                value = f"thread-{n}-Secret-{i}-Value"
+                secret = Secret(value)
+                log.info("tick", note=f"set {secret.reveal()} now")
+                del secret
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    notes = [rec["note"] for rec in records(out)]
+    assert len(notes) == 600
+    assert all(note == "set *** now" for note in notes)
