@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 import struct
 
+from adsync.verdict import Verdict
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a hook ~5 ms
 if TYPE_CHECKING:
     from typing import Final
-
-from adsync.verdict import Verdict
 
 MAGIC: Final = b"ADSY"
 VERSION: Final = 1
