@@ -17,10 +17,10 @@ import structlog
 
 from adsync.clock import Clock
 from adsync.dispatch.retry import NextState, decide
-from adsync.dispatch.scrub import scrub_reason
 from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
 from adsync.queue.models import Claim
 from adsync.queue.store import Queue
+from adsync.secret import scrub
 
 log = structlog.get_logger("adsync.dispatch")
 
@@ -162,7 +162,7 @@ class Lane:
             outcome = await self._attempt(claim)
             now = self.clock.time()
             decision = decide(self.config.retry, outcome, claim.counters, now, self._random)
-            reason = scrub_reason(outcome.reason, claim.change.password)
+            reason = scrub(outcome.reason, claim.change.password)
             label = outcome.kind.value
             if decision.state is NextState.FAILED and decision.note not in ("", "failed"):
                 label = "expired" if decision.note == "expired" else label

@@ -27,6 +27,7 @@ from adsync.plugin import (
     SecretRef,
     TLSConfig,
     resolve_secret,
+    scrub,
 )
 
 
@@ -73,14 +74,6 @@ class LdapConfig(BackendConfig):
         if scheme == "ldaps" and self.starttls:
             raise ValueError("starttls applies to ldap:// only; ldaps:// is already TLS")
         return self
-
-
-def _scrub(text: str, *secrets: Secret | None) -> str:
-    """A server diagnostic may echo what it was sent: never let a password through."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret.reveal(), "***")
-    return text
 
 
 def _connection_class() -> type[Any]:
@@ -152,7 +145,8 @@ class LdapBackend(Backend[LdapConfig]):
         except LDAPError as exc:
             code = int(getattr(exc, "result_code", type(exc).code))
             diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            scrubbed = _scrub(str(diagnostic), change.password, self._bind_password)
+            # A server diagnostic may echo what it was sent: never let a password through.
+            scrubbed = scrub(str(diagnostic), change.password, self._bind_password)
             outcome: Outcome = classify(code, scrubbed, phase)
             return outcome
         except (TimeoutError, OSError) as exc:
