@@ -177,7 +177,7 @@ class LdapBackend(Backend[LdapConfig]):
         except LDAPError as exc:
             code = int(getattr(exc, "result_code", type(exc).code))
             diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            return classify(code, _scrub(str(diagnostic), self._bind_password), phase)
+            return classify(code, scrub(str(diagnostic), self._bind_password), phase)
         except (TimeoutError, OSError) as exc:
             return Outcome.unreachable(f"LDAP {phase.value}: {type(exc).__name__}")
         finally:
