@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -335,14 +334,3 @@ class KeyMaintainer:
             total.unreadable.extend(res.unreadable)
             if self._settled and self._fp == await self._queue.read(fingerprint):
                 return total
-
-
-def format_counts(counts: dict[int, int], keys: Sequence[KeyRow]) -> list[str]:
-    """One line per data key: id, active flag, rows (for CLI output; no key material)."""
-    lines = []
-    for k in keys:
-        if k.purpose != PURPOSE_DATA:
-            continue
-        mark = "active" if k.active else "retiring"
-        lines.append(f"key {k.key_id} ({mark}): {counts.get(k.key_id, 0)} rows")
-    return lines
