@@ -37,12 +37,12 @@ from adsync.ingest.psk import load_or_create_psk
 from adsync.ingest.server import IngestServer
 from adsync.observe.health import HealthReport, WriteProbe, evaluate
 from adsync.observe.http import ObserveServer
-from adsync.observe.metrics import DepthCache, Metrics, QueueDepth
-from adsync.observe.watched_queue import WatchedQueue
+from adsync.observe.metrics import DepthCache, Metrics
 from adsync.plugin import Backend, Candidate, Change, CheckResult, load_backend_class
 from adsync.precheck import precheck
 from adsync.queue.keys import KeyProvider, key_provider_from_config
-from adsync.queue.store import AppendStatus
+from adsync.queue.models import AppendStatus, QueueDepth
+from adsync.queue.store import Queue
 from adsync.reload import ReloadPlan, pid_file_for, plan_reload, remove_pid_file, write_pid_file
 
 log = structlog.get_logger("adsync.daemon")
@@ -83,7 +83,7 @@ class Daemon:
         self.config_path = config_path
         self._keys = keys or key_provider_from_config(config.keys)
         self.backends: dict[str, Backend[Any]] = {}
-        self.queue: WatchedQueue | None = None
+        self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
         self.server: IngestServer | None = None
         self.observe: ObserveServer | None = None
@@ -110,17 +110,15 @@ class Daemon:
     async def start(self) -> None:
         config = self.config
         self.backends = build_backends(config)
-        queue = await WatchedQueue.open(
+        queue = await Queue.open(
             config.queue.path,
             self._keys,
             list(self.backends),
             max_pending=config.queue.max_pending,
             clock=self._clock,
+            on_record=self._on_record,
         )
-        assert isinstance(queue, WatchedQueue)
         self.queue = queue
-        queue.path = Path(config.queue.path)
-        queue.on_record = self._on_record
         self._probe = WriteProbe(queue.write_probe)
         self._pid_file = pid_file_for(Path(config.queue.path))
         write_pid_file(self._pid_file)
