@@ -75,7 +75,6 @@ def work(tmp_path: Path) -> Workdir:
 
 async def fill(queue: Queue, n: int) -> dict[bytes, str]:
     """Append ``n`` changes; returns event id -> password digest."""
-    import asyncio
 
     made = [make_change() for _ in range(n)]
     results = await queue.append_many([c for c, _ in made])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from adsync.dispatch.retry import backoff_delay, decide
 from adsync.plugin import BackoffConfig, Outcome, RetryConfig
-from adsync.queue.models import Counters, DeliveryState
+from adsync.queue.models import Counters, DecidedBy, DeliveryState
 
 NOW = 1_000_000.0
 MID = lambda: 0.5  # noqa: E731 - jitter factor exactly 1
