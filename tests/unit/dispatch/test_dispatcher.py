@@ -227,6 +227,7 @@ async def test_unreachable_is_retried_and_never_counted(
     await queue.append_many([change])
     for n in range(1, 6):
         await settled(queue, change, n)
+        await asleep_for(clock, 5.0)  # the lane sleeps until its retry, then the clock moves
         clock.advance(5)
     info = await settled(queue, change, 6)
     assert len(fake.calls) == 6
@@ -400,6 +401,7 @@ async def test_older_change_waiting_for_retry_is_superseded_by_newer(
     await settled(queue, old, 1)
     await queue.append_many([new])
     await eventually_state(queue, new, DeliveryState.DELIVERED)
+    await asleep_for(clock, 5.0)  # the lane sleeps until the old row's retry, then time moves
     clock.advance(10)
     await eventually_state(queue, old, DeliveryState.SUPERSEDED)
     assert [c[1] for c in fake.calls] == [old.event_id, new.event_id]
