@@ -22,6 +22,11 @@ T = TypeVar("T")
 _Call = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 
 
+def _close(conn: sqlite3.Connection) -> None:
+    """The last call: the thread closes its connection and ends."""
+    conn.close()
+
+
 def _resolve(fut: asyncio.Future[Any], result: Any) -> None:
     if not fut.done():
         fut.set_result(result)
@@ -38,7 +43,7 @@ class SqliteThread:
     def __init__(self, path: Path | str, loop: asyncio.AbstractEventLoop) -> None:
         self._path = str(path)
         self._loop = loop
-        self._calls: SimpleQueue[_Call | None] = SimpleQueue()
+        self._calls: SimpleQueue[_Call] = SimpleQueue()
         self._closed = False
         # A daemon thread: a queue nobody closed must not keep the process alive. What
         # it committed is on disk (synchronous=FULL); an unfinished transaction rolls
@@ -70,8 +75,10 @@ class SqliteThread:
         if self._closed:
             return
         self._closed = True
-        self._calls.put(None)
-        await asyncio.to_thread(self._thread.join)
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._calls.put((_close, done))
+        await done
+        self._thread.join()  # it returns right after posting ``done``: no real wait
 
     def _serve(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -80,17 +87,20 @@ class SqliteThread:
             conn = sqlite3.connect(self._path, isolation_level=None)
         except Exception as exc:  # every call gets it, the first being open()'s
             failed = exc
-        while (call := self._calls.get()) is not None:
-            fn, fut = call
+        while True:
+            fn, fut = self._calls.get()
             try:
                 if conn is None:
+                    if fn is _close:
+                        self._post(_resolve, fut, None)
+                        return
                     assert failed is not None
                     raise failed
                 self._post(_resolve, fut, fn(conn))
             except BaseException as exc:  # the caller's error, raised where it awaits
                 self._post(_reject, fut, exc)
-        if conn is not None:
-            conn.close()
+            if fn is _close:
+                return
 
     def _post(self, fn: Callable[[asyncio.Future[Any], Any], None], *args: Any) -> None:
         try:
