@@ -205,6 +205,7 @@ async def test_rejected_is_retried_with_backoff_then_failed_after_max_rejections
     await queue.append_many([change])
     info = await settled(queue, change, 1)
     assert (info.attempts, info.rejections, info.next_attempt_at) == (1, 1, t0 + 5)
+    await asleep_for(clock, 5.0)  # the lane sleeps until the retry, then the clock moves
     clock.advance(4)
     await asleep_for(clock, 1.0)
     assert len(fake.calls) == 1  # not before its time
