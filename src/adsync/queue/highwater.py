@@ -106,6 +106,7 @@ def check(db: Path, stored: int) -> None:
     acked = read_mark(db)
     if acked is None or acked <= stored:
         return
+    log.error("queue_behind_acknowledged", acknowledged=acked, stored=stored, missing=acked - stored)
     raise QueueBehind(
         f"{db.name} holds {acked - stored} fewer changes than it acknowledged "
         f"({stored} stored, {acked} acknowledged per {mark_path(db).name}): "

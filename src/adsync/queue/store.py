@@ -69,8 +69,9 @@ T = TypeVar("T")
 
 DEFAULT_EXPIRE_AFTER = RetryConfig().expire_after
 PROBE_TIMEOUT = 10.0
-# The probe's fresh row: 16 new WAL pages, as many as an append of ~60 changes needs.
-PROBE_BYTES = 64 * 1024
+# The probe's fresh row: its commit writes 18 WAL pages (the new row, the old one zeroed by
+# secure_delete), as many as an append of ~70 changes.
+PROBE_BYTES = 32 * 1024
 # A refused append keeps the queue unhealthy this long (unless one is stored since):
 # it covers a batch larger than the probe's row.
 APPEND_FAILURE_MEMORY = 10.0

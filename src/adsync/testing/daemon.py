@@ -67,13 +67,17 @@ class DaemonProcess:
         self.starts += 1
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "adsync", "run", "--config", str(self.config_path)],
+            self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
         log.close()
         self.wait_ready(wait)
+
+    def command(self) -> list[str]:
+        """The argv that runs the daemon (a test may wrap it, e.g. in ``unshare``)."""
+        return [sys.executable, "-m", "adsync", "run", "--config", str(self.config_path)]
 
     def wait_ready(self, wait: float) -> None:
         deadline = time.monotonic() + wait
