@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -106,9 +107,10 @@ def check(db: Path, stored: int) -> None:
     acked = read_mark(db)
     if acked is None or acked <= stored:
         return
-    log.error("queue_behind_acknowledged", acknowledged=acked, stored=stored, missing=acked - stored)
+    missing = acked - stored
+    log.error("queue_behind_acknowledged", acknowledged=acked, stored=stored, missing=missing)
     raise QueueBehind(
-        f"{db.name} holds {acked - stored} fewer changes than it acknowledged "
+        f"{db.name} holds {missing} fewer changes than it acknowledged "
         f"({stored} stored, {acked} acknowledged per {mark_path(db).name}): "
         f"was {db.name}-wal deleted, or the database replaced or restored from a backup? "
         "The daemon will not start on it; see docs/operations.md, 'The queue is behind "
@@ -117,7 +119,14 @@ def check(db: Path, stored: int) -> None:
 
 
 class MarkWriter:
-    """Keeps ``<db>.acked`` at the newest committed count, from its own thread."""
+    """Keeps ``<db>.acked`` at the newest committed count, from its own thread.
+
+    Each new count is written at once (a write to the page cache: it survives a
+    killed process); the file is fdatasync'ed at most once per ``SYNC_INTERVAL``
+    and at close (what survives a power cut lags by at most that).
+    """
+
+    SYNC_INTERVAL = 1.0
 
     def __init__(self, db: Path, count: int) -> None:
         write_mark(db, count)
@@ -125,6 +134,8 @@ class MarkWriter:
         self._fd = os.open(self._path, os.O_RDWR | getattr(os, "O_BINARY", 0))
         self._cond = threading.Condition()
         self._target = self._written = count
+        self._synced = True
+        self._last_sync = time.monotonic()
         self._next_slot = 0
         self._closed = False
         self._failing = False
@@ -139,47 +150,57 @@ class MarkWriter:
                 self._cond.notify()
 
     def close(self) -> None:
-        """Write the last count and stop (blocks for at most one write)."""
+        """Write and sync the last count, then stop (blocks for at most one write)."""
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join()
         os.close(self._fd)
 
+    def _due(self) -> float | None:
+        """Seconds until the written count must be synced; None when it is."""
+        if self._synced:
+            return None
+        return self._last_sync + self.SYNC_INTERVAL - time.monotonic()
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._target == self._written and not self._closed:
-                    self._cond.wait()
-                if self._target == self._written:
+                while not self._closed and self._target == self._written:
+                    due = self._due()
+                    if due is not None and due <= 0:
+                        break
+                    self._cond.wait(due)
+                count, closing = self._target, self._closed
+            try:
+                if count != self._written:
+                    self._write(count)
+                due = self._due()
+                if due is not None and (closing or due <= 0):
+                    getattr(os, "fdatasync", os.fsync)(self._fd)
+                    self._synced, self._last_sync = True, time.monotonic()
+            except OSError as exc:
+                if not self._failing:  # once per outage, not once per commit
+                    log.warning("queue_mark_write_failed", file=self._path.name, error=exc.strerror)
+                self._failing = True
+                if closing:
                     return
-                count = self._target
-            if self._write(count):
-                with self._cond:
-                    self._written = count
-            elif self._closed:
+                with self._cond:  # try again after a pause, with the newest count
+                    self._cond.wait(1.0)
+                continue
+            self._failing = False
+            if closing:
                 return
 
-    def _write(self, count: int) -> bool:
+    def _write(self, count: int) -> None:
         offset = self._next_slot * _SLOT.size
-        try:
-            if hasattr(os, "pwrite"):
-                os.pwrite(self._fd, _slot(count), offset)
-            else:  # pragma: no cover - Windows
-                os.lseek(self._fd, offset, os.SEEK_SET)
-                os.write(self._fd, _slot(count))
-            getattr(os, "fdatasync", os.fsync)(self._fd)
-        except OSError as exc:
-            if not self._failing:  # once per outage, not once per commit
-                log.warning("queue_mark_write_failed", file=self._path.name, error=exc.strerror)
-            self._failing = True
-            with self._cond:  # wait for the next commit before trying again
-                if not self._closed:
-                    self._cond.wait(timeout=1.0)
-            return False
-        self._failing = False
+        if hasattr(os, "pwrite"):
+            os.pwrite(self._fd, _slot(count), offset)
+        else:  # pragma: no cover - Windows
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            os.write(self._fd, _slot(count))
         self._next_slot ^= 1
-        return True
+        self._written, self._synced = count, False
 
 
 def accept(db: Path, stored: int) -> int | None:

@@ -69,6 +69,20 @@ def adsync(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def start_refused(daemon: DaemonProcess) -> subprocess.CompletedProcess[str]:
+    """``adsync run`` that must exit by itself; one that keeps running fails the test."""
+    proc = subprocess.Popen(
+        daemon.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the daemon started on a queue that lost acknowledged changes:\n{err[-2000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def stored_changes(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0])
@@ -94,7 +108,7 @@ def test_deleted_wal_after_a_crash_is_refused_until_the_loss_is_accepted(
     assert wal.stat().st_size > 0
     wal.unlink()  # the operator "cleans up" after the crash
 
-    run = subprocess.run(daemon.command(), capture_output=True, text=True, timeout=60)
+    run = start_refused(daemon)
     assert run.returncode == 2, run.stderr
     line = run.stderr.strip().splitlines()[-1]
     found = re.fullmatch(
@@ -110,13 +124,14 @@ def test_deleted_wal_after_a_crash_is_refused_until_the_loss_is_accepted(
     assert stored < acked <= 330 and missing == acked - stored
     assert "queue_behind_acknowledged" in run.stderr  # and a structured log event
     # refused before anything was written: the next start says the same
-    again = subprocess.run(daemon.command(), capture_output=True, text=True, timeout=60)
+    again = start_refused(daemon)
     assert again.returncode == 2 and again.stderr.strip().splitlines()[-1] == line
 
     accepted = adsync(daemon, "queue", "accept-loss")
     assert accepted.returncode == 0, accepted.stderr
-    assert f"{missing} acknowledged changes are missing ({acked} acknowledged, {stored} stored)" in (
-        accepted.stdout
+    assert (
+        f"{missing} acknowledged changes are missing ({acked} acknowledged, {stored} stored)"
+        in (accepted.stdout)
     )
     daemon.start()
     busy = adsync(daemon, "queue", "accept-loss")  # not beside a running daemon
