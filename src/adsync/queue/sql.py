@@ -287,7 +287,14 @@ def insert_changes(
 
 
 def appended(conn: sqlite3.Connection) -> int:
-    """Changes this database ever stored (``counters``); what ``<db>.acked`` is checked against."""
+    """Changes this database ever stored (``counters``); what ``<db>.acked`` is checked against.
+
+    0 for a database without the table (empty, or older than v3). Only reads: it
+    runs before ``configure`` and ``migrate`` on a database that may be refused.
+    """
+    table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'"
+    if conn.execute(table).fetchone() is None:
+        return 0
     return int(conn.execute("SELECT appended FROM counters WHERE id = 1").fetchone()[0])
 
 

@@ -169,11 +169,11 @@ def _prepare(
 ) -> tuple[Sealer, int, int]:
     """On the sqlite thread at open: settings, schema, the acknowledged count (daemon), keys,
     crash recovery; returns the sealer, the pending count and the stored count."""
+    if not operator:  # before anything is written: the lost WAL may still be put back
+        highwater.check(path, sql.appended(conn))
     sql.configure(conn)
     sql.migrate(conn)
     stored = sql.appended(conn)
-    if not operator:
-        highwater.check(path, stored)  # before anything is written into a database behind
     data, active, hmac_key = _load_keys(conn, keys, may_create=not operator, now=now)
     if not operator:
         with sql.transaction(conn):
