@@ -146,3 +146,19 @@ def test_deleted_wal_after_a_crash_is_refused_until_the_loss_is_accepted(
     assert stored_changes(db) == stored + 5
     nothing = adsync(daemon, "queue", "accept-loss")
     assert nothing.returncode == 0 and "nothing was lost" in nothing.stdout
+
+
+def test_a_deleted_wal_put_back_is_applied_and_nothing_is_lost(daemon: DaemonProcess) -> None:
+    """The runbook's first step: the refused start wrote nothing, so the WAL still fits."""
+    db = Path(daemon.config["queue"]["path"])
+    wal = db.with_name(db.name + "-wal")
+    daemon.start()
+    ack_changes(daemon, 50)
+    daemon.kill()
+    aside = wal.with_name("wal-in-the-trash")
+    wal.rename(aside)
+    assert start_refused(daemon).returncode == 2
+    aside.rename(wal)
+    daemon.start()  # starts: the WAL is applied, the count matches again
+    assert daemon.stop(timeout=30) == 0
+    assert stored_changes(db) == 50
