@@ -12,8 +12,8 @@ until the operator accepts the loss (``adsync queue accept-loss``).
 Cost, off the ACK path: after each commit that stored changes, the mark's own
 thread writes the new count into the file at once (the page cache: that survives
 a killed process) and fdatasyncs it at most once per ``SYNC_INTERVAL`` and at
-close (an fdatasync per commit, a second flush per ACK, cost ~15 % of
-one-at-a-time ACK throughput). Detection works when the mark was written after
+close: an fdatasync per commit would be a second device flush per ACK when
+changes come one at a time. Detection works when the mark was written after
 the last checkpoint and before the loss: a lost WAL after a killed process is
 missed only when it held nothing but the very last commit, killed before its
 count was written (microseconds); after a power cut, when it held only changes
