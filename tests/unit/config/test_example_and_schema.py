@@ -104,7 +104,11 @@ def test_cli_check_config_ok() -> None:
 
 def test_cli_check_config_errors_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "adsync.yaml"
-    path.write_text("logging:\n  level: loud\nmetrics:\n  listen: 0.0.0.0:1\n", encoding="utf-8")
+    path.write_text(
+        "logging:\n  level: loud\nmetrics:\n  listen: 0.0.0.0:1\n"
+        "backends:\n  hr: {type: webhook, url: 'https://hr.example.com/', secret: 'env:HR'}\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
     assert result.exit_code == 1
     assert f"{path}:2: logging.level:" in result.output
@@ -114,8 +118,11 @@ def test_cli_check_config_errors_exit_1(tmp_path: Path) -> None:
 
 def test_cli_check_config_uses_env_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "from-env.yaml"
-    path.write_text("backends: {}\n", encoding="utf-8")
+    path.write_text(
+        "backends:\n  hr: {type: webhook, url: 'https://hr.example.com/', secret: 'env:HR'}\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("ADSYNC_CONFIG", str(path))
     result = CliRunner().invoke(main, ["check-config"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "OK: 0 backends ()"
+    assert result.output.strip() == "OK: 1 backend (hr)"
