@@ -503,9 +503,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 # --- JSON Schema ----------------------------------------------------------------------------
 
 
-def _installed_models() -> dict[str, type[BackendConfig]]:
+def _installed_models(types: Sequence[str] | None) -> dict[str, type[BackendConfig]]:
     models = {}
-    for type_name in available_backend_types():
+    for type_name in available_backend_types() if types is None else types:
         try:
             models[type_name] = load_backend_class(type_name).config_model
         except Exception:  # noqa: S112 - a plugin that does not import has no schema to offer
@@ -513,10 +513,11 @@ def _installed_models() -> dict[str, type[BackendConfig]]:
     return models
 
 
-def config_json_schema() -> dict[str, Any]:
-    """JSON Schema of the file; ``backends`` entries are a union keyed by ``type``."""
+def config_json_schema(types: Sequence[str] | None = None) -> dict[str, Any]:
+    """JSON Schema of the file; ``backends`` entries are a union keyed by ``type``, over
+    ``types`` (default: every installed plugin)."""
     variants: list[Any] = []
-    for type_name, model in _installed_models().items():
+    for type_name, model in _installed_models(types).items():
         type_field: Any = (Literal[type_name], Field(description=f"the {type_name} plugin"))
         variant = create_model(
             model.__name__, __base__=model, __doc__=model.__doc__, type=type_field

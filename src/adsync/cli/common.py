@@ -17,14 +17,21 @@ def default_config_path() -> Path:
     return configured_default()
 
 
+CONFIG_HELP = (
+    "The YAML configuration file. Default: $ADSYNC_CONFIG when set, else "
+    "/etc/adsync/adsync.yaml (Windows: %ProgramData%\\adsync\\adsync.yaml)."
+)
+
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=default_config_path,
-    show_default="/etc/adsync/adsync.yaml or $ADSYNC_CONFIG",
-    help="The YAML configuration file.",
+    show_default=False,
+    metavar="FILE",
+    help=CONFIG_HELP,
 )
+"""The one ``--config`` option: every command that reads the config file uses this."""
 
 
 def load_or_exit(path: Path) -> Config:
@@ -42,6 +49,12 @@ def echo_json(data: Any) -> None:
     import json
 
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 change``, ``2 changes``, ``0 deliveries``: the count with its noun agreeing."""
+    noun = singular if count == 1 else (plural_form or f"{singular}s")
+    return f"{count} {noun}"
 
 
 def age(seconds: float | None) -> str:
