@@ -17,10 +17,10 @@ import structlog
 
 from adsync.clock import Clock
 from adsync.dispatch.retry import NextState, decide
-from adsync.dispatch.scrub import scrub_reason
 from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
 from adsync.queue.models import Claim
 from adsync.queue.store import Queue
+from adsync.secret import scrub
 
 log = structlog.get_logger("adsync.dispatch")
 
@@ -162,7 +162,8 @@ class Lane:
             outcome = await self._attempt(claim)
             now = self.clock.time()
             decision = decide(self.config.retry, outcome, claim.counters, now, self._random)
-            reason = scrub_reason(outcome.reason, claim.change.password)
+            # The net under the plugin rule "no password in a reason": stored and shown.
+            reason = scrub(outcome.reason, claim.change.password)
             label = outcome.kind.value
             if decision.state is NextState.FAILED and decision.note not in ("", "failed"):
                 label = "expired" if decision.note == "expired" else label
@@ -173,14 +174,19 @@ class Lane:
             elif outcome.kind is OutcomeKind.DELIVERED:
                 self.config_problem = None
             self.delivered += 1
-            log.info(
-                "delivery",
-                backend=self.name,
-                event_id=claim.change.event_id_hex,
-                outcome=label,
-                state=decision.state.value,
-                attempts=decision.attempts,
-            )
+            fields: dict[str, Any] = {
+                "backend": self.name,
+                "event_id": claim.change.event_id_hex,
+                "outcome": label,
+                "state": decision.state.value,
+                "attempts": decision.attempts,
+            }
+            if outcome.kind is OutcomeKind.DELIVERED:
+                log.info("delivery", **fields)
+            elif decision.state is NextState.FAILED:
+                log.error("delivery", reason=reason, **fields)
+            else:  # to be retried: unreachable, rejected, unknown user
+                log.warning("delivery", reason=reason, **fields)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the DB failed: give the row back (the attempt is not counted)
