@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from adsync.plugin import Backend, load_backend_class
-from adsync.testing.contract import BackendContract, FakeTarget
 from adsync_myiam import MyIamBackend, MyIamConfig
 from fake_myiam import FakeMyIam
 
+from adsync.plugin import Backend, load_backend_class
+from adsync.testing.contract import BackendContract, FakeTarget
+
 TOKEN = "test-token-1"  # noqa: S105 (a test value)
+ENV_NAME = "MYIAM_TEST_TOKEN"  # the config says token: env:MYIAM_TEST_TOKEN
 
 
 class TestMyIamContract(BackendContract):
@@ -19,8 +21,8 @@ class TestMyIamContract(BackendContract):
         return FakeMyIam(token=TOKEN)
 
     def make_backend(self, fake: FakeTarget) -> Backend[Any]:
-        os.environ["MYIAM_TEST_TOKEN"] = TOKEN  # what token: "env:MYIAM_TEST_TOKEN" reads
-        config = MyIamConfig(type="myiam", url=fake.url, token="env:MYIAM_TEST_TOKEN")
+        os.environ[ENV_NAME] = TOKEN  # read by start(), as the daemon would
+        config = MyIamConfig(type="myiam", url=fake.url, token=f"env:{ENV_NAME}")
         return MyIamBackend("myiam", config)
 
 

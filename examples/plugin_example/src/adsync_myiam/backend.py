@@ -47,4 +47,3 @@ async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-

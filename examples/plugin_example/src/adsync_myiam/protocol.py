@@ -9,7 +9,9 @@ from adsync.plugin import Outcome, Secret, scrub
 from adsync.plugin.http import parse_retry_after, status_outcome
 
 
-def classify(status: int, body: dict[str, Any], retry_after: str | None, password: Secret) -> Outcome:
+def classify(
+    status: int, body: dict[str, Any], retry_after: str | None, password: Secret
+) -> Outcome:
     """204 stored; 422 password_policy refused; 404 user_not_found; the rest by status."""
     code = body.get("code")
     if status == 204:
