@@ -80,7 +80,7 @@ def _state(entry: dict[str, Any]) -> str:
         return "removed"
     lane = str(entry.get("lane", "-"))
     if lane == "start_failed":
-        return "not started"  # the plugin's start failed: see last error
+        return "did not start"  # the plugin's start failed: see last error
     return "misconfigured" if entry.get("misconfigured") else lane
 
 
@@ -116,7 +116,7 @@ def format_status(data: dict[str, Any], width: int = 80) -> str:
     """The status as plain text lines of at most ``width`` characters: no colour, no box
     drawing, so it reads the same in a terminal, through a pipe and in a mail."""
     backends = data.get("backends", [])
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for entry in backends:
         counts = entry.get("counts") or {}
         rows.append(

@@ -265,7 +265,7 @@ def test_format_status_fits_80_columns_in_plain_text() -> None:
     ]
     rows = {line.split()[0]: line.split() for line in lines[lines.index(header) + 1 :][:4]}
     assert rows["hr"][2] == "running" and rows["hr"][5] == "1234567"
-    assert rows["old"][2] == "removed" and rows["crm"][2:4] == ["not", "started"]
+    assert rows["old"][2] == "removed" and rows["crm"][2:5] == ["did", "not", "start"]
     cut = next(k for k in rows if k.startswith("ident"))
     assert cut.endswith("…") and rows[cut][2] == "misconfigured" and rows[cut][7] == "1.5h"
     unwrapped = " ".join(line.strip() for line in lines)  # notes wrap at 80
