@@ -9,7 +9,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc make \
     samba samba-ad-dc samba-ad-provision krb5-user ldap-utils winbind slapd gnupg python3-gpg iproute2 util-linux \
-    libldap2-dev libsasl2-dev tmux \
+    libldap2-dev libsasl2-dev tmux systemd \
     gcc-mingw-w64-x86-64 clang libclang-rt-14-dev \
     >/dev/null
 apt-get install -y -qq --no-install-recommends wine64 >/dev/null
@@ -19,4 +19,4 @@ for svc in samba-ad-dc smbd nmbd winbind slapd; do
 done
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,ldap,console]'

@@ -6,8 +6,10 @@
   LSASS keeps a loaded package until reboot, so the DLL file is removed only when it is
   not in use (otherwise the script says so; run it again after the reboot). Changes still
   in the spool would be lost with the spool: the script refuses to remove files while the
-  spool is not empty unless -Force is given. The key file and settings are kept unless
-  -Purge is given (the daemon may still use the key).
+  spool (or a set-aside adsyncflt.spool.bad-* file) holds records, unless -Force is given.
+  The key file and settings are kept unless -Purge is given (the daemon may still use the
+  key). Every step that fails is reported, and the script then exits with code 1: it never
+  says "removed" for something that is still there. -WhatIf shows every step.
 #>
 #Requires -RunAsAdministrator
 [CmdletBinding(SupportsShouldProcess = $true)]
@@ -17,13 +19,25 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 $PackageName = 'adsyncflt'
+$failures = New-Object System.Collections.Generic.List[string]
+
+function Invoke-Step([string]$Target, [string]$Action, [scriptblock]$Do) {
+    if (-not $PSCmdlet.ShouldProcess($Target, $Action)) { return }
+    try {
+        & $Do
+        Write-Host "${Action}: $Target"
+    } catch {
+        $failures.Add("${Action} ${Target}: $($_.Exception.Message)")
+    }
+}
 
 $lsaKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\Lsa'
 $current = @((Get-ItemProperty -Path $lsaKey -Name 'Notification Packages' -ErrorAction SilentlyContinue).'Notification Packages')
 $kept = [string[]]@($current | Where-Object { $_ -and $_ -ne $PackageName })
 if ($kept.Count -ne @($current | Where-Object { $_ }).Count) {
-    Set-ItemProperty -Path $lsaKey -Name 'Notification Packages' -Value $kept -Type MultiString
-    Write-Host "Notification Packages: $($kept -join ', ')"
+    Invoke-Step "$lsaKey\Notification Packages" "remove $PackageName (now: $($kept -join ', '))" {
+        Set-ItemProperty -Path $lsaKey -Name 'Notification Packages' -Value $kept -Type MultiString
+    }
 } else {
     Write-Host "$PackageName was not in Notification Packages."
 }
@@ -33,28 +47,43 @@ $spoolDir = Join-Path $env:ProgramData 'adsync\spool'
 $keyFile = Join-Path $env:ProgramData 'adsync\filter.key'
 if (Test-Path $settingsKey) {
     $s = Get-ItemProperty -Path $settingsKey
-    if ($s.SpoolDir) { $spoolDir = $s.SpoolDir }
-    if ($s.KeyFile) { $keyFile = $s.KeyFile }
+    if ($s.SpoolDir) { $spoolDir = [Environment]::ExpandEnvironmentVariables($s.SpoolDir) }
+    if ($s.KeyFile) { $keyFile = [Environment]::ExpandEnvironmentVariables($s.KeyFile) }
 }
-$spool = Join-Path $spoolDir 'adsyncflt.spool'
-if ((Test-Path -LiteralPath $spool) -and (Get-Item -LiteralPath $spool).Length -gt 0 -and -not $Force) {
-    Write-Warning "The spool $spool still holds undelivered changes: start the daemon and wait until it is empty, or use -Force."
-    return
+$spools = @(Get-ChildItem -LiteralPath $spoolDir -Filter 'adsyncflt.spool*' -File -ErrorAction SilentlyContinue |
+        Where-Object { $_.Length -gt 0 })
+if ($spools -and -not $Force) {
+    Write-Warning ("These spool files still hold undelivered changes: $($spools.FullName -join ', '). " +
+        "Start the daemon and wait until they are empty (a set-aside *.bad-* file: " +
+        "'adsync filter spool replay FILE'), or use -Force.")
+    exit 2
 }
 
 $dll = Join-Path $env:SystemRoot "System32\$PackageName.dll"
 if (Test-Path -LiteralPath $dll) {
-    try {
-        Remove-Item -LiteralPath $dll -Force
-        Write-Host "Removed $dll"
-    } catch {
-        Write-Warning "$dll is still loaded by LSASS: reboot, then run this script again to delete it."
+    if ($PSCmdlet.ShouldProcess($dll, 'delete')) {
+        try {
+            Remove-Item -LiteralPath $dll -Force
+            Write-Host "Removed $dll"
+        } catch {
+            $failures.Add("$dll is still loaded by LSASS (or locked): reboot, then run this script again to delete it.")
+        }
     }
 }
 if ($Purge) {
-    Remove-Item -LiteralPath $spoolDir -Recurse -Force -ErrorAction SilentlyContinue
-    Remove-Item -LiteralPath $keyFile -Force -ErrorAction SilentlyContinue
-    Remove-Item -Path $settingsKey -Recurse -Force -ErrorAction SilentlyContinue
-    Write-Host 'Removed the spool, the key file and the settings.'
+    if (Test-Path -LiteralPath $spoolDir) {
+        Invoke-Step $spoolDir 'delete the spool folder' { Remove-Item -LiteralPath $spoolDir -Recurse -Force }
+    }
+    if (Test-Path -LiteralPath $keyFile) {
+        Invoke-Step $keyFile 'delete the key file' { Remove-Item -LiteralPath $keyFile -Force }
+    }
+    if (Test-Path $settingsKey) {
+        Invoke-Step $settingsKey 'delete the settings' { Remove-Item -Path $settingsKey -Recurse -Force }
+    }
+}
+if ($failures.Count) {
+    foreach ($f in $failures) { Write-Error $f -ErrorAction Continue }
+    Write-Warning "Uninstall incomplete: $($failures.Count) step(s) failed (above)."
+    exit 1
 }
 Write-Warning 'REBOOT this domain controller: LSASS unloads notification packages only at boot.'

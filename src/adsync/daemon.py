@@ -29,7 +29,7 @@ import structlog
 from adsync.clock import SystemClock
 from adsync.config import Config
 from adsync.dispatch.dispatcher import Dispatcher
-from adsync.ingest.codec import Limits
+from adsync.ingest.exclusion import ExcludingHandler
 from adsync.ingest.psk import load_or_create_psk
 from adsync.ingest.server import IngestServer
 from adsync.intake import Intake
@@ -42,19 +42,6 @@ from adsync.reload import pid_file_for, remove_pid_file, write_pid_file
 from adsync.reloader import Reloader, start_backends
 
 log = structlog.get_logger("adsync.daemon")
-
-
-def ingest_limits(config: Config) -> Limits:
-    ingest = config.ingest
-    return Limits(
-        max_frame=ingest.max_frame,
-        max_field=ingest.max_field,
-        max_password=ingest.max_password,
-        max_connections=ingest.max_connections,
-        frame_timeout=ingest.frame_timeout,
-        idle_timeout=ingest.idle_timeout,
-        handshake_timeout=ingest.handshake_timeout,
-    )
 
 
 class Daemon:
@@ -134,8 +121,8 @@ class Daemon:
         psk = load_or_create_psk(ingest.psk_file) if ingest.tcp else None
         group = grp.getgrnam(ingest.socket_group).gr_gid if ingest.socket_group else None
         return IngestServer(
-            self.intake,
-            ingest_limits(self.config),
+            ExcludingHandler(self.intake, self.view.metrics.on_excluded),
+            self.config.ingest.limits(),
             unix_path=ingest.unix_socket,
             allowed_uids=set(ingest.allowed_uids),
             socket_group=group,

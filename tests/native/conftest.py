@@ -36,7 +36,11 @@ def native_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def wine(native_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WinePrefix]:
     prefix = WinePrefix(tmp_path_factory.mktemp("wine"))
-    prefix.start()
+    try:
+        prefix.start()
+    except BaseException:
+        prefix.stop()  # a failed wineboot must not leave its wineserver running
+        raise
     yield prefix
     prefix.stop()
 

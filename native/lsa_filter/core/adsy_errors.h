@@ -20,7 +20,11 @@ enum adsy_err {
     ADSY_E_LENGTH = -14,    /* frame length outside 16..65536 */
     ADSY_E_AUTH = -15,      /* proof or AEAD tag mismatch */
     ADSY_E_CRYPTO = -16,    /* the platform crypto callback failed */
-    ADSY_E_EMPTY = -17      /* a required string is empty */
+    ADSY_E_EMPTY = -17,     /* a required string is empty */
+    ADSY_E_ACL_OWNER = -18, /* a secret file/dir owned by someone other than SYSTEM/Admins */
+    ADSY_E_ACL_BROAD = -19, /* ... whose DACL grants access to anyone else */
+    ADSY_E_ACL_NULL = -20,  /* ... with no DACL at all (everyone has full access) */
+    ADSY_E_REPARSE = -21    /* ... that is a reparse point (symlink, junction, mount point) */
 };
 
 #endif

@@ -177,3 +177,144 @@ int adsy_spool_open(adsy_aead a, const uint8_t *rec, size_t rec_len, adsy_change
     adsy_wipe(pt, sizeof pt);
     return rc;
 }
+
+/* ---- reading back ---- */
+
+/* 1: a record opens at off (*c, *len); 0: none does (*why); -1: read error. */
+static int try_open(adsy_spool_reader *r, uint64_t off, uint64_t end, adsy_change *c,
+                    size_t *len, int *why)
+{
+    if (end - off < 8) {
+        *why = ADSY_E_TRUNC;
+        return 0;
+    }
+    if (r->read(r->ctx, off, r->rec, 8) != 0)
+        return -1;
+    int rc = adsy_spool_record_len(r->rec, len);
+    if (rc != ADSY_OK) {
+        *why = rc;
+        return 0;
+    }
+    if (*len > end - off) {
+        *why = ADSY_E_TRUNC;
+        return 0;
+    }
+    if (r->read(r->ctx, off + 8, r->rec + 8, *len - 8) != 0) {
+        adsy_wipe(r->rec, *len);
+        return -1;
+    }
+    rc = adsy_spool_open(r->aead, r->rec, *len, c);
+    adsy_wipe(r->rec, *len);
+    if (rc != ADSY_OK) {
+        *why = rc;
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 when [off, end) holds zero bytes only; -1 read error. */
+static int all_zero(adsy_spool_reader *r, uint64_t off, uint64_t end)
+{
+    while (off < end) {
+        size_t n = end - off < ADSY_SPOOL_WIN ? (size_t)(end - off) : ADSY_SPOOL_WIN;
+        if (r->read(r->ctx, off, r->win, n) != 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (r->win[i] != 0)
+                return 0;
+        off += n;
+    }
+    return 1;
+}
+
+/* The first offset >= from where a record opens: 1 found, 0 none, -1 read error. */
+static int resync(adsy_spool_reader *r, uint64_t from, uint64_t end, uint64_t *found)
+{
+    adsy_change c;
+    uint64_t pos = from;
+    int result = 0;
+    while (result == 0 && end > pos && end - pos >= 8) {
+        size_t n = end - pos < ADSY_SPOOL_WIN ? (size_t)(end - pos) : ADSY_SPOOL_WIN;
+        if (r->read(r->ctx, pos, r->win, n) != 0)
+            return -1;
+        for (size_t i = 0; i + 4 <= n && result == 0; i++) {
+            if (memcmp(r->win + i, ADSY_SPOOL_MAGIC, 4) != 0)
+                continue;
+            size_t len;
+            int why;
+            uint64_t at = pos + i;
+            int rc = try_open(r, at, end, &c, &len, &why);
+            adsy_wipe(&c, sizeof c);
+            if (rc != 0) {
+                result = rc;
+                *found = at;
+            }
+        }
+        pos += n - 3; /* overlap: a magic across the window's edge is still seen */
+    }
+    return result;
+}
+
+int adsy_spool_step(adsy_spool_reader *r, uint64_t off, uint64_t end, adsy_change *c,
+                    uint64_t *next, int *why)
+{
+    size_t len = 0;
+    uint64_t found;
+    *why = ADSY_OK;
+    *next = off;
+    memset(c, 0, sizeof *c);
+    if (off >= end)
+        return ADSY_STEP_END;
+    int rc = try_open(r, off, end, c, &len, why);
+    if (rc < 0)
+        return ADSY_STEP_IOERR;
+    if (rc == 1) {
+        *next = off + len;
+        return ADSY_STEP_RECORD;
+    }
+    int z = all_zero(r, off, end);
+    if (z < 0)
+        return ADSY_STEP_IOERR;
+    if (z == 1) {
+        *why = ADSY_E_TRUNC;
+        return ADSY_STEP_TORN;
+    }
+    int cut_short = *why == ADSY_E_TRUNC; /* header or record runs past the end */
+    if (!cut_short && len > 0) {
+        /* a sound header around a record that does not open: its length is likely right */
+        if (off + len == end) {
+            *next = end;
+            return ADSY_STEP_SKIP;
+        }
+        int dummy;
+        size_t l2;
+        rc = try_open(r, off + len, end, c, &l2, &dummy);
+        adsy_wipe(c, sizeof *c);
+        if (rc < 0)
+            return ADSY_STEP_IOERR;
+        if (rc == 1) {
+            *next = off + len;
+            return ADSY_STEP_SKIP;
+        }
+    }
+    rc = resync(r, off + 1, end, &found);
+    if (rc < 0)
+        return ADSY_STEP_IOERR;
+    if (rc == 1) {
+        *next = found;
+        return ADSY_STEP_SKIP;
+    }
+    if (cut_short)
+        return ADSY_STEP_TORN;
+    /* nothing opens up to the end: an append whose size reached the disk before its data
+     * (the file ends in zeros; a real tag ends in 16 zero bytes with odds of 2^-128) */
+    z = all_zero(r, end - off > ADSY_SPOOL_TAG_LEN ? end - ADSY_SPOOL_TAG_LEN : off, end);
+    if (z < 0)
+        return ADSY_STEP_IOERR;
+    if (z == 1) {
+        *why = ADSY_E_TRUNC;
+        return ADSY_STEP_TORN;
+    }
+    *next = end;
+    return ADSY_STEP_SKIP;
+}

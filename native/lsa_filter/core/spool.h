@@ -50,4 +50,35 @@ int adsy_spool_open(adsy_aead a, const uint8_t *rec, size_t rec_len, adsy_change
 /* Parses the plaintext TLV (exposed for tests and fuzzing). */
 int adsy_spool_parse(const uint8_t *pt, size_t n, adsy_change *c);
 
+/* ---- reading a spool file back: one damaged record costs that record only ----
+ *
+ * The file is read through a callback (ReadFile in the DLL, a buffer in tests), one step at
+ * a time. A step at `off` gives one of:
+ *   RECORD  a record that opens; *c holds it, *next is the following offset;
+ *   SKIP    bytes that do not open (a flipped bit, a zeroed sector, a bad length): *next is
+ *           the next offset where a record opens, or end when none does;
+ *   TORN    the rest of the file is an interrupted append: a header or record cut short by
+ *           the end of the file, zero bytes only, or a record that does not open, followed
+ *           by nothing that does, in a file that ends in zeros: cut the file at off;
+ *   END     off == end;
+ *   IOERR   the callback failed (after its own retries): nothing is decided, try later.
+ * *why is the reason of a SKIP or TORN (an ADSY_E_* code). */
+#define ADSY_SPOOL_WIN 4096u
+
+/* Reads exactly n bytes at off: 0, or -1 when they cannot be read now. */
+typedef int (*adsy_read_fn)(void *ctx, uint64_t off, uint8_t *buf, size_t n);
+
+typedef struct adsy_spool_reader {
+    adsy_aead aead;
+    adsy_read_fn read;
+    void *ctx;
+    uint8_t rec[ADSY_SPOOL_MAX_RECORD]; /* wiped after every use */
+    uint8_t win[ADSY_SPOOL_WIN];        /* resynchronisation window (sealed bytes only) */
+} adsy_spool_reader;
+
+enum { ADSY_STEP_RECORD = 1, ADSY_STEP_SKIP, ADSY_STEP_TORN, ADSY_STEP_END, ADSY_STEP_IOERR };
+
+int adsy_spool_step(adsy_spool_reader *r, uint64_t off, uint64_t end, adsy_change *c,
+                    uint64_t *next, int *why);
+
 #endif

@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/acl.h"
 #include "../core/adsy_errors.h"
 #include "../core/batch.h"
+#include "../core/exclude.h"
 #include "../core/kdf.h"
 #include "../core/link.h"
 #include "../core/proto.h"
@@ -458,6 +460,336 @@ static void test_spool(void)
     CHECK_EQ(adsy_spool_parse(pt, 3, &back), ADSY_E_VALUE);
 }
 
+/* ---------------- spool read-back and recovery ---------------- */
+typedef struct memfile {
+    uint8_t buf[16384];
+    size_t len;
+    int fail_reads; /* the next n reads fail (a transient I/O error) */
+} memfile;
+
+static int mem_read(void *ctx, uint64_t off, uint8_t *b, size_t n)
+{
+    memfile *m = ctx;
+    if (m->fail_reads > 0) {
+        m->fail_reads--;
+        return -1;
+    }
+    if (off > m->len || n > m->len - off)
+        return -1;
+    memcpy(b, m->buf + off, n);
+    return 0;
+}
+
+static size_t g_rec_off[16];
+
+/* Ten records, rid 1000..1009; g_rec_off[i] is where record i starts. */
+static void ten_records(memfile *m, adsy_aead a)
+{
+    adsy_change *c = spec_change();
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < 10; i++) {
+        uint8_t nonce[12] = {(uint8_t)i, 7};
+        size_t n;
+        c->rid = 1000u + (uint32_t)i;
+        c->account[0] = (uint8_t)('a' + i);
+        g_rec_off[i] = m->len;
+        CHECK_EQ(adsy_spool_seal(a, c, nonce, m->buf + m->len, sizeof m->buf - m->len, &n), ADSY_OK);
+        m->len += n;
+    }
+    g_rec_off[10] = m->len;
+}
+
+typedef struct scan_result {
+    uint32_t rids[32];
+    int n, skips, torn, ioerr;
+    uint64_t torn_at, end_at;
+    int last_why;
+} scan_result;
+
+static scan_result scan_all(memfile *m, adsy_aead a)
+{
+    static adsy_spool_reader r;
+    static adsy_change c;
+    scan_result s;
+    memset(&s, 0, sizeof s);
+    r.aead = a;
+    r.read = mem_read;
+    r.ctx = m;
+    uint64_t off = 0, next;
+    for (int guard = 0; guard < 100; guard++) {
+        int why, st = adsy_spool_step(&r, off, m->len, &c, &next, &why);
+        if (st == ADSY_STEP_RECORD) {
+            CHECK(next > off);
+            s.rids[s.n++] = c.rid;
+        } else if (st == ADSY_STEP_SKIP) {
+            CHECK(next > off && next <= m->len);
+            s.skips++;
+            s.last_why = why;
+        } else if (st == ADSY_STEP_TORN) {
+            s.torn = 1;
+            s.torn_at = off;
+            break;
+        } else if (st == ADSY_STEP_IOERR) {
+            s.ioerr++;
+            continue; /* the caller retries later */
+        } else {
+            break;
+        }
+        off = next;
+    }
+    s.end_at = off;
+    return s;
+}
+
+static int rids_are(const scan_result *s, const int *want, int n)
+{
+    if (s->n != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (s->rids[i] != 1000u + (uint32_t)want[i])
+            return 0;
+    return 1;
+}
+
+static void test_spool_recovery(void)
+{
+    adsy_aead a = {toy_seal, toy_open, NULL};
+    static memfile m;
+    const int all[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const int but0[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const int but4[9] = {0, 1, 2, 3, 5, 6, 7, 8, 9};
+    const int but8[9] = {0, 1, 2, 3, 4, 5, 6, 7, 9};
+    const int but56[8] = {0, 1, 2, 3, 4, 7, 8, 9};
+    scan_result s;
+
+    ten_records(&m, a);
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 10) && s.skips == 0 && !s.torn);
+
+    /* one flipped bit in record 0's ciphertext: that record only */
+    m.buf[g_rec_off[0] + 25] ^= 0x10;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, but0, 9) && s.skips == 1 && !s.torn);
+    CHECK_EQ(s.last_why, ADSY_E_AUTH);
+
+    /* a flipped bit in record 0's length field: resynchronised on the next record */
+    ten_records(&m, a);
+    m.buf[g_rec_off[0] + 7] ^= 0x01;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, but0, 9) && s.skips == 1 && !s.torn);
+
+    /* a damaged magic in the middle */
+    ten_records(&m, a);
+    m.buf[g_rec_off[4]] = 'X';
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, but4, 9) && s.skips == 1);
+
+    /* a zeroed sector across records 5 and 6 */
+    ten_records(&m, a);
+    memset(m.buf + g_rec_off[5] + 30, 0, g_rec_off[6] - g_rec_off[5]);
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, but56, 8) && s.skips == 1 && !s.torn);
+
+    /* a length that points past the end of the file is not a torn tail when a good record
+     * follows */
+    ten_records(&m, a);
+    m.buf[g_rec_off[8] + 6] = 0x07; /* ~1,900 bytes: within the limit, past the end */
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, but8, 9) && s.skips == 1 && !s.torn);
+
+    /* a torn last record: cut there, the others kept */
+    ten_records(&m, a);
+    m.len = g_rec_off[9] + 30;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 9) && s.torn && s.torn_at == g_rec_off[9] && s.skips == 0);
+    m.len = g_rec_off[9] + 5; /* inside the header */
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 9) && s.torn && s.torn_at == g_rec_off[9]);
+
+    /* a zero-filled tail (the file grew, the data never reached the disk) */
+    ten_records(&m, a);
+    memset(m.buf + m.len, 0, 4096 + 100);
+    m.len += 4096 + 100;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 10) && s.torn && s.torn_at == g_rec_off[10]);
+    /* ... and a zero-filled last record */
+    ten_records(&m, a);
+    memset(m.buf + g_rec_off[9], 0, g_rec_off[10] - g_rec_off[9]);
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 9) && s.torn && s.torn_at == g_rec_off[9]);
+
+    /* the last record half written, then zeros to the end of the file: torn */
+    ten_records(&m, a);
+    memset(m.buf + g_rec_off[9] + 25, 0, 4096);
+    m.len = g_rec_off[9] + 25 + 4096;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 9) && s.torn && s.torn_at == g_rec_off[9] && s.skips == 0);
+
+    /* the last record's tag is wrong but its length is sound: skipped to the end */
+    ten_records(&m, a);
+    m.buf[m.len - 1] ^= 0x80;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 9) && s.skips == 1 && !s.torn && s.end_at == m.len);
+
+    /* another key: nothing opens, the whole file is one skip (the caller sets it aside) */
+    ten_records(&m, a);
+    toy_key[5] ^= 1;
+    s = scan_all(&m, a);
+    toy_key[5] ^= 1;
+    CHECK(s.n == 0 && s.skips == 1 && !s.torn && s.end_at == m.len);
+
+    /* a transient read error decides nothing; the retry reads everything */
+    ten_records(&m, a);
+    m.fail_reads = 1;
+    s = scan_all(&m, a);
+    CHECK(rids_are(&s, all, 10) && s.ioerr == 1 && s.skips == 0);
+
+    /* garbage only */
+    memset(&m, 0, sizeof m);
+    memcpy(m.buf, "ASP1ASP1ASP1\x01\x02", 14);
+    m.len = 14;
+    s = scan_all(&m, a);
+    CHECK(s.n == 0 && (s.torn || s.skips == 1));
+    m.len = 0;
+    s = scan_all(&m, a);
+    CHECK(s.n == 0 && s.skips == 0 && !s.torn);
+}
+
+/* ---------------- account exclusions (glob) ---------------- */
+static size_t u16(const char *s, uint16_t *out)
+{
+    size_t n = 0;
+    while (s[n]) {
+        out[n] = (uint8_t)s[n];
+        n++;
+    }
+    return n;
+}
+
+static int glob(const char *pat, const char *name)
+{
+    uint16_t p[128], s[128];
+    size_t pn = u16(pat, p), sn = u16(name, s);
+    return adsy_glob_match16(p, pn, s, sn);
+}
+
+static int excluded(const adsy_exclusions *e, const char *name)
+{
+    uint16_t s[300];
+    return adsy_account_excluded(e, s, u16(name, s));
+}
+
+static void test_exclude(void)
+{
+    CHECK(glob("svc_*", "SVC_backup"));
+    CHECK(glob("*", ""));
+    CHECK(glob("", ""));
+    CHECK(!glob("", "a"));
+    CHECK(glob("a*b*c", "aXXbYYc"));
+    CHECK(glob("a*b*c", "abc"));
+    CHECK(!glob("a*b*c", "acb"));
+    CHECK(glob("a?c", "AbC"));
+    CHECK(!glob("a?c", "ac"));
+    CHECK(glob("*x", "xxxx"));
+    CHECK(!glob("*x*y", "xxxx"));
+    CHECK(glob("**a**", "bab"));
+    CHECK(glob("test-??", "TEST-01"));
+    CHECK(!glob("test-??", "TEST-1"));
+    CHECK(!glob("alice", "alice2"));
+    CHECK(!glob("alice", "alic"));
+
+    /* '?' is one character: a surrogate pair too */
+    uint16_t astral[3] = {'a', 0xD83D, 0xDE00}, q[2] = {'a', '?'};
+    CHECK(adsy_glob_match16(q, 2, astral, 3));
+
+    /* non-ASCII folding */
+    uint16_t up[3] = {0xC4, 0x10C, 0x416}, low[3] = {0xE4, 0x10D, 0x436};
+    CHECK(adsy_glob_match16(up, 3, low, 3));
+    CHECK_EQ(adsy_fold16(0xD7), 0xD7); /* the multiplication sign has no case */
+    CHECK_EQ(adsy_fold16(0x178), 0xFF);
+    CHECK_EQ(adsy_fold16(0x139), 0x13A);
+    CHECK_EQ(adsy_fold16(0x13A), 0x13A);
+    CHECK_EQ(adsy_fold16(0x401), 0x451);
+    CHECK_EQ(adsy_fold16(0x4E2D), 0x4E2D);
+
+    /* built-ins: krbtgt, krbtgt_<n> (RODC), every name ending in '$' */
+    const char *builtin[] = {"krbtgt", "KRBTGT", "krbtgt_12345", "KrbTgt_9", "HOST1$",
+                             "TRUST$", "gmsa-web$", "CORP\\krbtgt", "CORP\\DC01$", "$"};
+    for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
+        CHECK(excluded(NULL, builtin[i]));
+    const char *users[] = {"alice", "krbtgt2", "krbtgtx", "xkrbtgt", "host$1", "$x", "",
+                           "CORP\\alice", "svc_backup"};
+    for (size_t i = 0; i < sizeof users / sizeof *users; i++)
+        CHECK(!excluded(NULL, users[i]));
+
+    /* ExcludeAccounts (REG_MULTI_SZ) */
+    static adsy_exclusions e;
+    adsy_excl_init(&e);
+    uint16_t ms[64];
+    size_t n = 0;
+    n += u16("svc_*", ms + n);
+    ms[n++] = 0;
+    n += u16("MSOL_????????????", ms + n);
+    ms[n++] = 0;
+    ms[n++] = 0;
+    CHECK_EQ(adsy_excl_load_multisz(&e, ms, n), 2);
+    CHECK(excluded(&e, "SVC_Backup"));
+    CHECK(excluded(&e, "CORP\\svc_sql"));
+    CHECK(excluded(&e, "msol_0123456789ab"));
+    CHECK(!excluded(&e, "msol_0123"));
+    CHECK(!excluded(&e, "alice"));
+    CHECK(excluded(&e, "HOST1$"));
+    /* no final terminator, empty value */
+    adsy_excl_init(&e);
+    CHECK_EQ(adsy_excl_load_multisz(&e, ms, 5), 1);
+    CHECK(excluded(&e, "svc_x"));
+    adsy_excl_init(&e);
+    CHECK_EQ(adsy_excl_load_multisz(&e, ms, 0), 0);
+    CHECK(!excluded(&e, "svc_x"));
+    /* full: the patterns that fit are kept */
+    adsy_excl_init(&e);
+    uint16_t one[2] = {'x', 0};
+    for (unsigned i = 0; i < ADSY_EXCL_MAX_PATTERNS; i++)
+        CHECK_EQ(adsy_excl_add(&e, one, 1), ADSY_OK);
+    CHECK_EQ(adsy_excl_add(&e, one, 1), ADSY_E_SPACE);
+    CHECK_EQ(adsy_excl_load_multisz(&e, one, 2), ADSY_E_SPACE);
+    CHECK_EQ(adsy_excl_add(&e, one, 0), ADSY_E_EMPTY);
+    CHECK(excluded(&e, "X"));
+    /* a name longer than ADSY_EXCL_MAX_NAME meets the built-ins only */
+    char longname[300];
+    memset(longname, 's', 299);
+    longname[299] = 0;
+    memcpy(longname, "svc_", 4);
+    adsy_excl_init(&e);
+    adsy_excl_add(&e, ms, 5);
+    CHECK(!excluded(&e, longname));
+    longname[298] = '$';
+    CHECK(excluded(&e, longname));
+}
+
+/* ---------------- who may own and open the filter's secrets ---------------- */
+static void test_acl(void)
+{
+    adsy_ace_info sys_admins[2] = {{1, 1, 0x1F01FF}, {1, 1, 0x1F01FF}};
+    adsy_ace_info users_read[3] = {{1, 1, 0x1F01FF}, {1, 1, 0x1F01FF}, {1, 0, 0x1200A9}};
+    adsy_ace_info deny_everyone[3] = {{1, 1, 0x1F01FF}, {0, 0, 0x1F01FF}, {1, 0, 0}};
+    adsy_sec_info s = {0, 1, 1, 2, sys_admins};
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_OK);
+    s.aces = users_read; /* BUILTIN\Users: read */
+    s.ace_count = 3;
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_ACL_BROAD);
+    s.aces = deny_everyone; /* a deny entry and an empty allow take nothing away */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_OK);
+    s.owner_trusted = 0; /* another owner could rewrite the DACL */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_ACL_OWNER);
+    s.has_dacl = 0; /* NULL DACL: everyone full control */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_ACL_NULL);
+    s.reparse_point = 1; /* a junction or symlink planted to redirect */
+    CHECK_EQ(adsy_secret_path_verdict(&s), ADSY_E_REPARSE);
+    adsy_sec_info empty = {0, 1, 1, 0, NULL}; /* an empty DACL: nobody but the owner */
+    CHECK_EQ(adsy_secret_path_verdict(&empty), ADSY_OK);
+}
+
 /* ---------------- link / retry state machine (fake clock) ---------------- */
 static void test_link(void)
 {
@@ -531,6 +863,9 @@ int main(void)
     test_crypto();
     test_queue();
     test_spool();
+    test_spool_recovery();
+    test_exclude();
+    test_acl();
     test_link();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;

@@ -27,23 +27,6 @@ uint64_t adsy_unix_ms(void)
     return (t - 116444736000000000ull) / 10000u;
 }
 
-static int load_psk(const WCHAR *path)
-{
-    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
-                           FILE_ATTRIBUTE_NORMAL, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return (int)GetLastError();
-    uint8_t buf[33];
-    DWORD got = 0;
-    BOOL ok = ReadFile(h, buf, sizeof buf, &got, NULL);
-    CloseHandle(h);
-    int rc = ok && got == 32 ? 0 : -1; /* exactly 32 raw bytes, as the daemon writes it */
-    if (rc == 0)
-        memcpy(g_psk, buf, 32);
-    SecureZeroMemory(buf, sizeof buf);
-    return rc;
-}
-
 static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str *s)
 {
     WCHAR w[128];
@@ -62,12 +45,13 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
         return g_init_state == 2;
     adsy_settings_load(&g_settings);
     adsy_log_init(&g_settings);
+    adsy_exclusions_load();
     int rc;
     if ((rc = adsy_crypto_init()) != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "crypto_init_failed", rc, 0);
         goto fail;
     }
-    if ((rc = load_psk(g_settings.key_file)) != 0) {
+    if ((rc = adsy_psk_load(g_settings.key_file, g_psk)) != 0) {
         adsy_log(ADSY_LOG_ERROR, "key_file_unusable", rc, 0);
         goto fail;
     }
@@ -99,6 +83,8 @@ fail:
 NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
                                     PUNICODE_STRING NewPassword)
 {
+    if (adsy_account_is_excluded(UserName, 1))
+        return 0; /* krbtgt, machine, trust, gMSA, ExcludeAccounts: never sent */
     if (g_init_state != 2)
         return 0;
     return adsy_changes_notify(UserName, RelativeId, NewPassword);
@@ -164,6 +150,8 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
 BOOLEAN NTAPI PasswordFilter(PUNICODE_STRING AccountName, PUNICODE_STRING FullName,
                              PUNICODE_STRING Password, BOOLEAN SetOperation)
 {
+    if (adsy_account_is_excluded(AccountName, 0))
+        return TRUE; /* not a user password: never asked about, never refused */
     if (g_init_state != 2)
         return TRUE; /* not initialised: never block password changes */
     ULONGLONG deadline = adsy_now_ms() + g_settings.deadline_ms;

@@ -81,6 +81,19 @@ void adsy_spool_consume(size_t n);
 int adsy_spool_pending(void);
 unsigned long long adsy_spool_count(void);
 
+/* ---- secret paths (fileacl.c): owner and DACL limited to SYSTEM/Administrators ---- */
+/* ADSY_OK, an ADSY_E_ACL_* / ADSY_E_REPARSE code, or a Win32 error (> 0). */
+int adsy_check_secret_path(const WCHAR *path);
+/* The file and the directory holding it. */
+int adsy_check_secret_file(const WCHAR *path);
+/* The PSK (psk.c): checked, then a DPAPI blob (machine scope) or 32 raw bytes. */
+int adsy_psk_load(const WCHAR *path, uint8_t out[32]);
+
+/* ---- account exclusions (exclude.c): krbtgt, krbtgt_*, *$, ExcludeAccounts ---- */
+void adsy_exclusions_load(void);
+/* 1: never forward nor refuse this account's secret (which: 0 filter, 1 notify). */
+int adsy_account_is_excluded(const UNICODE_STRING *account, int which);
+
 /* ---- changes (changes.c): the queue between LSASS and the worker ---- */
 int adsy_changes_init(DWORD capacity);
 /* Called on LSASS's thread: converts and enqueues; never blocks on the network. */

@@ -1,7 +1,9 @@
 /* The spool file: sealed records appended and flushed (FlushFileBuffers) before the
  * in-memory copy is forgotten; read oldest first; emptied once every record is ACKed.
- * A record that no longer opens (other key, corruption) sets the whole file aside
- * (renamed *.bad-<tick>) instead of destroying it; a torn tail is cut off. */
+ * Reading (core/spool.c, adsy_spool_step) costs a damaged record that record only: it is
+ * skipped and reading resumes at the next record that opens; a torn or zero-filled tail is
+ * cut off; the whole file is set aside (renamed *.bad-<unix ms>, for `adsync filter spool
+ * replay`) only when no record in it opens under the current key. */
 #include "internal.h"
 
 #include <sddl.h>
@@ -10,15 +12,20 @@
 
 #define SPOOL_NAME L"adsyncflt.spool"
 #define PEEK_MAX 64
+#define READ_TRIES 3
 
 static CRITICAL_SECTION g_lock;
 static HANDLE g_file = INVALID_HANDLE_VALUE;
 static WCHAR g_path[MAX_PATH];
+static uint64_t g_base; /* records start here (0 unless a foreign file could not be moved) */
 static uint64_t g_read_off, g_end_off, g_pending;
 static uint64_t g_peek_end[PEEK_MAX];
+static uint64_t g_skip_reported; /* damaged bytes before this offset are already logged */
+static unsigned long long g_skipped;
 static uint8_t g_rec[ADSY_SPOOL_MAX_RECORD]; /* guarded by g_lock */
+static adsy_spool_reader g_reader;          /* guarded by g_lock */
 
-static int read_at(uint64_t off, void *buf, DWORD n)
+static int read_once(uint64_t off, void *buf, DWORD n)
 {
     OVERLAPPED o;
     DWORD got = 0;
@@ -26,6 +33,21 @@ static int read_at(uint64_t off, void *buf, DWORD n)
     o.Offset = (DWORD)off;
     o.OffsetHigh = (DWORD)(off >> 32);
     return ReadFile(g_file, buf, n, &got, &o) && got == n;
+}
+
+/* The reader's callback: a failed ReadFile is retried (a transient error — a busy
+ * volume, an antivirus filter — must not look like a damaged record). */
+static int read_cb(void *ctx, uint64_t off, uint8_t *buf, size_t n)
+{
+    (void)ctx;
+    for (int i = 0; i < READ_TRIES; i++) {
+        if (read_once(off, buf, (DWORD)n))
+            return 0;
+        if (i + 1 < READ_TRIES)
+            Sleep(20u << i);
+    }
+    adsy_log(ADSY_LOG_ERROR, "spool_read_failed", (long)GetLastError(), n);
+    return -1;
 }
 
 static int write_at(uint64_t off, const void *buf, DWORD n)
@@ -46,26 +68,6 @@ static int truncate_at(uint64_t off)
            FlushFileBuffers(g_file);
 }
 
-/* Reads and opens the record at off; 1 ok, 0 torn/absent (end), -1 does not open. */
-static int load_record(uint64_t off, uint64_t file_end, adsy_change *c, uint64_t *next)
-{
-    size_t len;
-    if (file_end - off < 8 || !read_at(off, g_rec, 8))
-        return 0;
-    if (adsy_spool_record_len(g_rec, &len) != ADSY_OK)
-        return -1;
-    if (file_end - off < len)
-        return 0;
-    if (!read_at(off + 8, g_rec + 8, (DWORD)(len - 8)))
-        return 0;
-    int rc = adsy_spool_open(ADSY_AEAD, g_rec, len, c);
-    SecureZeroMemory(g_rec, len);
-    if (rc != ADSY_OK)
-        return -1;
-    *next = off + len;
-    return 1;
-}
-
 static int open_file(void)
 {
     g_file = CreateFileW(g_path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
@@ -73,7 +75,9 @@ static int open_file(void)
     return g_file != INVALID_HANDLE_VALUE;
 }
 
-/* The spool directory (and only it) gets a protected DACL: SYSTEM full control. */
+/* The spool directory (and only it) gets a protected DACL: SYSTEM full control. A reparse
+ * point (a junction or symlink planted to redirect the spool), a DACL that cannot be set,
+ * or one that still lets anyone else in, is refused. */
 static int make_dir(const WCHAR *dir)
 {
     WCHAR tmp[MAX_PATH];
@@ -89,14 +93,83 @@ static int make_dir(const WCHAR *dir)
     PSECURITY_DESCRIPTOR sd = NULL;
     if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(L"D:P(A;OICI;FA;;;SY)",
                                                               SDDL_REVISION_1, &sd, NULL))
-        return 0;
+        return (int)GetLastError();
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
-    int ok = CreateDirectoryW(dir, &sa) || GetLastError() == ERROR_ALREADY_EXISTS;
-    if (ok)
-        SetFileSecurityW(dir, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-                         sd);
+    int rc = ADSY_OK;
+    if (!CreateDirectoryW(dir, &sa) && GetLastError() != ERROR_ALREADY_EXISTS)
+        rc = (int)GetLastError();
+    DWORD attrs = rc == ADSY_OK ? GetFileAttributesW(dir) : 0;
+    if (rc == ADSY_OK && (attrs == INVALID_FILE_ATTRIBUTES || !(attrs & FILE_ATTRIBUTE_DIRECTORY)))
+        rc = ERROR_DIRECTORY;
+    if (rc == ADSY_OK && (attrs & FILE_ATTRIBUTE_REPARSE_POINT))
+        rc = ADSY_E_REPARSE;
+    if (rc == ADSY_OK &&
+        !SetFileSecurityW(dir, DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, sd))
+        rc = (int)GetLastError();
     LocalFree(sd);
-    return ok;
+    return rc == ADSY_OK ? adsy_check_secret_path(dir) : rc;
+}
+
+/* Renames a spool in which no record opens (another key) out of the way, for the
+ * operator and `adsync filter spool replay`. If it cannot be moved it stays where it is and
+ * new records go after it: never destroyed. */
+static int set_aside(uint64_t end)
+{
+    WCHAR bad[MAX_PATH];
+    int n = _snwprintf(bad, MAX_PATH, L"%ls.bad-%llu", g_path,
+                       (unsigned long long)adsy_unix_ms());
+    CloseHandle(g_file);
+    g_file = INVALID_HANDLE_VALUE;
+    int moved = n > 0 && n < MAX_PATH && MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
+    DWORD err = moved ? 0 : GetLastError();
+    if (!open_file())
+        return ADSY_E_SPACE;
+    if (moved) {
+        adsy_log(ADSY_LOG_ERROR, "spool_set_aside", ADSY_E_AUTH, end);
+        return ADSY_OK;
+    }
+    adsy_log(ADSY_LOG_ERROR, "spool_set_aside_failed", (long)err, end);
+    g_base = g_read_off = g_end_off = end;
+    return ADSY_OK;
+}
+
+/* Checks every record once at start: counts those that open, reports the damaged ones
+ * (kept in place and skipped when read), cuts a torn tail. Under g_lock. */
+static int scan_at_start(uint64_t end)
+{
+    static adsy_change c;
+    uint64_t off = 0, next;
+    unsigned long long ok = 0, skipped = 0;
+    int why = 0, st;
+    while ((st = adsy_spool_step(&g_reader, off, end, &c, &next, &why)) == ADSY_STEP_RECORD ||
+           st == ADSY_STEP_SKIP) {
+        if (st == ADSY_STEP_RECORD)
+            ok++;
+        else
+            skipped++;
+        if (st == ADSY_STEP_SKIP)
+            adsy_log(ADSY_LOG_ERROR, "spool_record_skipped", why, skipped);
+        off = next;
+    }
+    SecureZeroMemory(&c, sizeof c);
+    g_skipped += skipped;
+    g_skip_reported = off;
+    if (st == ADSY_STEP_IOERR) {
+        /* nothing decided: the worker reads (and checks) the rest later */
+        g_end_off = end;
+        g_pending = ok;
+        return ADSY_OK;
+    }
+    if (ok == 0 && skipped > 0)
+        return set_aside(end);
+    if (st == ADSY_STEP_TORN) {
+        adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", why, end - off);
+        truncate_at(off);
+        end = off;
+    }
+    g_end_off = end;
+    g_pending = ok;
+    return ADSY_OK;
 }
 
 int adsy_spool_init(const WCHAR *dir)
@@ -106,8 +179,9 @@ int adsy_spool_init(const WCHAR *dir)
         InitializeCriticalSection(&g_lock);
         lock_ready = 1;
     }
-    if (!make_dir(dir)) {
-        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", (long)GetLastError(), 0);
+    int dir_rc = make_dir(dir);
+    if (dir_rc != ADSY_OK) {
+        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", dir_rc, 0);
         return ADSY_E_SPACE;
     }
     if (_snwprintf(g_path, MAX_PATH, L"%ls\\%ls", dir, SPOOL_NAME) < 0)
@@ -116,38 +190,21 @@ int adsy_spool_init(const WCHAR *dir)
         adsy_log(ADSY_LOG_ERROR, "spool_open_failed", (long)GetLastError(), 0);
         return ADSY_E_SPACE;
     }
+    g_reader.aead = ADSY_AEAD;
+    g_reader.read = read_cb;
+    g_base = g_read_off = g_end_off = g_pending = g_skip_reported = 0;
     LARGE_INTEGER size;
-    GetFileSizeEx(g_file, &size);
-    uint64_t end = (uint64_t)size.QuadPart, off = 0, next;
-    static adsy_change c;
-    int r;
-    g_pending = 0;
-    while ((r = load_record(off, end, &c, &next)) == 1) {
-        off = next;
-        g_pending++;
+    if (!GetFileSizeEx(g_file, &size)) {
+        adsy_log(ADSY_LOG_ERROR, "spool_open_failed", (long)GetLastError(), 0);
+        return ADSY_E_SPACE;
     }
-    SecureZeroMemory(&c, sizeof c);
-    if (r < 0) {
-        /* Keep what cannot be opened for the operator; start a new spool. */
-        WCHAR bad[MAX_PATH];
-        _snwprintf(bad, MAX_PATH, L"%ls.bad-%llu", g_path, (unsigned long long)adsy_now_ms());
-        CloseHandle(g_file);
-        MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
-        adsy_log(ADSY_LOG_ERROR, "spool_set_aside", ADSY_E_AUTH, g_pending);
-        g_pending = 0;
-        off = 0;
-        if (!open_file())
-            return ADSY_E_SPACE;
-        truncate_at(0);
-    } else if (off < end) {
-        adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", 0, end - off);
-        truncate_at(off);
-    }
-    g_read_off = 0;
-    g_end_off = off;
+    uint64_t end = (uint64_t)size.QuadPart;
+    EnterCriticalSection(&g_lock);
+    int rc = scan_at_start(end);
+    LeaveCriticalSection(&g_lock);
     if (g_pending)
         adsy_log(ADSY_LOG_INFO, "spool_found", 0, g_pending);
-    return ADSY_OK;
+    return rc;
 }
 
 int adsy_spool_append(const adsy_change *const *changes, size_t n)
@@ -183,17 +240,14 @@ int adsy_spool_append(const adsy_change *const *changes, size_t n)
     return rc;
 }
 
-static uint64_t g_damaged_from = UINT64_MAX;
-
-/* A record written by us since the start-up check that no longer opens: the rest of the
- * file cannot be delimited, so it is dropped (counted in the log). */
-static void skip_damaged(void)
+/* Everything read and acknowledged: the file is emptied (down to g_base). */
+static void reset_if_consumed(void)
 {
-    g_read_off = g_end_off;
+    if (g_read_off < g_end_off)
+        return;
+    truncate_at(g_base);
+    g_read_off = g_end_off = g_skip_reported = g_base;
     g_pending = 0;
-    g_damaged_from = UINT64_MAX;
-    truncate_at(0);
-    g_read_off = g_end_off = 0;
 }
 
 size_t adsy_spool_peek(adsy_change *out, size_t max)
@@ -205,18 +259,30 @@ size_t adsy_spool_peek(adsy_change *out, size_t max)
     uint64_t off = g_read_off;
     while (got < max && off < g_end_off) {
         uint64_t next;
-        int r = load_record(off, g_end_off, &out[got], &next);
-        if (r != 1) {
-            /* Verified at start and written by us since: skip the damaged rest. */
-            adsy_log(ADSY_LOG_ERROR, "spool_record_unreadable", r, g_pending);
-            g_damaged_from = off;
-            if (got == 0)
-                skip_damaged();
-            break;
+        int why;
+        int st = adsy_spool_step(&g_reader, off, g_end_off, &out[got], &next, &why);
+        if (st == ADSY_STEP_RECORD) {
+            g_peek_end[got++] = next;
+            off = next;
+            continue;
         }
-        g_peek_end[got++] = next;
+        if (st == ADSY_STEP_IOERR || st == ADSY_STEP_END)
+            break; /* a read error is retried on the next round */
+        /* damaged since the start-up check: that record only is lost (reported once) */
+        if (st == ADSY_STEP_TORN)
+            next = g_end_off;
+        if (next > g_skip_reported) {
+            g_skipped++;
+            g_pending = g_pending ? g_pending - 1 : 0;
+            g_skip_reported = next;
+            adsy_log(ADSY_LOG_ERROR, "spool_record_skipped", why, g_skipped);
+        }
         off = next;
+        if (got == 0)
+            g_read_off = off;
     }
+    if (got == 0)
+        reset_if_consumed();
     LeaveCriticalSection(&g_lock);
     return got;
 }
@@ -230,13 +296,7 @@ void adsy_spool_consume(size_t n)
         n = PEEK_MAX;
     g_read_off = g_peek_end[n - 1];
     g_pending = g_pending >= n ? g_pending - n : 0;
-    if (g_read_off == g_damaged_from)
-        skip_damaged();
-    if (g_read_off >= g_end_off) {
-        truncate_at(0);
-        g_read_off = g_end_off = 0;
-        g_pending = 0;
-    }
+    reset_if_consumed();
     LeaveCriticalSection(&g_lock);
 }
 

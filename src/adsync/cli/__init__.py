@@ -20,8 +20,10 @@ SUBCOMMANDS: dict[str, str] = {
     "status": "adsync.cli.status:status",
     "reload": "adsync.cli.reload:reload",
     "demo": "adsync.cli.demo:demo",
+    "doctor": "adsync.cli.doctor:doctor",
     "keys": "adsync.cli.keys_cmd:keys",
     "service": "adsync.cli.service_cmd:service",
+    "filter": "adsync.cli.filter_cmd:filter_group",
 }
 
 

@@ -11,7 +11,8 @@ import click
 @click.option(
     "--non-interactive",
     is_flag=True,
-    help="Plain lines, no live redraw (automatic when stdout is not a terminal).",
+    help="Plain lines, no live redraw (automatic when stdout is not a terminal or "
+    "the 'console' extra is not installed).",
 )
 @click.option(
     "--keep", is_flag=True, help="Keep the temp dir (queue, key, log) and print its path."
@@ -25,13 +26,17 @@ def demo(non_interactive: bool, keep: bool) -> None:
     """
     import asyncio
 
-    from adsync.demo.render import LivePresenter, PlainPresenter, Presenter
+    from adsync.demo.render import PlainPresenter, Presenter
     from adsync.demo.runner import run_demo
+    from adsync.extras import installed
 
-    interactive = not non_interactive and sys.stdout.isatty()
+    # The live screen needs the `console` extra (rich); without it, plain lines.
+    interactive = not non_interactive and sys.stdout.isatty() and installed("console")
     presenter: Presenter
     if interactive:
         from rich.console import Console
+
+        from adsync.demo.live import LivePresenter
 
         presenter = LivePresenter(Console())
     else:

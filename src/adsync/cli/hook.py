@@ -1,32 +1,15 @@
-"""``adsync hook …``: the processes Samba starts, one per event. They start fast.
+"""``adsync hook …``: the Samba hooks through the CLI (the same code as the hook scripts).
 
-Only click, the standard library, ``adsync.hooks`` and the blocking ingest client
-are imported; the config is read with the hooks' light reader.
+The hook scripts ``adsync samba setup`` writes call ``adsync.hooks.main`` with
+``python -I -S`` and start several times faster; this command is for running a
+hook by hand and for smb.conf lines written by earlier versions.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import click
 
-from adsync.cli.common import config_option
-
-if TYPE_CHECKING:
-    from adsync.hooks.settings import HookSettings
-
-
-def _settings(config_path: Path) -> HookSettings:
-    from adsync.hooks.settings import HookConfigError, load_hook_settings
-
-    try:
-        return load_hook_settings(config_path)
-    except HookConfigError as exc:
-        click.echo(f"adsync: {exc}", err=True)
-        raise SystemExit(2) from None
+_PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": []}
 
 
 @click.group()
@@ -34,33 +17,23 @@ def hook() -> None:
     """Hooks that Samba AD DC runs (see `adsync samba setup`)."""
 
 
-@hook.command("samba-check")
-@config_option
-def samba_check(config_path: Path) -> None:
-    """Samba's `check password script`: password on stdin; exit 0 accept, 1 reject."""
-    from adsync.hooks.samba_check import run_check
+def _run(command: str, args: tuple[str, ...]) -> None:
+    from adsync.hooks.main import main
 
-    settings = _settings(config_path)
-    decision = run_check(settings, os.environ, sys.stdin.buffer.read())
-    click.echo(f"adsync samba-check: {decision.message}", err=True)
-    raise SystemExit(decision.exit_code)
+    raise SystemExit(main([command, *args]))
 
 
-@hook.command("samba-sync")
-@config_option
-@click.option(
-    "--max-wait",
-    type=float,
-    default=None,
-    help="Seconds to wait for the daemon before giving up (exit 75; syncpasswords "
-    "re-delivers on its next run). Default: wait as long as syncpasswords runs.",
-)
-def samba_sync(config_path: Path, max_wait: float | None) -> None:
-    """The `samba-tool user syncpasswords --script`: one LDIF object on stdin."""
-    from adsync.hooks.samba_sync import Retry, run_sync
+@hook.command("samba-check", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def samba_check(args: tuple[str, ...]) -> None:
+    """Samba's `check password script`: --config PATH [--on-undecided accept|reject]
+    [--domain NAME] [--backoff SECONDS]; password on stdin; exit 0 accept, 1 reject."""
+    _run("samba-check", args)
 
-    settings = _settings(config_path)
-    result = run_sync(settings, sys.stdin.buffer.read(), retry=Retry(max_wait=max_wait))
-    sys.stdout.write(result.output())
-    sys.stdout.flush()
-    raise SystemExit(result.exit_code)
+
+@hook.command("samba-sync", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def samba_sync(args: tuple[str, ...]) -> None:
+    """The `samba-tool user syncpasswords --script`: --config PATH [--domain NAME]
+    [--max-wait SECONDS]; one LDIF object on stdin."""
+    _run("samba-sync", args)

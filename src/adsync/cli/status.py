@@ -217,10 +217,22 @@ def drain(
     if not wait or pending == 0:
         click.echo(f"{plural(pending, 'delivery', 'deliveries')} pending")
         raise SystemExit(0 if pending == 0 else 1)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     start = time.monotonic()
     total = pending
+    from adsync.extras import installed
+
+    if not installed("console"):  # plain progress lines without the `console` extra
+        while pending > 0:
+            if timeout is not None and time.monotonic() - start >= timeout:
+                break
+            time.sleep(interval)
+            pending = pending_of(fetch_status(config), backend)
+            total = max(total, pending)
+            click.echo(f"{plural(pending, 'delivery', 'deliveries')} pending")
+        _drain_result(pending, total, time.monotonic() - start)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -235,7 +247,10 @@ def drain(
             pending = pending_of(fetch_status(config), backend)
             total = max(total, int(progress.tasks[0].completed) + pending)  # new work arrived
             progress.update(task, total=total, completed=total - pending)
-    took = time.monotonic() - start
+    _drain_result(pending, total, time.monotonic() - start)
+
+
+def _drain_result(pending: int, total: int, took: float) -> None:
     if pending:
         click.echo(
             f"timeout after {took:.1f}s: {plural(pending, 'delivery', 'deliveries')} still pending"

@@ -3,24 +3,28 @@
 Pure: bytes in, attributes out. Continuation lines (starting with one space) are
 unfolded before anything else; ``attr:: base64`` values are decoded; ``attr:<``
 URL values are refused (syncpasswords never writes them and a hook must not
-fetch anything). Values stay bytes: the caller decides what is text.
+fetch anything). Values stay bytes: the caller decides what is text. Standard
+library ``binascii`` only: the hook starts once per event.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-from dataclasses import dataclass, field
 
 
 class LdifError(ValueError):
     """Malformed LDIF; the message names the line number, never a value."""
 
 
-@dataclass
 class LdifRecord:
-    dn: str
-    attributes: dict[str, list[bytes]] = field(default_factory=dict)
+    __slots__ = ("attributes", "dn")
+
+    def __init__(self, dn: str, attributes: dict[str, list[bytes]] | None = None) -> None:
+        self.dn = dn
+        self.attributes: dict[str, list[bytes]] = attributes or {}
+
+    def __repr__(self) -> str:  # values may be secrets: names only
+        return f"LdifRecord({self.dn!r}, attributes={sorted(self.attributes)})"
 
     def values(self, name: str) -> list[bytes]:
         """All values of ``name`` (case-insensitive, options such as ``;binary`` ignored)."""
@@ -77,7 +81,7 @@ def parse_records(data: bytes) -> list[LdifRecord]:
             raise LdifError(f"line {number}: attribute name is not ASCII") from None
         if rest.startswith(b":"):
             try:
-                value = base64.b64decode(rest[1:].strip(), validate=True)
+                value = binascii.a2b_base64(rest[1:].strip(), strict_mode=True)
             except (binascii.Error, ValueError):
                 raise LdifError(f"line {number}: {attr}: invalid base64") from None
         elif rest.startswith(b"<"):

@@ -1,75 +1,117 @@
 """Samba's ``check password script``: one CHECK, an exit code, always in time.
 
 Samba runs the script before it commits a password (stdin: the password, UTF-8,
-no newline; ``SAMBA_CPS_ACCOUNT_NAME`` and, when set, ``…_USER_PRINCIPAL_NAME``
-and ``…_FULL_NAME``). Exit 0 accepts, anything else rejects; Samba kills the
-script after 10 s. When the daemon is down, slow or undecided the configured
-``precheck.on_undecided`` applies, within ``samba.check_deadline``.
+no newline; ``SAMBA_CPS_ACCOUNT_NAME`` and, when set, ``…_FULL_NAME``). Exit 0
+accepts, anything else rejects; Samba kills the script after 10 s.
+
+When the daemon is down, slow or undecided, ``precheck.on_undecided`` applies
+within ``samba.check_deadline``. The config is read on every call; if it cannot
+be read, the ``--on-undecided`` written on the smb.conf line applies (so a moved
+or broken config does not lock the domain) and the reason goes to syslog. After
+a timeout, checks answer at once for a back-off window (``adsync.hooks.backoff``).
 """
 
 from __future__ import annotations
 
-import socket
+import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from adsync.hooks.settings import HookSettings
-from adsync.secret import Secret
+from adsync.hooks import backoff
+from adsync.hooks.alert import alert
+from adsync.hooks.settings import HookConfigError, HookSettings, load_hook_settings
 
 ACCEPT = 0
 REJECT = 1
 
 
-@dataclass(frozen=True)
-class CheckDecision:
-    exit_code: int
-    message: str  # for Samba's log; never holds the password
+class CheckOptions:
+    """What the smb.conf line says (``adsync samba setup`` writes it)."""
+
+    __slots__ = ("backoff", "config", "domain", "on_undecided")
+
+    def __init__(
+        self,
+        config: str,
+        *,
+        on_undecided: str = "accept",
+        domain: str = "",
+        backoff: float = backoff.DEFAULT_WINDOW,
+    ) -> None:
+        self.config = config
+        self.on_undecided = on_undecided  # only when the config cannot be read
+        self.domain = domain  # the NetBIOS domain (smb.conf ``workgroup``)
+        self.backoff = backoff
 
 
-def _undecided(settings: HookSettings, why: str) -> CheckDecision:
-    code = ACCEPT if settings.on_undecided == "accept" else REJECT
-    return CheckDecision(code, f"undecided ({why}): on_undecided={settings.on_undecided}")
+def _undecided(on_undecided: str, why: str) -> tuple[int, str]:
+    code = ACCEPT if on_undecided == "accept" else REJECT
+    return code, f"undecided ({why}): on_undecided={on_undecided}"
 
 
 def run_check(
-    settings: HookSettings,
-    env: Mapping[str, str],
-    stdin: bytes,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-) -> CheckDecision:
-    start = clock()
+    options: CheckOptions, env: dict[str, str], stdin: bytes, *, now: float | None = None
+) -> tuple[int, str]:
+    """(exit code, message for Samba's log); the message never holds the password."""
     account = env.get("SAMBA_CPS_ACCOUNT_NAME", "")
     if not account:
-        return CheckDecision(REJECT, "SAMBA_CPS_ACCOUNT_NAME is not set: not run by Samba?")
+        return REJECT, "SAMBA_CPS_ACCOUNT_NAME is not set: not run by Samba?"
     try:
-        password = Secret(stdin.decode("utf-8"))
+        stdin.decode("utf-8")
     except UnicodeDecodeError:
-        return CheckDecision(REJECT, "the password on stdin is not UTF-8")
-    if not password:
-        return CheckDecision(REJECT, "no password on stdin")
-    if settings.unix_socket is None:
-        return _undecided(settings, "ingest.unix_socket is not configured")
-
-    from adsync.ingest.client import IngestClient, IngestError
-
-    deadline = start + settings.check_deadline
+        return REJECT, "the password on stdin is not UTF-8"
+    if not stdin:
+        return REJECT, "no password on stdin"
     try:
-        with IngestClient.unix(settings.unix_socket, timeout=settings.check_deadline) as client:
-            client.timeout = max(0.001, deadline - clock())
-            reply = client.check(
-                account=account,
-                password=password,
-                full_name=env.get("SAMBA_CPS_FULL_NAME", ""),
-                set_operation=False,  # Samba does not tell a reset from a change
-                source_host=socket.gethostname(),
-            )
-    except (IngestError, OSError) as exc:
-        return _undecided(settings, f"daemon at {settings.unix_socket}: {type(exc).__name__}")
-    status = int(reply.status)
+        settings = load_hook_settings(options.config)
+    except HookConfigError as exc:
+        alert(f"samba-check: {exc}; applying --on-undecided={options.on_undecided}", stderr=False)
+        return _undecided(options.on_undecided, f"the adsync config cannot be read: {exc}")
+    return _ask(settings, options, account, env.get("SAMBA_CPS_FULL_NAME", ""), stdin, now)
+
+
+def _ask(
+    settings: HookSettings,
+    options: CheckOptions,
+    account: str,
+    full_name: str,
+    password: bytes,
+    now: float | None,
+) -> tuple[int, str]:
+    if settings.unix_socket is None:
+        return _undecided(settings.on_undecided, "ingest.unix_socket is not configured")
+    wall = time.time() if now is None else now
+    until = backoff.active_until(settings.state_dir, wall, options.backoff)
+    if until is not None:
+        why = f"the daemon timed out recently; not asked until {time.ctime(until)}"
+        return _undecided(settings.on_undecided, why)
+
+    from adsync.hooks.frames import DaemonTimeout, WireError, check_frame, exchange
+
+    frame = check_frame(
+        account=account,
+        password=password,
+        full_name=full_name,
+        domain=options.domain,
+        source_host=os.uname().nodename,
+    )
+    try:
+        status, reason = exchange(settings.unix_socket, frame, settings.check_deadline)
+    except DaemonTimeout:
+        backoff.start(settings.state_dir, wall, options.backoff)
+        alert(
+            f"samba-check: no answer from the daemon at {settings.unix_socket} within "
+            f"{settings.check_deadline:g}s; on_undecided={settings.on_undecided} for the "
+            f"next {options.backoff:g}s without asking",
+            error=False,
+            stderr=False,
+        )
+        return _undecided(settings.on_undecided, "the daemon did not answer in time")
+    except (WireError, OSError) as exc:
+        why = f"daemon at {settings.unix_socket}: {type(exc).__name__}"
+        return _undecided(settings.on_undecided, why)
+    backoff.clear(settings.state_dir)
     if status == 0:
-        return CheckDecision(ACCEPT, "accepted")
+        return ACCEPT, "accepted"
     if status == 1:
-        return CheckDecision(REJECT, f"rejected: {reply.reason}" if reply.reason else "rejected")
-    return _undecided(settings, reply.reason or "the daemon could not decide in time")
+        return REJECT, f"rejected: {reason}" if reason else "rejected"
+    return _undecided(settings.on_undecided, reason or "the daemon could not decide in time")

@@ -177,6 +177,13 @@ class Metrics:
             ["transport"],
             registry=r,
         )
+        self.changes_excluded = Counter(
+            "adsync_changes_excluded",
+            "CHANGEs refused because the account's secret is not a user password"
+            " (krbtgt, krbtgt_*, *$); also counted in adsync_changes_refused.",
+            ["transport"],
+            registry=r,
+        )
         self.checks = Counter(
             "adsync_checks", "CHECK requests answered, by verdict.", ["verdict"], registry=r
         )
@@ -208,6 +215,11 @@ class Metrics:
             self.changes_refused.labels(transport).inc(count)
         else:
             self.changes_busy.labels(transport).inc(count)
+
+    def on_excluded(self, transport: str, count: int = 1) -> None:
+        """``count`` CHANGEs refused for an excluded account (see ``adsync.accounts``)."""
+        self.on_change(transport, "refused", count)
+        self.changes_excluded.labels(_transport(transport)).inc(count)
 
     def on_check(self, verdict: str) -> None:
         self.checks.labels(verdict).inc()

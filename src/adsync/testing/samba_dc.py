@@ -137,8 +137,12 @@ class SambaTemplate:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def write_smb_conf(target: Path, fingerprint: str, check_script: str | None = None) -> Path:
-    """The whole smb.conf for a DC in ``target``: loopback only, no printing, paths inside."""
+def write_smb_conf(target: Path, fingerprint: str | None, check_script: str | None = None) -> Path:
+    """The whole smb.conf for a DC in ``target``: loopback only, no printing, paths inside.
+
+    ``fingerprint`` None leaves ``password hash gpg key ids`` out, as on a freshly
+    provisioned DC (``adsync samba setup --apply`` writes it).
+    """
     t = target
     lines = [
         "[global]",
@@ -152,7 +156,6 @@ def write_smb_conf(target: Path, fingerprint: str, check_script: str | None = No
         "\tdisable netbios = Yes",
         "\tdns update command = /bin/true",
         "\tunix password sync = No",
-        f"\tpassword hash gpg key ids = {fingerprint}",
         f"\tbinddns dir = {t}/bind-dns",
         f"\tcache directory = {t}/cache",
         f"\tlock directory = {t}",
@@ -171,6 +174,8 @@ def write_smb_conf(target: Path, fingerprint: str, check_script: str | None = No
         "\tdisable spoolss = Yes",
         "\tidmap_ldb:use rfc2307 = yes",
     ]
+    if fingerprint is not None:
+        lines.append(f"\tpassword hash gpg key ids = {fingerprint}")
     if check_script is not None:
         lines.append(f"\tcheck password script = {check_script}")
     lines += [
@@ -220,6 +225,7 @@ class SambaDC:
 
     template: SambaTemplate
     check_script: str | None = None
+    gpg_key_ids: bool = True  # False: smb.conf without it, as after ``provision``
     root: Path = field(default_factory=lambda: _short_tempdir("adsync-dc-"))
     netns: str = field(default_factory=lambda: f"adsync-dc-{os.getpid()}-{next(_counter)}")
     proc: subprocess.Popen[bytes] | None = None
@@ -228,7 +234,8 @@ class SambaDC:
     def __post_init__(self) -> None:
         _run(["cp", "-a", str(self.template.target), str(self.target)])
         _run(["cp", "-a", str(self.template.gnupghome), str(self.gnupghome)])
-        self.conf = write_smb_conf(self.target, self.template.fingerprint, self.check_script)
+        fingerprint = self.template.fingerprint if self.gpg_key_ids else None
+        self.conf = write_smb_conf(self.target, fingerprint, self.check_script)
         self.krb5_conf = self.root / "krb5.conf"
         self.krb5_conf.write_text(
             "[libdefaults]\n"

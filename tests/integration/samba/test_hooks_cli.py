@@ -1,13 +1,17 @@
-"""The Samba hooks as Samba runs them (real CLI subprocess) against a real ingest server."""
+"""The Samba hooks as Samba runs them (the hook scripts setup writes, and the CLI) against
+a real ingest server."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
-import json
 import os
+import shlex
+import socket
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from adsync.hooks.install import hook_script
 from adsync.hooks.samba_event import event_id
-from adsync.hooks.sync_state import set_baseline
+from adsync.hooks.sync_state import load_state, set_baseline
 from adsync.ingest.handler import Ack, AckStatus, Peer
 from adsync.ingest.server import IngestServer
 from adsync.plugin import Candidate, Change, CheckResult
@@ -73,16 +78,24 @@ class Env:
     async def run(
         self, command: str, stdin: bytes, env: dict[str, str] | None = None, *args: str
     ) -> tuple[int, str, float]:
+        """Run the hook script setup writes (``--via-cli``: ``adsync hook …`` instead)."""
+        if args[:1] == ("--via-cli",):
+            argv = [sys.executable, "-m", "adsync", "hook", command]
+            args = args[1:]
+        else:
+            script = self.tmp / f"{command}-hook"
+            if not script.exists():
+                script.write_text(hook_script(command, []))
+                script.chmod(0o755)
+            argv = [str(script)]
         loop = asyncio.get_running_loop()
         start = loop.time()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adsync",
-            "hook",
-            command,
+            *argv,
             "--config",
             str(self.config),
+            "--domain",
+            "ADSYNC",
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -133,7 +146,14 @@ async def test_check_accept(hook_env: Env) -> None:
     assert code == 0, out
     [candidate] = hook_env.recorder.checks
     assert candidate.account == "alice" and candidate.full_name == "Alice A"
+    assert candidate.domain == "ADSYNC" and not candidate.set_operation
     assert sha(candidate.password.reveal()) == sha(PASSWORD)
+
+
+async def test_check_through_the_cli_is_the_same_hook(hook_env: Env) -> None:
+    code, out, _ = await hook_env.run("samba-check", PASSWORD.encode(), CPS, "--via-cli")
+    assert code == 0 and "accepted" in out
+    assert [c.domain for c in hook_env.recorder.checks] == ["ADSYNC"]
 
 
 async def test_check_reject_passes_the_reason(hook_env: Env) -> None:
@@ -173,26 +193,26 @@ async def test_check_without_account_is_refused(hook_env: Env) -> None:
 
 
 async def test_sync_sends_change_and_prints_done_exit(hook_env: Env) -> None:
-    set_baseline(hook_env.tmp / "state", now_ms=0)
+    set_baseline(str(hook_env.tmp / "state"), now_ms=0)
     code, out, _ = await hook_env.run("samba-sync", ldif())
     assert code == 0 and out.startswith("DONE-EXIT: stored alice key version 4"), out
     [change] = hook_env.recorder.changes
     assert change.account == "alice" and change.rid == 1102
-    assert change.object_guid == uuid.UUID(GUID)
-    assert change.event_id == event_id(uuid.UUID(GUID), 4)
+    assert change.object_guid == uuid.UUID(GUID) and change.domain == "ADSYNC"
+    assert change.event_id == event_id(GUID, 4)
     assert sha(change.password.reveal()) == sha(PASSWORD)
 
 
 async def test_sync_repeat_with_same_key_version_is_not_sent(hook_env: Env) -> None:
-    set_baseline(hook_env.tmp / "state", now_ms=0)
+    set_baseline(str(hook_env.tmp / "state"), now_ms=0)
     assert (await hook_env.run("samba-sync", ldif()))[0] == 0
     code, out, _ = await hook_env.run("samba-sync", ldif(userAccountControl="514"))
     assert code == 0 and out.startswith("DONE-EXIT: skipped") and "already delivered" in out
     code, out, _ = await hook_env.run("samba-sync", ldif(kvno=5))
     assert out.startswith("DONE-EXIT: stored alice key version 5"), out
     assert [c.event_id for c in hook_env.recorder.changes] == [
-        event_id(uuid.UUID(GUID), 4),
-        event_id(uuid.UUID(GUID), 5),
+        event_id(GUID, 4),
+        event_id(GUID, 5),
     ]
 
 
@@ -204,27 +224,26 @@ async def test_sync_deleted_object_is_skipped(hook_env: Env) -> None:
 
 async def test_sync_initial_dump_is_skipped_and_counted(hook_env: Env) -> None:
     # pwdLastSet 2023-11-14 is before the baseline (now): part of the initial dump.
-    set_baseline(hook_env.tmp / "state")
+    set_baseline(str(hook_env.tmp / "state"))
     old = 133_445_000_000_000_000
     for kvno in (2, 3):
         code, out, _ = await hook_env.run("samba-sync", ldif(kvno=kvno, pwd_last_set=old))
         assert code == 0 and "initial dump" in out
     assert f"({2} skipped since initialisation)" in out
     assert hook_env.recorder.changes == []
-    state = json.loads((hook_env.tmp / "state" / "samba-sync.state").read_text())
-    assert state["initial_skipped"] == 2
+    assert load_state(str(hook_env.tmp / "state")).initial_skipped == 2
 
 
 async def test_sync_initial_dump_forwarded_when_configured(hook_env: Env) -> None:
     hook_env.config.write_text(hook_env.config.read_text() + "  initial_dump: forward\n")
-    set_baseline(hook_env.tmp / "state")
+    set_baseline(str(hook_env.tmp / "state"))
     code, out, _ = await hook_env.run("samba-sync", ldif(pwd_last_set=133_445_000_000_000_000))
     assert code == 0 and out.startswith("DONE-EXIT: stored"), out
     assert len(hook_env.recorder.changes) == 1
 
 
 async def test_sync_waits_for_the_daemon_then_delivers(hook_env: Env) -> None:
-    set_baseline(hook_env.tmp / "state", now_ms=0)
+    set_baseline(str(hook_env.tmp / "state"), now_ms=0)
     await hook_env.stop()
     task = asyncio.create_task(hook_env.run("samba-sync", ldif()))
     await asyncio.sleep(1.0)
@@ -236,7 +255,7 @@ async def test_sync_waits_for_the_daemon_then_delivers(hook_env: Env) -> None:
 
 
 async def test_sync_gives_up_after_max_wait_without_done_exit(hook_env: Env) -> None:
-    set_baseline(hook_env.tmp / "state", now_ms=0)
+    set_baseline(str(hook_env.tmp / "state"), now_ms=0)
     await hook_env.stop()
     code, out, _ = await hook_env.run("samba-sync", ldif(), None, "--max-wait", "0.5")
     assert code == 75 and not out.startswith("DONE-EXIT"), out
@@ -247,7 +266,7 @@ async def test_sync_gives_up_after_max_wait_without_done_exit(hook_env: Env) -> 
 
 
 async def test_sync_busy_is_retried(hook_env: Env) -> None:
-    set_baseline(hook_env.tmp / "state", now_ms=0)
+    set_baseline(str(hook_env.tmp / "state"), now_ms=0)
     hook_env.recorder.ack = Ack(AckStatus.BUSY, "queue full")
     task = asyncio.create_task(hook_env.run("samba-sync", ldif()))
     await asyncio.sleep(0.8)
@@ -261,3 +280,65 @@ async def test_sync_malformed_ldif_stops_without_done_exit(hook_env: Env) -> Non
     code, out, _ = await hook_env.run("samba-sync", b"dn: cn=x\nobjectGUID:: ***\n")
     assert code == 65 and not out.startswith("DONE-EXIT"), out
     assert hook_env.recorder.changes == []
+
+
+async def test_sync_without_a_baseline_forwards_rather_than_drops(hook_env: Env) -> None:
+    old = 133_445_000_000_000_000  # would be "initial dump" against any recent baseline
+    code, out, _ = await hook_env.run("samba-sync", ldif(pwd_last_set=old))
+    assert code == 0 and out.startswith("DONE-EXIT: stored"), out
+    assert "adsync samba baseline" in out
+    assert len(hook_env.recorder.changes) == 1
+
+
+async def test_sync_with_an_unreadable_config_stops_without_done_exit(hook_env: Env) -> None:
+    hook_env.config.rename(hook_env.tmp / "moved.yaml")
+    code, out, _ = await hook_env.run("samba-sync", ldif())
+    assert code == 78 and not out.startswith("DONE-EXIT"), out
+    assert "cannot read" in out and hook_env.recorder.changes == []
+
+
+async def test_a_stored_change_ends_the_check_back_off(hook_env: Env) -> None:
+    state = hook_env.tmp / "state"
+    set_baseline(str(state), now_ms=0)
+    (state / "samba-check.backoff").write_text(f"{time.time() + 30:.3f}\n")
+    code, out, _ = await hook_env.run("samba-check", PASSWORD.encode(), CPS)
+    assert code == 1 and "timed out recently" in out  # on_undecided: reject, daemon not asked
+    assert hook_env.recorder.checks == []
+    assert (await hook_env.run("samba-sync", ldif()))[0] == 0
+    code, out, _ = await hook_env.run("samba-check", PASSWORD.encode(), CPS)
+    assert code == 0 and len(hook_env.recorder.checks) == 1
+
+
+def test_unreadable_config_is_logged_to_syslog(tmp_path: Path) -> None:
+    """The check hook's loud line reaches /dev/log: the hook runs in a private mount
+    namespace whose /dev is a directory holding a datagram socket the test reads."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind(str(dev / "log"))
+    log.settimeout(20)
+    script = tmp_path / "samba-check-hook"
+    script.write_text(hook_script("samba-check", []))
+    script.chmod(0o755)
+    line = shlex.join(
+        [str(script), "--config", str(tmp_path / "gone.yaml"), "--on-undecided", "accept"]
+    )
+    try:
+        done = subprocess.run(
+            [
+                "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                f"mount --bind {shlex.quote(str(dev))} /dev && exec /bin/sh -c {shlex.quote(line)}",
+            ],
+            input=PASSWORD.encode(),
+            env={"SAMBA_CPS_ACCOUNT_NAME": "alice", "PATH": os.environ["PATH"]},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr  # accept, from the line
+        record = log.recv(4096).decode()
+    finally:
+        log.close()
+    assert record.startswith("<27>")  # facility daemon (3) * 8 + priority err (3)
+    assert "adsync-samba-hook" in record and "gone.yaml" in record
+    assert "cannot read" in record and PASSWORD not in record

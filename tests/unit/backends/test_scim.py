@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from adsync.backends.scim import ScimBackend, ScimConfig
-from adsync.backends.scim.protocol import classify_error, patch_body, user_filter
+from adsync.backends.scim.protocol import (
+    DETAIL_MAX,
+    NO_ENDPOINT,
+    classify_error,
+    classify_patch,
+    find_id,
+    patch_body,
+    user_filter,
+)
 from adsync.plugin import Backend, Change, OutcomeKind, Secret
 from adsync.testing.contract import BackendContract, FakeTarget, sha256_hex
 from adsync.testing.scim import FakeScim
@@ -64,7 +72,10 @@ def test_patch_body_is_a_patchop_replacing_password() -> None:
         (400, "invalidSyntax", OutcomeKind.FAILED),
         (401, None, OutcomeKind.FAILED),
         (403, None, OutcomeKind.FAILED),
-        (404, None, OutcomeKind.UNKNOWN_USER),
+        (404, None, OutcomeKind.FAILED),
+        (409, "uniqueness", OutcomeKind.FAILED),
+        (409, None, OutcomeKind.FAILED),
+        (408, None, OutcomeKind.UNREACHABLE),
         (429, None, OutcomeKind.UNREACHABLE),
         (500, None, OutcomeKind.UNREACHABLE),
         (503, None, OutcomeKind.UNREACHABLE),
@@ -123,4 +134,82 @@ async def test_resource_in_answer_is_delivered_too(tmp_path: Path) -> None:
             outcome = await backend.deliver(change())
         finally:
             await backend.close()
+    assert outcome.kind is OutcomeKind.DELIVERED
+
+
+async def deliver_once(fake: FakeScim, backend: ScimBackend, password: str = "N3w!Pass") -> Any:
+    await backend.start()
+    try:
+        return await backend.deliver(change(password=password))
+    finally:
+        await backend.close()
+
+
+def test_404_on_the_search_is_a_configuration_failure() -> None:
+    """RFC 7644 §3.12: 404 = the endpoint does not exist; no match is 200 with 0 results."""
+    user_id, outcome = find_id(404, {"status": "404", "detail": "Resource not found"})
+    assert user_id is None and outcome is not None
+    assert outcome.kind is OutcomeKind.FAILED and outcome.reason == NO_ENDPOINT
+    _, none_found = find_id(200, {"schemas": [], "totalResults": 0, "Resources": []})
+    assert none_found is not None and none_found.kind is OutcomeKind.UNKNOWN_USER
+
+
+def test_404_on_the_patch_of_a_found_user_is_unknown_user() -> None:
+    outcome = classify_patch(404, {"status": "404", "detail": "Resource 1 not found"})
+    assert outcome.kind is OutcomeKind.UNKNOWN_USER
+
+
+async def test_wrong_base_path_fails_at_once_with_the_reason() -> None:
+    async with FakeScim(token=TOKEN) as fake:
+        config = ScimConfig(
+            type="scim",
+            url=fake.url + "/scim/v2/no-such-tenant",
+            token="env:ADSYNC_TEST_SCIM_TOKEN",
+        )
+        outcome = await deliver_once(fake, ScimBackend("scim", config))
+    assert outcome.kind is OutcomeKind.FAILED
+    assert "endpoint does not exist" in outcome.reason and "url" in outcome.reason
+    assert [r.operation for r in fake.received] == ["no_endpoint"]  # no PATCH was tried
+
+
+async def test_409_on_the_patch_is_permanent() -> None:
+    async with FakeScim(token=TOKEN) as fake:
+        fake.patch_error = (409, "uniqueness", "value already in use")
+        outcome = await deliver_once(fake, make(fake))
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.reason.startswith("HTTP 409 uniqueness: value already in use")
+
+
+async def test_user_gone_between_search_and_patch_is_unknown_user() -> None:
+    async with FakeScim(token=TOKEN) as fake:
+        fake.patch_error = (404, None, "Resource gone")
+        outcome = await deliver_once(fake, make(fake))
+    assert outcome.kind is OutcomeKind.UNKNOWN_USER
+
+
+@pytest.mark.parametrize("offset", [DETAIL_MAX - 10, DETAIL_MAX - 3, DETAIL_MAX - 1])
+async def test_detail_is_scrubbed_before_it_is_cut(offset: int) -> None:
+    """A password across the cut must not survive even in part."""
+    password = "Zq8#Across-The-Cut-77"
+    async with FakeScim(token=TOKEN) as fake:
+        fake.patch_error = (400, "invalidValue", "x" * offset + password + " is too weak")
+        outcome = await deliver_once(fake, make(fake), password=password)
+    assert outcome.kind is OutcomeKind.REJECTED
+    for size in range(4, len(password) + 1):
+        for start in range(len(password) - size + 1):
+            assert password[start : start + size] not in outcome.reason
+
+
+async def test_token_echoed_in_an_error_is_scrubbed() -> None:
+    async with FakeScim(token=TOKEN) as fake:
+        fake.patch_error = (403, None, f"token {TOKEN} may not write passwords")
+        outcome = await deliver_once(fake, make(fake))
+    assert outcome.kind is OutcomeKind.FAILED and TOKEN not in outcome.reason
+
+
+async def test_filter_attribute_and_operator_are_case_insensitive() -> None:
+    """RFC 7644 §3.4.2.2: the fake accepts what a real provider accepts."""
+    async with FakeScim(token=TOKEN) as fake:
+        backend = make(fake, match_attribute="USERNAME")
+        outcome = await deliver_once(fake, backend)
     assert outcome.kind is OutcomeKind.DELIVERED

@@ -21,7 +21,7 @@ SCHEMA = CONFIG_DIR / "adsync.schema.json"
 
 def test_example_loads() -> None:
     config = load_config(EXAMPLE)
-    assert sorted(config.backends) == ["hr-webhook", "oim", "soffid"]
+    assert sorted(config.backends) == ["hr-webhook", "idp-scim", "oim", "soffid"]
     assert config.precheck.backends == ("soffid",)
     assert config.ingest.tcp_address == ("127.0.0.1", 17635)
 
@@ -115,7 +115,7 @@ def test_cli_schema_output_file(tmp_path: Path) -> None:
 def test_cli_check_config_ok() -> None:
     result = CliRunner().invoke(main, ["check-config", "--config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "OK: 3 backends (hr-webhook, oim, soffid)"
+    assert result.output.strip() == "OK: 4 backends (hr-webhook, idp-scim, oim, soffid)"
 
 
 def test_cli_check_config_errors_exit_1(tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ import pytest
 
 from adsync.hooks.ldif import LdifError, parse_one
 from adsync.hooks.samba_event import (
+    EVENT_ID_LABEL,
     SambaChange,
     Skip,
     event_id,
     filetime_to_unix_ms,
+    guid_bytes_le,
     interpret,
     is_initial_dump,
     parse_guid,
@@ -40,13 +42,10 @@ def test_change() -> None:
     item = interpret(parse_one(record()))
     assert isinstance(item, SambaChange)
     assert item.account == "alice"
-    assert item.object_guid == uuid.UUID(GUID)
+    assert item.guid == GUID and item.guid_le == uuid.UUID(GUID).bytes_le
     assert item.rid == 1102
     assert item.key_version == 4
-    assert (
-        hashlib.sha256(item.password.reveal_bytes()).digest()
-        == hashlib.sha256("Pässwörd€1".encode()).digest()
-    )
+    assert hashlib.sha256(item.password).digest() == hashlib.sha256("Pässwörd€1".encode()).digest()
     assert item.pwd_last_set_ms == (133500000000000000 - 116444736000000000) // 10_000
 
 
@@ -58,7 +57,11 @@ def test_event_id_depends_on_guid_and_key_version_only() -> None:
     assert isinstance(c, SambaChange)
     assert a.event_id == b.event_id != c.event_id
     assert len(a.event_id) == 16
-    assert a.event_id == event_id(uuid.UUID(GUID), 4)
+    assert a.event_id == event_id(GUID, 4)
+    # the definition is pinned: SHA-256 over the label, the RFC 4122 GUID bytes, the kvno
+    expected = hashlib.sha256(EVENT_ID_LABEL + uuid.UUID(GUID).bytes + (4).to_bytes(8, "big"))
+    assert a.event_id == expected.digest()[:16]
+    assert "Pässwörd" not in repr(a)
 
 
 def test_deleted_object_is_skipped() -> None:
@@ -89,7 +92,9 @@ def test_unreadable(extra: dict[str, str], message: str) -> None:
 
 def test_binary_forms() -> None:
     guid = uuid.UUID(GUID)
-    assert parse_guid(guid.bytes_le) == guid
+    assert parse_guid(guid.bytes_le) == GUID
+    assert parse_guid(f"{{{GUID.upper()}}}".encode()) == GUID
+    assert guid_bytes_le(GUID) == guid.bytes_le
     sid = bytes([1, 5, 0, 0, 0, 0, 0, 5]) + b"".join(
         n.to_bytes(4, "little") for n in (21, 1, 2, 3, 1102)
     )

@@ -31,12 +31,12 @@ samba:
 def test_block_yaml(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text(DOC)
-    settings = load_hook_settings(path)
-    assert settings.unix_socket == Path("/run/adsync/f.sock")
+    settings = load_hook_settings(str(path))
+    assert settings.unix_socket == "/run/adsync/f.sock"
     assert settings.on_undecided == "reject"
     assert settings.initial_dump == "forward"
     assert settings.check_deadline == 1.5
-    assert settings.state_dir == Path("/var/lib/adsync")
+    assert settings.state_dir == "/var/lib/adsync"
 
 
 def test_nested_keys_are_not_mistaken_for_sections() -> None:
@@ -47,25 +47,25 @@ def test_nested_keys_are_not_mistaken_for_sections() -> None:
 def test_defaults(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text("backends: {}\n")
-    settings = load_hook_settings(path)
-    assert settings.unix_socket == Path("/run/adsync/filter.sock")
+    settings = load_hook_settings(str(path))
+    assert settings.unix_socket == "/run/adsync/filter.sock"
     assert (settings.on_undecided, settings.initial_dump) == ("accept", "skip")
-    assert settings.check_deadline == 8.0
+    assert settings.check_deadline == 3.0
 
 
 def test_json(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     config = {"ingest": {"unix_socket": "s.sock"}, "samba": {"check_deadline": "2s"}}
     path.write_text(json.dumps(config))
-    settings = load_hook_settings(path)
-    assert settings.unix_socket == tmp_path.resolve() / "s.sock"
+    settings = load_hook_settings(str(path))
+    assert settings.unix_socket == str(tmp_path.resolve() / "s.sock")
     assert settings.check_deadline == 2.0
 
 
 def test_null_socket(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text("ingest:\n  unix_socket: null\n")
-    assert load_hook_settings(path).unix_socket is None
+    assert load_hook_settings(str(path)).unix_socket is None
 
 
 @pytest.mark.parametrize(
@@ -74,6 +74,8 @@ def test_null_socket(tmp_path: Path) -> None:
         ("precheck:\n  on_undecided: maybe\n", "precheck.on_undecided"),
         ("samba:\n  initial_dump: all\n", "samba.initial_dump"),
         ("samba:\n  check_deadline: 12s\n", "samba.check_deadline"),
+        ("samba:\n  check_deadline: 9s\n", "samba.check_deadline"),
+        ("samba:\n  check_deadline: 1.s\n", "samba.check_deadline"),
         ("samba:\n  check_deadline: soon\n", "samba.check_deadline"),
     ],
 )
@@ -81,12 +83,12 @@ def test_bad_values(tmp_path: Path, doc: str, message: str) -> None:
     path = tmp_path / "a.yaml"
     path.write_text(doc)
     with pytest.raises(HookConfigError, match=message):
-        load_hook_settings(path)
+        load_hook_settings(str(path))
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(HookConfigError, match="cannot read"):
-        load_hook_settings(tmp_path / "nope.yaml")
+        load_hook_settings(str(tmp_path / "nope.yaml"))
 
 
 def test_flow_style_falls_back_to_the_full_loader(tmp_path: Path) -> None:
@@ -97,6 +99,6 @@ def test_flow_style_falls_back_to_the_full_loader(tmp_path: Path) -> None:
         f"keys: {{provider: file, path: {tmp_path}/m.key}}\n"
         "samba: {initial_dump: forward}\nbackends: {}\n"
     )
-    settings = load_hook_settings(path)
-    assert settings.unix_socket == Path("/tmp/x.sock")
+    settings = load_hook_settings(str(path))
+    assert settings.unix_socket == "/tmp/x.sock"
     assert settings.initial_dump == "forward"

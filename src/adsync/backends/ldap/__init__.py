@@ -1,7 +1,9 @@
 """LDAP directory backend: find the account's entry, set its password.
 
 The client is bonsai (asyncio-native, wraps OpenLDAP's libldap, so TLS and the
-RFC 3062 Password Modify operation behave as ``ldappasswd`` does). One connection
+RFC 3062 Password Modify operation behave as ``ldappasswd`` does). It is the ``ldap``
+extra (a C extension a DC without a compiler may lack): a config naming this backend
+without it is refused at load with one line naming the extra. One connection
 per delivery: a bind is cheap next to a password change, and nothing stale is kept
 between deliveries that may be hours apart.
 """
@@ -15,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from adsync.backends.ldap.filters import build_filter, check_filter_template
 from adsync.backends.ldap.outcomes import Phase, classify
+from adsync.extras import MissingExtra, require
 from adsync.plugin import (
     Backend,
     BackendConfig,
@@ -24,6 +27,7 @@ from adsync.plugin import (
     SecretRef,
     TLSConfig,
     resolve_secret,
+    scrub,
 )
 
 
@@ -53,6 +57,15 @@ class LdapConfig(BackendConfig):
     def _check_filter(cls, value: str) -> str:
         return check_filter_template(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _check_extra(cls, data: Any) -> Any:
+        try:  # at config load, so check-config and run both say it in one line
+            require("ldap", "the ldap backend")
+        except MissingExtra as exc:
+            raise ValueError(str(exc)) from None
+        return data
+
     @model_validator(mode="after")
     def _check_transport(self) -> LdapConfig:
         scheme = self.url.partition("://")[0].lower()
@@ -61,14 +74,6 @@ class LdapConfig(BackendConfig):
         if scheme == "ldaps" and self.starttls:
             raise ValueError("starttls applies to ldap:// only; ldaps:// is already TLS")
         return self
-
-
-def _scrub(text: str, *secrets: Secret | None) -> str:
-    """A server diagnostic may echo what it was sent: never let a password through."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret.reveal(), "***")
-    return text
 
 
 def _connection_class() -> type[Any]:
@@ -140,7 +145,8 @@ class LdapBackend(Backend[LdapConfig]):
         except LDAPError as exc:
             code = int(getattr(exc, "result_code", type(exc).code))
             diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            scrubbed = _scrub(str(diagnostic), change.password, self._bind_password)
+            # A server diagnostic may echo what it was sent: never let a password through.
+            scrubbed = scrub(str(diagnostic), change.password, self._bind_password)
             outcome: Outcome = classify(code, scrubbed, phase)
             return outcome
         except (TimeoutError, OSError) as exc:
@@ -148,6 +154,38 @@ class LdapBackend(Backend[LdapConfig]):
         finally:
             if conn is not None:
                 conn.close()
+
+    async def probe(self) -> Outcome:
+        """``adsync doctor``'s check, no password changed: bind as ``bind_dn`` and read
+        ``base_dn``. ``delivered`` means the URL, TLS, the bind and the base are right."""
+        if self._client is None:
+            return Outcome.failed("backend not started")
+        import bonsai
+        from bonsai.errors import LDAPError
+
+        phase = Phase.BIND
+        conn: Any = None
+        try:
+            conn = await self._client.connect(is_async=True, timeout=self.config.timeout)
+            phase = Phase.SEARCH
+            base = await conn.search(
+                self.config.base_dn,
+                bonsai.LDAPSearchScope.BASE,
+                attrlist=["1.1"],
+                timeout=self.config.timeout,
+            )
+        except LDAPError as exc:
+            code = int(getattr(exc, "result_code", type(exc).code))
+            diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+            return classify(code, scrub(str(diagnostic), self._bind_password), phase)
+        except (TimeoutError, OSError) as exc:
+            return Outcome.unreachable(f"LDAP {phase.value}: {type(exc).__name__}")
+        finally:
+            if conn is not None:
+                conn.close()
+        if not base:
+            return Outcome.configuration(f"base_dn {self.config.base_dn} does not exist")
+        return Outcome.delivered(f"bind as {self.config.bind_dn} ok; base_dn exists")
 
     async def _find(self, conn: Any, change: Change) -> str | Outcome:
         import bonsai
