@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from adsync.wording import plural as plural  # the commands' one plural helper
+
 if TYPE_CHECKING:
     from adsync.config import Config
 
@@ -49,12 +51,6 @@ def echo_json(data: Any) -> None:
     import json
 
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """``1 change``, ``2 changes``, ``0 deliveries``: the count with its noun agreeing."""
-    noun = singular if count == 1 else (plural_form or f"{singular}s")
-    return f"{count} {noun}"
 
 
 def age(seconds: float | None) -> str:
