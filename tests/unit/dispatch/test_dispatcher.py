@@ -334,7 +334,7 @@ async def test_delivery_log_level_follows_the_outcome(
         queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
         changes = {name: make_change(account=name) for name in answers}
         for change in changes.values():
-            await queue.append(change)
+            await queue.append_many([change])
         await eventually_state(queue, changes["ok"], DeliveryState.DELIVERED)
         await settled(queue, changes["down"], 1)
         await eventually_state(queue, changes["bad"], DeliveryState.FAILED)
