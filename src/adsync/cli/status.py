@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import textwrap
 import time
 import urllib.error
@@ -221,7 +222,9 @@ def drain(
     total = pending
     from adsync.extras import installed
 
-    if not installed("console"):  # plain progress lines without the `console` extra
+    # Plain progress lines through a pipe (no bar drawing in a log or a mail), or without
+    # the `console` extra; the live bar only on a terminal.
+    if not installed("console") or not sys.stdout.isatty():
         while pending > 0:
             if timeout is not None and time.monotonic() - start >= timeout:
                 break

@@ -319,3 +319,38 @@ def test_status_command_at_80_columns_through_a_pipe(tmp_path: Path, status_serv
     assert not BOX_OR_ANSI.search(result.output)
     wide = CliRunner().invoke(main, ["status", "--config", str(path)], env={"COLUMNS": "200"})
     assert "identity-manager-production-west-europe " in wide.output  # room: not cut
+
+
+def test_drain_wait_through_a_pipe_prints_plain_lines(tmp_path: Path) -> None:
+    answers = iter([2, 1, 0])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = status_data()
+            data["backends"] = [data["backends"][0] | {"pending": next(answers, 0)}]
+            body = json.dumps(data).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        path = tmp_path / "adsync.yaml"
+        path.write_text(f"metrics:\n  listen: 127.0.0.1:{server.server_address[1]}\n")
+        args = ["queue", "drain", "--wait", "--interval", "0.05", "--config", str(path)]
+        result = CliRunner().invoke(main, args, env={"COLUMNS": "80"})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["1 delivery pending", "0 deliveries pending"]
+    assert lines[2].startswith("drained: 2 deliveries in ")
+    assert not BOX_OR_ANSI.search(result.output)
