@@ -229,9 +229,10 @@ def drain(
             if timeout is not None and time.monotonic() - start >= timeout:
                 break
             time.sleep(interval)
-            pending = pending_of(fetch_status(config), backend)
+            before, pending = pending, pending_of(fetch_status(config), backend)
             total = max(total, pending)
-            click.echo(f"{plural(pending, 'delivery', 'deliveries')} pending")
+            if pending != before:  # a line per change, not per poll
+                click.echo(f"{plural(pending, 'delivery', 'deliveries')} pending")
         _drain_result(pending, total, time.monotonic() - start)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
