@@ -527,9 +527,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 # --- JSON Schema ----------------------------------------------------------------------------
 
 
-def config_json_schema() -> dict[str, Any]:
-    """JSON Schema of the file; ``backends`` entries are a union keyed by ``type``."""
-    schema: dict[str, Any] = config_model().model_json_schema(mode="validation")
+def config_json_schema(types: Sequence[str] | None = None) -> dict[str, Any]:
+    """JSON Schema of the file; ``backends`` entries are a union keyed by ``type`` over
+    ``types`` (default: every installed plugin; adsync's own for the committed file)."""
+    models = _installed_plugins().models
+    if types is not None:
+        models = tuple((name, model) for name, model in models if name in types)
+    schema: dict[str, Any] = _union_model(models).model_json_schema(mode="validation")
     schema["properties"]["backends"]["additionalProperties"] = False  # names outside the pattern
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "adsync configuration"
