@@ -142,6 +142,10 @@ HOOK_SECRET = "hook-secret-Ü9!"
 FILE_SECRET = "file-secret-§4?"
 
 
+# A config has at least one backend.
+ONE_BACKEND = "backends:\n  hr: {type: webhook, url: 'https://127.0.0.1:9/', secret: 'env:HR'}\n"
+
+
 def write_config(tmp_path: Path) -> Path:
     (tmp_path / "crm.key").write_text(FILE_SECRET + "\n", encoding="utf-8")
     path = tmp_path / "adsync.yaml"
@@ -172,7 +176,7 @@ def test_config_check_and_its_old_name(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["config", "check", "--config", str(one)])
     assert result.output == "OK: 1 backend (hr)\n"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("logging:\n  level: loud\n", encoding="utf-8")
+    bad.write_text("logging:\n  level: loud\n" + ONE_BACKEND, encoding="utf-8")
     result = CliRunner().invoke(main, ["config", "check", "--config", str(bad)])
     assert result.exit_code == 1 and f"1 problem in {bad}" in result.output
 
@@ -311,7 +315,7 @@ def status_server() -> Iterator[int]:
 
 def test_status_command_at_80_columns_through_a_pipe(tmp_path: Path, status_server: int) -> None:
     path = tmp_path / "adsync.yaml"
-    path.write_text(f"metrics:\n  listen: 127.0.0.1:{status_server}\n", encoding="utf-8")
+    path.write_text(f"metrics:\n  listen: 127.0.0.1:{status_server}\n" + ONE_BACKEND)
     result = CliRunner().invoke(main, ["status", "--config", str(path)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert result.output.startswith("adsync daemon pid 4242\n")
@@ -342,7 +346,7 @@ def test_drain_wait_through_a_pipe_prints_plain_lines(tmp_path: Path) -> None:
     thread.start()
     try:
         path = tmp_path / "adsync.yaml"
-        path.write_text(f"metrics:\n  listen: 127.0.0.1:{server.server_address[1]}\n")
+        path.write_text(f"metrics:\n  listen: 127.0.0.1:{server.server_address[1]}\n" + ONE_BACKEND)
         args = ["queue", "drain", "--wait", "--interval", "0.05", "--config", str(path)]
         result = CliRunner().invoke(main, args, env={"COLUMNS": "80"})
     finally:
