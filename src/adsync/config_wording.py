@@ -82,7 +82,7 @@ def operator_message(err: ErrorDetails, root: type[BaseModel]) -> str:
         return f"{words} {_number(ctx.get(key), duration=is_duration)}"
     if kind in ("literal_error", "enum"):
         expected = str(ctx.get("expected", ""))
-        return f"must be one of {expected}" if " or " in expected else f"must be {expected}"
+        return f"must be one of {expected}" if ", " in expected else f"must be {expected}"
     if kind in ("string_too_short", "string_too_long", "too_short", "too_long"):
         return _length(kind, ctx)
     if kind == "string_pattern_mismatch":
@@ -132,12 +132,21 @@ def _unknown_key(root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
     if model is None:
         return "unknown key"
     known = sorted(model.model_fields)
-    typed = str(loc[-1])
-    close = difflib.get_close_matches(typed.lower(), [k.lower() for k in known], n=1, cutoff=0.7)
-    if close:
-        best = next(k for k in known if k.lower() == close[0])
+    best = _closest(str(loc[-1]), known)
+    if best is not None:
         return f"unknown key; did you mean `{best}`?"
     return f"unknown key (this section has: {', '.join(known)})"
+
+
+def _closest(typed: str, known: list[str]) -> str | None:
+    """The known key ``typed`` most likely misspells: close by difflib's ratio (0.7: a
+    letter or two off), or the same letters in another order (``tsl`` for ``tls``)."""
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(typed.lower(), list(lowered), n=1, cutoff=0.7)
+    if close:
+        return lowered[close[0]]
+    swapped = [k for k in known if sorted(k.lower()) == sorted(typed.lower())]
+    return swapped[0] if len(swapped) == 1 else None
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:

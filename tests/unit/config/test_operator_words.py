@@ -55,6 +55,7 @@ def only(path: Path) -> ConfigProblem:
         ("    Timeout: 5s\n", "backends.hr.Timeout", "timeout"),
         ("    retry:\n      backof: {initial: 1s}\n", "backends.hr.retry.backof", "backoff"),
         ("    tls:\n      ca_flie: /ca.pem\n", "backends.hr.tls.ca_flie", "ca_file"),
+        ("    tsl:\n      verify: true\n", "backends.hr.tsl", "tls"),
         ("    check_ulr: https://hr.example.com/check\n", "backends.hr.check_ulr", "check_url"),
         ("ingest:\n  max_conections: 3\n", "ingest.max_conections", "max_connections"),
         ("logging:\n  levle: info\n", "logging.levle", "level"),
