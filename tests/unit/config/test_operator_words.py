@@ -146,6 +146,8 @@ def test_plugin_keys_get_the_same_words(
         "precheck:\n  timeout: '{s}'\n",
         "samba:\n  initial_dump: '{s}'\n",
         "metrics:\n  listen: '{s}'\n",
+        "metrics:\n  listen: 'https://admin:{s}@10.0.0.1:9617'\n",
+        "queue:\n  path: ['https://admin:{s}@db.example.com/q']\n",
     ],
 )
 def test_no_message_repeats_a_value_typed_into_the_wrong_place(
