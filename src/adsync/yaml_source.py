@@ -106,8 +106,9 @@ _TAB = "YAML needs spaces for indentation, not tabs"
 
 
 def _tab_at(text: str, line: int, column: int) -> int | None:
-    """The 1-based column of the tab that broke the parse at (line, column), 0-based, if any:
-    the character at the mark, else a tab in that line's indentation."""
+    """The 1-based column of the tab that broke the parse at the 0-based mark (``line``,
+    ``column``), if a tab did: the character at the mark, else one in that line's indentation.
+    Tabs that parse (in quoted or block text) never reach here."""
     lines = text.splitlines()
     if not 0 <= line < len(lines):
         return None
