@@ -356,7 +356,10 @@ def _backend_problem(
             "(docs/configuration.md, Backends)"
         )
     if "[key]" in parts:
-        return loc, f"a backend name must match {_NAME_REGEX}"
+        return loc, (
+            "a backend name is 1 to 63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
     if len(parts) != 2:
         return loc, message  # inside a plugin's model: its own words
     if kind == "model_attributes_type":
@@ -367,7 +370,7 @@ def _backend_problem(
     if type_name is None:  # absent, or ``type:`` left empty
         return (*loc, "type"), "required key missing (the plugin's name)"
     if not isinstance(type_name, str):
-        return (*loc, "type"), "must be a plugin name (a string)"
+        return (*loc, "type"), "must be a plugin name such as webhook"
     if type_name in plugins.broken:
         why = plugins.broken[type_name]
         return (*loc, "type"), f"plugin {type_name!r} cannot be loaded ({why})"

@@ -123,11 +123,12 @@ def test_a_plugin_that_does_not_load_is_named_not_crashed_on() -> None:
             "required key missing (the plugin's name)",
         ),
         ({"x": {"type": None}}, "backends.x.type", "required key missing (the plugin's name)"),
-        ({"x": {"type": 3}}, "backends.x.type", "must be a plugin name (a string)"),
+        ({"x": {"type": 3}}, "backends.x.type", "must be a plugin name such as webhook"),
         (
             {"-x": HOOK},
             "backends.-x",
-            "a backend name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+            "a backend name is 1 to 63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
         ),
     ],
 )
