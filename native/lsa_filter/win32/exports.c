@@ -56,13 +56,17 @@ static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str
         s->len = len;
 }
 
-BOOLEAN NTAPI InitializeChangeNotify(void)
+/* Everything InitializeChangeNotify does on LSASS's boot thread: settings, the key file
+ * (32 bytes), key derivation, the queue, the worker. The spool (directory, open, read and
+ * decrypt every record) is the worker's first job, never done here. */
+static BOOLEAN initialize(void)
 {
-    if (InterlockedCompareExchange(&g_init_state, 1, 0) != 0)
-        return g_init_state == 2;
     adsy_settings_load(&g_settings);
+    adsy_settings_watch();
     adsy_log_init(&g_settings);
     int rc;
+    if ((rc = adsy_guard_init()) != ADSY_OK)
+        adsy_log(ADSY_LOG_WARNING, "fault_guard_unavailable", rc, 0);
     if ((rc = adsy_crypto_init()) != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "crypto_init_failed", rc, 0);
         goto fail;
@@ -82,18 +86,34 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
     }
     name_utf8(ComputerNameDnsDomain, g_domain_buf, sizeof g_domain_buf, &g_domain);
     name_utf8(ComputerNameDnsHostname, g_host_buf, sizeof g_host_buf, &g_host);
-    if ((rc = adsy_net_init()) != ADSY_OK || (rc = adsy_spool_init(g_settings.spool_dir)) != 0 ||
+    adsy_spool_setup();
+    if ((rc = adsy_net_init()) != ADSY_OK ||
         (rc = adsy_changes_init(g_settings.queue_capacity)) != ADSY_OK ||
         (rc = adsy_worker_start()) != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "init_failed", rc, 0);
         goto fail;
     }
-    adsy_log(ADSY_LOG_INFO, "initialized", 0, adsy_spool_count());
-    InterlockedExchange(&g_init_state, 2);
+    adsy_log(ADSY_LOG_INFO, "initialized", 0, 0);
     return TRUE;
 fail:
-    InterlockedExchange(&g_init_state, 3);
     return FALSE;
+}
+
+BOOLEAN NTAPI InitializeChangeNotify(void)
+{
+    if (InterlockedCompareExchange(&g_init_state, 1, 0) != 0)
+        return g_init_state == 2;
+    adsy_guard g;
+    ADSY_GUARD_ENTER(g);
+    if (g.faulted) {
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "fault_in_initialize", 0, g_faults);
+        InterlockedExchange(&g_init_state, 3);
+        return FALSE;
+    }
+    BOOLEAN ok = initialize();
+    adsy_guard_leave(&g);
+    InterlockedExchange(&g_init_state, ok ? 2 : 3);
+    return ok;
 }
 
 NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
@@ -101,7 +121,17 @@ NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
 {
     if (g_init_state != 2)
         return 0;
-    return adsy_changes_notify(UserName, RelativeId, NewPassword);
+    if (adsy_settings_disabled())
+        return 0; /* the kill switch: nothing captured */
+    adsy_guard g;
+    ADSY_GUARD_ENTER(g);
+    if (g.faulted) {
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "fault_in_change_notify", 0, g_faults);
+        return 0;
+    }
+    NTSTATUS st = adsy_changes_notify(UserName, RelativeId, NewPassword);
+    adsy_guard_leave(&g);
+    return st;
 }
 
 /* UTF-16 UNICODE_STRING -> UTF-8 in buf; an empty or unconvertible one gives len 0. */
@@ -141,7 +171,10 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
         adsy_log(ADSY_LOG_WARNING, "check_not_encodable", n, 0);
         return CHECK_UNDECIDED;
     }
+    ADSY_TEST_FAULT(acct);
     int rc = adsy_conn_open(&c, g_settings.port, g_psk, deadline);
+    if (rc == ADSY_NET_CLOSED || rc == ADSY_NET_TIMEOUT)
+        adsy_worker_probe(); /* the worker finds out whether the daemon is down */
     if (rc == ADSY_NET_OK) {
         uint64_t id = c.next_request_id++;
         for (int i = 0; i < 8; i++)
@@ -161,18 +194,38 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
     return verdict;
 }
 
+static BOOLEAN undecided(BOOLEAN set_op)
+{
+    int accept = set_op ? g_settings.on_undecided_set_accept : g_settings.on_undecided_accept;
+    return accept ? TRUE : FALSE;
+}
+
 BOOLEAN NTAPI PasswordFilter(PUNICODE_STRING AccountName, PUNICODE_STRING FullName,
                              PUNICODE_STRING Password, BOOLEAN SetOperation)
 {
     if (g_init_state != 2)
         return TRUE; /* not initialised: never block password changes */
+    if (adsy_settings_disabled())
+        return TRUE; /* the kill switch: accept without asking */
+    if (g_daemon_down) {
+        /* the worker's last connect failed: do not spend the deadline on it */
+        adsy_log(ADSY_LOG_DEBUG, "check_daemon_down", 0, 1);
+        return undecided(SetOperation);
+    }
+    adsy_guard g;
+    ADSY_GUARD_ENTER(g);
+    if (g.faulted) {
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "fault_in_password_filter", 0, g_faults);
+        return undecided(SetOperation);
+    }
     ULONGLONG deadline = adsy_now_ms() + g_settings.deadline_ms;
     int v = ask_daemon(AccountName, FullName, Password, SetOperation, deadline);
+    adsy_guard_leave(&g);
     if (v == CHECK_ACCEPT)
         return TRUE;
     if (v == CHECK_REJECT) {
         adsy_log(ADSY_LOG_INFO, "check_rejected", 0, 1);
         return FALSE;
     }
-    return g_settings.on_undecided_accept ? TRUE : FALSE;
+    return undecided(SetOperation);
 }

@@ -43,6 +43,8 @@ void adsy_settings_load(adsy_settings *s)
     WCHAR v[32];
     get_str(k, L"OnUndecided", L"accept", v, 32);
     s->on_undecided_accept = _wcsicmp(v, L"reject") != 0;
+    get_str(k, L"OnUndecidedSet", s->on_undecided_accept ? L"accept" : L"reject", v, 32);
+    s->on_undecided_set_accept = _wcsicmp(v, L"reject") != 0;
     get_str(k, L"SpoolDir", L"%ProgramData%\\adsync\\spool", s->spool_dir, MAX_PATH);
     get_str(k, L"LogLevel", L"warning", v, 32);
     s->log_level = !_wcsicmp(v, L"error")  ? ADSY_LOG_ERROR
@@ -55,6 +57,37 @@ void adsy_settings_load(adsy_settings *s)
     s->backoff_max_ms = get_dword(k, L"BackoffMaxMs", 60000, s->backoff_initial_ms, 3600000);
     s->connect_timeout_ms = get_dword(k, L"ConnectTimeoutMs", 2000, 100, 60000);
     s->ack_timeout_ms = get_dword(k, L"AckTimeoutMs", 15000, 1000, 300000);
+    s->spool_after_ms = get_dword(k, L"SpoolAfterMs", 1000, 50, s->ack_timeout_ms);
+    s->spool_max_records = get_dword(k, L"SpoolMaxRecords", 100000, 1, 10000000);
+    s->spool_max_age_s = get_dword(k, L"SpoolMaxAgeSeconds", 604800, 60, 31536000);
     if (k)
         RegCloseKey(k);
+}
+
+static HKEY g_watch_key;
+
+void adsy_settings_watch(void)
+{
+    HKEY k = NULL;
+    if (!g_watch_key &&
+        RegOpenKeyExW(HKEY_LOCAL_MACHINE, KEY_PATH, 0, KEY_QUERY_VALUE, &k) == ERROR_SUCCESS)
+        g_watch_key = k;
+}
+
+/* No lock: a key deleted and created again (an installer run) is reopened and swapped in
+ * with one compare-and-swap; the old handle is left open (another thread may be using it). */
+int adsy_settings_disabled(void)
+{
+    DWORD v = 0, sz = sizeof v, type = 0;
+    HKEY k = g_watch_key, fresh = NULL;
+    LONG rc = k ? RegQueryValueExW(k, L"Disabled", NULL, &type, (BYTE *)&v, &sz)
+                : ERROR_KEY_DELETED;
+    if (rc == ERROR_KEY_DELETED &&
+        RegOpenKeyExW(HKEY_LOCAL_MACHINE, KEY_PATH, 0, KEY_QUERY_VALUE, &fresh) == ERROR_SUCCESS) {
+        if (InterlockedCompareExchangePointer((PVOID *)&g_watch_key, fresh, k) != k)
+            RegCloseKey(fresh);
+        sz = sizeof v;
+        rc = RegQueryValueExW(g_watch_key, L"Disabled", NULL, &type, (BYTE *)&v, &sz);
+    }
+    return rc == ERROR_SUCCESS && type == REG_DWORD && sz == sizeof v && v != 0;
 }

@@ -1,5 +1,8 @@
 /* The spool file: sealed records appended and flushed (FlushFileBuffers) before the
  * in-memory copy is forgotten; read oldest first; emptied once every record is ACKed.
+ * Only the worker thread calls into this file (adsy_spool_setup aside, which does no
+ * I/O): no LSASS thread ever takes g_lock, so holding it across WriteFile/FlushFileBuffers
+ * can stall the worker only, never a password change.
  * A record that no longer opens (other key, corruption) sets the whole file aside
  * (renamed *.bad-<tick>) instead of destroying it; a torn tail is cut off. */
 #include "internal.h"
@@ -66,6 +69,17 @@ static int load_record(uint64_t off, uint64_t file_end, adsy_change *c, uint64_t
     return 1;
 }
 
+int adsy_path_join(WCHAR *out, size_t cap, const WCHAR *dir, const WCHAR *name)
+{
+    int n = _snwprintf(out, cap, L"%ls\\%ls", dir, name);
+    if (n < 0 || (size_t)n >= cap) { /* msvcrt: -1 and no NUL when it does not fit */
+        out[0] = 0;
+        return 0;
+    }
+    out[n] = 0;
+    return 1;
+}
+
 static int open_file(void)
 {
     g_file = CreateFileW(g_path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
@@ -78,6 +92,10 @@ static int make_dir(const WCHAR *dir)
 {
     WCHAR tmp[MAX_PATH];
     lstrcpynW(tmp, dir, MAX_PATH);
+    if (lstrlenW(tmp) < 3) { /* "C:\\" at least: a drive-relative or empty SpoolDir is refused */
+        SetLastError(ERROR_BAD_PATHNAME);
+        return 0;
+    }
     for (WCHAR *p = tmp + 3; *p; p++) {
         if (*p == L'\\' || *p == L'/') {
             WCHAR save = *p;
@@ -99,19 +117,26 @@ static int make_dir(const WCHAR *dir)
     return ok;
 }
 
-int adsy_spool_init(const WCHAR *dir)
+void adsy_spool_setup(void)
 {
     static int lock_ready;
     if (!lock_ready) {
         InitializeCriticalSection(&g_lock);
         lock_ready = 1;
     }
+}
+
+int adsy_spool_init(const WCHAR *dir)
+{
+    ADSY_TEST_STALL(); /* a slow disk at boot: only the worker waits */
     if (!make_dir(dir)) {
         adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", (long)GetLastError(), 0);
         return ADSY_E_SPACE;
     }
-    if (_snwprintf(g_path, MAX_PATH, L"%ls\\%ls", dir, SPOOL_NAME) < 0)
+    if (!adsy_path_join(g_path, MAX_PATH, dir, SPOOL_NAME)) {
+        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", ERROR_FILENAME_EXCED_RANGE, 0);
         return ADSY_E_SPACE;
+    }
     if (!open_file()) {
         adsy_log(ADSY_LOG_ERROR, "spool_open_failed", (long)GetLastError(), 0);
         return ADSY_E_SPACE;
@@ -129,8 +154,11 @@ int adsy_spool_init(const WCHAR *dir)
     SecureZeroMemory(&c, sizeof c);
     if (r < 0) {
         /* Keep what cannot be opened for the operator; start a new spool. */
-        WCHAR bad[MAX_PATH];
-        _snwprintf(bad, MAX_PATH, L"%ls.bad-%llu", g_path, (unsigned long long)adsy_now_ms());
+        WCHAR bad[MAX_PATH], suffix[40];
+        _snwprintf(suffix, 40, L"%ls.bad-%llu", SPOOL_NAME, (unsigned long long)adsy_now_ms());
+        suffix[39] = 0;
+        if (!adsy_path_join(bad, MAX_PATH, dir, suffix))
+            return ADSY_E_SPACE; /* cannot happen: g_path fitted and the suffix is short */
         CloseHandle(g_file);
         MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
         adsy_log(ADSY_LOG_ERROR, "spool_set_aside", ADSY_E_AUTH, g_pending);
@@ -154,6 +182,11 @@ int adsy_spool_append(const adsy_change *const *changes, size_t n)
 {
     int rc = ADSY_OK;
     EnterCriticalSection(&g_lock);
+    ADSY_TEST_STALL(); /* a stalled disk, with the lock held */
+    if (g_file == INVALID_HANDLE_VALUE) {
+        LeaveCriticalSection(&g_lock);
+        return ADSY_E_SPACE; /* no spool (its directory failed): kept in memory */
+    }
     uint64_t start = g_end_off, off = start;
     for (size_t i = 0; i < n && rc == ADSY_OK; i++) {
         uint8_t nonce[ADSY_SPOOL_NONCE_LEN];
