@@ -27,6 +27,7 @@ static adsy_conn g_conn = {INVALID_SOCKET, NULL, 1};
 static adsy_link g_link;
 static unsigned long long g_sent, g_refused, g_cap_dropped, g_age_dropped;
 static ULONGLONG g_last_used;
+static int g_busy; /* the last batch was answered busy: spool until the daemon stores again */
 
 static volatile LONG g_waiting; /* 1 while the worker sleeps (or is about to) */
 static volatile LONG g_probe;   /* PasswordFilter could not connect */
@@ -87,8 +88,8 @@ static void spool_queue(void)
     }
 }
 
-/* Waits until an ACK can be read or until; meanwhile keeps the queue spooled once it is
- * past half full (a daemon that takes long must not make LSASS's changes drop). */
+/* Waits until an ACK can be read or until. With spool_meanwhile (the daemon is slow),
+ * whatever LSASS hands over meanwhile goes to the spool within SLICE_MS. */
 static int wait_ack(ULONGLONG until, int spool_meanwhile)
 {
     for (;;) {
@@ -97,9 +98,7 @@ static int wait_ack(ULONGLONG until, int spool_meanwhile)
         int rc = adsy_conn_readable(&g_conn, slice);
         if (rc != ADSY_NET_TIMEOUT || slice >= until)
             return rc;
-        int past_half = 0;
-        adsy_changes_count(&past_half);
-        if (past_half)
+        if (adsy_changes_count(NULL))
             spool_queue();
         adsy_log_flush();
     }
@@ -158,7 +157,8 @@ static int send_batch(size_t n, int from_spool)
     g_conn.next_request_id += n;
     ULONGLONG now = adsy_now_ms();
     ULONGLONG deadline = now + g_settings.ack_timeout_ms;
-    ULONGLONG spool_at = from_spool ? deadline : now + g_settings.spool_after_ms;
+    ULONGLONG slow_at = now + g_settings.spool_after_ms;
+    int slow = 0;
     int rc = adsy_conn_send(&g_conn, g_tx, off, deadline);
     SecureZeroMemory(g_tx, off);
     if (rc != ADSY_NET_OK) {
@@ -169,14 +169,18 @@ static int send_batch(size_t n, int from_spool)
     memset(status, 0xFF, sizeof status);
     for (size_t got = 0; got < n; got++) {
         adsy_reply r;
-        if (!popped && spool_at < deadline) {
-            rc = wait_ack(spool_at, 0);
-            if (rc == ADSY_NET_TIMEOUT) {
-                spool_rest(status, n, &popped); /* slow daemon: make them durable now */
-                spool_at = deadline;
+        if (!slow) {
+            rc = wait_ack(slow_at < deadline ? slow_at : deadline, 0);
+            if (rc == ADSY_NET_TIMEOUT && slow_at < deadline) {
+                /* un-ACKed after SpoolAfterMs: the daemon is slow; make them durable now,
+                 * and what arrives meanwhile too */
+                slow = 1;
+                if (!from_spool)
+                    spool_rest(status, n, &popped);
             }
         }
-        rc = wait_ack(deadline, popped || from_spool);
+        if (slow)
+            rc = wait_ack(deadline, 1);
         if (rc == ADSY_NET_OK)
             rc = adsy_conn_recv(&g_conn, &r, deadline);
         if (rc != ADSY_NET_OK) {
@@ -281,7 +285,7 @@ static void step(void)
     int want = queued || spooled || g_daemon_down || g_probe;
     if (want && adsy_link_should_connect(&g_link, adsy_now_ms()))
         try_connect();
-    if (queued && adsy_link_should_spool(&g_link, past_half)) {
+    if (queued && (g_busy || adsy_link_should_spool(&g_link, past_half))) {
         spool_queue();
         queued = adsy_changes_count(NULL);
         spooled = adsy_spool_pending();
@@ -301,6 +305,7 @@ static void step(void)
         if (res & 0x100)
             adsy_link_progress(&g_link);
         res &= 0xFF;
+        g_busy = res == SEND_BUSY;
         if (res == SEND_DROP)
             drop_connection();
         else if (res == SEND_BUSY)
