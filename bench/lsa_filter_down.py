@@ -30,14 +30,22 @@ from lsa_safety import SlowRefusal  # noqa: E402
 from lsa_wine import Harness, WinePrefix, winpath, write_checks  # noqa: E402
 
 
-async def one_round(
-    wine: WinePrefix, work: Path, psk: bytes, up: bool, checks: int, deadline_ms: int
-) -> list[int]:
+def prepare(work: Path, psk: bytes, checks: int) -> tuple[Path, Path]:
     work.mkdir(parents=True)
     key = work / "filter.key"
     key.write_bytes(psk)
     rows = [(i % 4 == 0, f"bench{i:03d}", "", f"Bench-Check-Pw-{i:04d}") for i in range(checks)]
-    check_file = write_checks(work / "k.txt", rows)
+    return key, write_checks(work / "k.txt", rows)
+
+
+def log_text(log: Path) -> str:
+    return log.read_text() if log.exists() else ""
+
+
+async def one_round(
+    wine: WinePrefix, work: Path, psk: bytes, up: bool, checks: int, deadline_ms: int
+) -> list[int]:
+    key, check_file = prepare(work, psk, checks)
     server: FakeDaemon | SlowRefusal = FakeDaemon(psk, verdict=0) if up else SlowRefusal()
     log = work / "filter.log"
     try:
@@ -59,7 +67,7 @@ async def one_round(
         await h.start("init", "wait", winpath(go), "60", "filter", winpath(check_file))
         if not up:  # let the worker find out, as it would long before a user's change
             end = time.monotonic() + 30
-            while "connect_failed" not in (log.read_text() if log.exists() else ""):
+            while "connect_failed" not in log_text(log):
                 if time.monotonic() > end:
                     raise RuntimeError(f"the worker never reported the daemon down; see {work}")
                 await asyncio.sleep(0.1)

@@ -333,9 +333,12 @@ async def test_disabled_is_read_on_every_call(filter_setup, tmp_path) -> None:
         )  # fmt: skip
         daemon.wait_changes(1, within=30)
         reg_set_dword(filter_setup.wine, "Disabled", 1)
+        # taken up without a restart (and recorded in the log and the Event Log)
+        assert await wait_until(lambda: "kill_switch code=1" in filter_setup.log_text(), 30)
         off.write_text("x")
         assert await wait_until(lambda: len(h.filter_results()) == 2, 30)
         reg_set_dword(filter_setup.wine, "Disabled", 0)
+        assert await wait_until(lambda: "kill_switch code=0" in filter_setup.log_text(), 30)
         on.write_text("x")
         seen = daemon.wait_changes(2, within=30)
         h.release()

@@ -62,8 +62,8 @@ static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str
 static BOOLEAN initialize(void)
 {
     adsy_settings_load(&g_settings);
-    adsy_settings_watch();
     adsy_log_init(&g_settings);
+    adsy_settings_watch();
     int rc;
     if ((rc = adsy_guard_init()) != ADSY_OK)
         adsy_log(ADSY_LOG_WARNING, "fault_guard_unavailable", rc, 0);

@@ -43,10 +43,10 @@ typedef struct adsy_settings {
 } adsy_settings;
 
 void adsy_settings_load(adsy_settings *s);
-/* Opens the settings key once (InitializeChangeNotify) for adsy_settings_disabled. */
+/* Starts the watcher thread that keeps the kill switch current (InitializeChangeNotify). */
 void adsy_settings_watch(void);
-/* The kill switch, read on every call: DWORD Disabled != 0. One registry read on a key
- * handle opened at start; no lock, no file. */
+/* The kill switch, checked on every call: DWORD Disabled != 0, as the watcher last read
+ * it (within milliseconds of a change). No lock, no system call. */
 int adsy_settings_disabled(void);
 
 /* ---- logging (log.c): event names are constants, values are numbers ----

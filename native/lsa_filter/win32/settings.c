@@ -64,30 +64,65 @@ void adsy_settings_load(adsy_settings *s)
         RegCloseKey(k);
 }
 
-static HKEY g_watch_key;
+/* The kill switch. Reading the registry on every call would put a registry query (a
+ * wineserver round trip under wine, a kernel call on Windows) on LSASS's hot path; instead
+ * a watcher thread keeps g_disabled equal to the value: it re-reads it whenever the key
+ * changes (RegNotifyChangeKeyValue) and at least every WATCH_POLL_MS (a key deleted and
+ * created again by an installer is reopened). Each call reads the flag: no lock, no
+ * system call. The watcher touches nothing but the registry. */
+#define WATCH_POLL_MS 500
+
+static volatile LONG g_disabled;
+
+static int read_disabled(HKEY *k)
+{
+    DWORD v = 0, sz = sizeof v, type = 0;
+    LONG rc = *k ? RegQueryValueExW(*k, L"Disabled", NULL, &type, (BYTE *)&v, &sz)
+                 : ERROR_KEY_DELETED;
+    if (rc == ERROR_KEY_DELETED || rc == ERROR_INVALID_HANDLE) {
+        if (*k)
+            RegCloseKey(*k);
+        *k = NULL;
+        if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, KEY_PATH, 0, KEY_QUERY_VALUE | KEY_NOTIFY, k) !=
+            ERROR_SUCCESS)
+            *k = NULL;
+        sz = sizeof v;
+        rc = *k ? RegQueryValueExW(*k, L"Disabled", NULL, &type, (BYTE *)&v, &sz)
+                : ERROR_FILE_NOT_FOUND;
+    }
+    return rc == ERROR_SUCCESS && type == REG_DWORD && sz == sizeof v && v != 0;
+}
+
+static DWORD WINAPI watch_main(LPVOID arg)
+{
+    HANDLE changed = (HANDLE)arg;
+    HKEY k = NULL;
+    for (;;) {
+        if (k)
+            RegNotifyChangeKeyValue(k, FALSE, REG_NOTIFY_CHANGE_LAST_SET, changed, TRUE);
+        LONG now = read_disabled(&k);
+        if (InterlockedExchange(&g_disabled, now) != now)
+            adsy_log(ADSY_LOG_WARNING | ADSY_LOG_EVENTLOG, "kill_switch", now, 0);
+        WaitForSingleObject(changed, WATCH_POLL_MS);
+    }
+    return 0;
+}
 
 void adsy_settings_watch(void)
 {
     HKEY k = NULL;
-    if (!g_watch_key &&
-        RegOpenKeyExW(HKEY_LOCAL_MACHINE, KEY_PATH, 0, KEY_QUERY_VALUE, &k) == ERROR_SUCCESS)
-        g_watch_key = k;
+    InterlockedExchange(&g_disabled, read_disabled(&k)); /* right from the first call */
+    if (k)
+        RegCloseKey(k);
+    HANDLE changed = CreateEventW(NULL, FALSE, FALSE, NULL);
+    HANDLE t = changed ? CreateThread(NULL, 0, watch_main, changed, 0, NULL) : NULL;
+    if (t)
+        CloseHandle(t);
+    else
+        adsy_log(ADSY_LOG_ERROR, "settings_watch_failed", (long)GetLastError(), 0);
 }
 
-/* No lock: a key deleted and created again (an installer run) is reopened and swapped in
- * with one compare-and-swap; the old handle is left open (another thread may be using it). */
 int adsy_settings_disabled(void)
 {
-    DWORD v = 0, sz = sizeof v, type = 0;
-    HKEY k = g_watch_key, fresh = NULL;
-    LONG rc = k ? RegQueryValueExW(k, L"Disabled", NULL, &type, (BYTE *)&v, &sz)
-                : ERROR_KEY_DELETED;
-    if (rc == ERROR_KEY_DELETED &&
-        RegOpenKeyExW(HKEY_LOCAL_MACHINE, KEY_PATH, 0, KEY_QUERY_VALUE, &fresh) == ERROR_SUCCESS) {
-        if (InterlockedCompareExchangePointer((PVOID *)&g_watch_key, fresh, k) != k)
-            RegCloseKey(fresh);
-        sz = sizeof v;
-        rc = RegQueryValueExW(g_watch_key, L"Disabled", NULL, &type, (BYTE *)&v, &sz);
-    }
-    return rc == ERROR_SUCCESS && type == REG_DWORD && sz == sizeof v && v != 0;
+    return g_disabled != 0;
 }
