@@ -120,7 +120,7 @@ def main() -> int:
             f"  daemon {label:20s}: p50 {percentile(ns, 0.50):9.1f} us   "
             f"p99 {p99[cond]:9.1f} us   max {ns[-1] / 1000:9.1f} us"
         )
-    print(f"  p99 down/up ratio: {p99['down'] / max(p99['up'], 0.001):.3f}")
+    print(f"  p99 down/up ratio: {p99['down'] / max(p99['up'], 0.001):.2e}")
     ok = p99["down"] < args.deadline_ms * 1000 / 10
     print(
         f"  DeadlineMs {args.deadline_ms}: down p99 is "

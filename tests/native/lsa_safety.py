@@ -23,7 +23,8 @@ EVENTLOG_DEBUG = "-all,err+eventlog,warn+eventlog"
 
 
 def build_test_dll() -> Path:
-    log = BUILD.parent / "build-dll-test.log" if BUILD.exists() else Path("/tmp/dll-test.log")
+    BUILD.mkdir(parents=True, exist_ok=True)
+    log = BUILD / "make-dll-test.log"
     with log.open("wb") as out:
         rc = subprocess.run(
             ["make", "-C", str(NATIVE), "dll-test"],
