@@ -213,8 +213,9 @@ async def test_spool_count_cap_drops_with_event_log_entry(filter_setup, tmp_path
         sha(p) for _, _, p in rows[:10]
     ]
     assert "spool_full_change_dropped code=10 count=15" in filter_setup.log_text()
-    # wine's ReportEventW: an error event of source adsyncflt with our one string
-    assert "adsyncflt: spool_full_change_dropped code=10 count=15" in h.stderr_text()
+    # wine's ReportEventW: an error event of source adsyncflt with our one string (the
+    # first report at once; later ones at most once a minute, so its count may be partial)
+    assert re.search(r"adsyncflt: spool_full_change_dropped code=10 count=\d+", h.stderr_text())
 
 
 async def test_spool_age_cap_drops_old_records_with_event_log_entry(filter_setup, tmp_path) -> None:

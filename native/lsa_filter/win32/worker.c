@@ -25,7 +25,23 @@ static adsy_change g_moving[BATCH];           /* worker-only: memory -> spool */
 static uint8_t g_tx[BATCH * (ADSY_MAX_ACCOUNT + ADSY_MAX_PASSWORD + 2 * ADSY_MAX_STRING + 128)];
 static adsy_conn g_conn = {INVALID_SOCKET, NULL, 1};
 static adsy_link g_link;
-static unsigned long long g_sent, g_refused, g_cap_dropped, g_age_dropped;
+static unsigned long long g_sent, g_refused;
+
+/* Changes lost for a limit: counted as they go, reported by report_drops() in the log at
+ * once and in the Event Log at most every EVENTLOG_EVERY_MS per kind (a mass change
+ * against a full spool must not flood it); the count is the total since start. */
+#define EVENTLOG_EVERY_MS 60000
+enum { DROP_QUEUE, DROP_SPOOL_FULL, DROP_SPOOL_AGE, DROP_KINDS };
+static struct {
+    const char *event;
+    long code;
+    unsigned long long total, logged, evlogged;
+    ULONGLONG ev_at;
+} g_drops[DROP_KINDS] = {
+    {"queue_full_change_dropped", 0, 0, 0, 0, 0},
+    {"spool_full_change_dropped", 0, 0, 0, 0, 0},
+    {"spool_expired_change_dropped", 0, 0, 0, 0, 0},
+};
 static ULONGLONG g_last_used;
 static int g_busy; /* the last batch was answered busy: spool until the daemon stores again */
 
@@ -64,9 +80,7 @@ static int spool_changes(const adsy_change *c, size_t n)
             return 0; /* kept in memory; logged by the spool */
     }
     if (room < n) {
-        g_cap_dropped += n - room;
-        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "spool_full_change_dropped",
-                 (long)g_settings.spool_max_records, g_cap_dropped);
+        g_drops[DROP_SPOOL_FULL].total += n - room;
     }
     return 1;
 }
@@ -231,9 +245,7 @@ static int drop_expired(size_t n)
     if (k == 0)
         return 0;
     adsy_spool_consume(k);
-    g_age_dropped += k;
-    adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "spool_expired_change_dropped",
-             (long)g_settings.spool_max_age_s, g_age_dropped);
+    g_drops[DROP_SPOOL_AGE].total += k;
     return 1;
 }
 
@@ -262,12 +274,31 @@ static void try_connect(void)
              g_link.failures);
 }
 
-static void report_drops(void)
+/* Logs new drops; returns how long until an Event Log report is due (INFINITE: none). */
+static DWORD report_drops(void)
 {
-    unsigned long long d = adsy_changes_take_dropped();
-    if (d)
-        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "queue_full_change_dropped",
-                 (long)g_settings.queue_capacity, d);
+    DWORD due = INFINITE;
+    ULONGLONG now = adsy_now_ms();
+    g_drops[DROP_QUEUE].total += adsy_changes_take_dropped();
+    g_drops[DROP_QUEUE].code = (long)g_settings.queue_capacity;
+    g_drops[DROP_SPOOL_FULL].code = (long)g_settings.spool_max_records;
+    g_drops[DROP_SPOOL_AGE].code = (long)g_settings.spool_max_age_s;
+    for (int i = 0; i < DROP_KINDS; i++) {
+        if (g_drops[i].total == g_drops[i].evlogged)
+            continue;
+        int ev = g_drops[i].ev_at == 0 || now - g_drops[i].ev_at >= EVENTLOG_EVERY_MS;
+        if (ev || g_drops[i].total != g_drops[i].logged)
+            adsy_log(ADSY_LOG_ERROR | (ev ? ADSY_LOG_EVENTLOG : 0), g_drops[i].event,
+                     g_drops[i].code, g_drops[i].total);
+        g_drops[i].logged = g_drops[i].total;
+        if (ev) {
+            g_drops[i].evlogged = g_drops[i].total;
+            g_drops[i].ev_at = now;
+        } else if (g_drops[i].ev_at + EVENTLOG_EVERY_MS - now < due) {
+            due = (DWORD)(g_drops[i].ev_at + EVENTLOG_EVERY_MS - now);
+        }
+    }
+    return due;
 }
 
 /* One round: report, connect if due, spool if needed, send one batch or sleep. */
@@ -319,12 +350,14 @@ static void step(void)
         g_link.state = ADSY_LINK_DOWN;
         g_link.next_ms = 0;
     }
-    DWORD wait = INFINITE;
+    DWORD wait = report_drops();
     want = queued || spooled || g_daemon_down || g_probe;
-    if (want)
-        wait = adsy_link_wait_ms(&g_link, adsy_now_ms());
-    else if (g_link.state == ADSY_LINK_UP)
+    if (want) {
+        DWORD link_wait = adsy_link_wait_ms(&g_link, adsy_now_ms());
+        wait = link_wait < wait ? link_wait : wait;
+    } else if (g_link.state == ADSY_LINK_UP && IDLE_CLOSE_MS < wait) {
         wait = IDLE_CLOSE_MS;
+    }
     adsy_log_flush();
     if (wait > 0) {
         InterlockedExchange(&g_waiting, 1);
