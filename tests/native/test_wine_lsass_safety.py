@@ -63,6 +63,8 @@ def test_release_dll_is_hardened_and_carries_no_test_hooks(native_build: Path) -
     assert flags & 0x0020, "HIGH_ENTROPY_VA"
     assert flags & 0x0100, "NX_COMPAT (DEP)"
     assert "__stack_chk_fail" in objdump("-t", str(dll))  # -fstack-protector-strong
+    # ...with our guard seeding, not libssp's, which calls CryptAcquireContext in DllMain
+    assert "CryptAcquireContext" not in objdump("-p", str(dll))
     data = dll.read_bytes()
     for hook in ("ADSY_TEST_STALL_FILE", "adsy-test-fault"):
         assert hook.encode("utf-16-le") not in data and hook.encode() not in data

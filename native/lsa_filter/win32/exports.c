@@ -6,11 +6,14 @@
 static volatile LONG g_init_state; /* 0 not yet, 1 running, 2 ok, 3 failed */
 static uint8_t g_domain_buf[256], g_host_buf[256];
 
-BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason, LPVOID reserved)
+__attribute__((no_stack_protector)) BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason,
+                                                         LPVOID reserved)
 {
     (void)reserved;
-    if (reason == DLL_PROCESS_ATTACH)
+    if (reason == DLL_PROCESS_ATTACH) {
+        adsy_ssp_init(); /* no DLL load, no lock: counters and ids only */
         DisableThreadLibraryCalls(inst); /* nothing else here: loader lock */
+    }
     return TRUE;
 }
 

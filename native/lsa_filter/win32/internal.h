@@ -175,6 +175,7 @@ BOOLEAN NTAPI PasswordFilter(PUNICODE_STRING AccountName, PUNICODE_STRING FullNa
 NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
                                     PUNICODE_STRING NewPassword);
 
+void adsy_ssp_init(void); /* ssp.c: seeds the stack protector's guard, in DllMain */
 ULONGLONG adsy_now_ms(void); /* monotonic tick */
 uint64_t adsy_unix_ms(void);
 
