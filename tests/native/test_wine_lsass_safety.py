@@ -26,7 +26,16 @@ from lsa_safety import (
     seal_record,
     wine_with,
 )
-from lsa_wine import BUILD, Harness, read_spool, wait_until, winpath, write_changes, write_checks
+from lsa_wine import (
+    BUILD,
+    NATIVE,
+    Harness,
+    read_spool,
+    wait_until,
+    winpath,
+    write_changes,
+    write_checks,
+)
 
 from adsync.testing.leaks import REGISTRY
 
@@ -68,6 +77,19 @@ def test_release_dll_is_hardened_and_carries_no_test_hooks(native_build: Path) -
     data = dll.read_bytes()
     for hook in ("ADSY_TEST_STALL_FILE", "adsy-test-fault"):
         assert hook.encode("utf-16-le") not in data and hook.encode() not in data
+
+
+def test_lock_free_queue_and_log_ring_clean_under_tsan(tmp_path: Path) -> None:
+    """The core's threaded tests (4 producers and the consumer on the change queue; the
+    log ring) under ThreadSanitizer: no data race in what LSASS's threads share."""
+    log = tmp_path / "tsan.log"
+    with log.open("wb") as out:
+        rc = subprocess.run(
+            ["make", "-C", str(NATIVE), "tsan"], stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
+    text = log.read_text()
+    assert rc == 0, text[-4000:]
+    assert re.search(r"\d+ checks, 0 failures", text) and "ThreadSanitizer" not in text
 
 
 async def test_stalled_spool_never_stalls_notify_or_filter(
