@@ -185,6 +185,31 @@ async def test_daemon_down_slow_refusal_filter_answers_at_once(filter_setup, tmp
           f"DeadlineMs {deadline_ms}")  # fmt: skip
 
 
+async def test_every_connect_socket_asks_for_no_syn_retransmissions(filter_setup, tmp_path) -> None:
+    """SIO_TCP_INITIAL_RTO (_WSAIOW(IOC_VENDOR, 17)) with a TCP_INITIAL_RTO_PARAMETERS (4
+    bytes) on each socket, after FIONBIO and before its connect - read from wine's winsock
+    trace, since wine itself refuses the ioctl (logged once, at info)."""
+    pw = REGISTRY.password("Rto-Check-Pw")
+    filter_setup.configure(free_port())
+    wine = wine_with(filter_setup.wine, WINEDEBUG="-all,trace+winsock")
+    h = HookHarness(wine, tmp_path, dll=BUILD / "adsyncflt.dll")
+    checks = winpath(write_checks(tmp_path / "k.txt", [(False, "rto", "", pw)]))
+    assert await h.run("init", "sleep", "300", "filter", checks) == 0
+    calls = [
+        "rto" if "_WSAIOW(IOC_VENDOR, 17), in_buff" in line and "in_size 0x4" in line
+        else "fionbio" if "WSAIoctl" in line and "FIONBIO" in line
+        else "connect"
+        for line in h.stderr_text().splitlines()
+        if "WSAIoctl" in line or ":connect socket " in line
+    ]  # fmt: skip
+    assert calls.count("rto") >= 2  # the worker's probe and PasswordFilter's own connect
+    assert calls.count("connect") == calls.count("rto")
+    for i, call in enumerate(calls):
+        if call == "connect":
+            assert calls[i - 2 : i] == ["fionbio", "rto"], calls
+    assert "syn_retransmissions_not_disabled code=10045" in filter_setup.log_text()
+
+
 async def test_boot_leaves_the_spool_to_the_worker(
     filter_setup, tmp_path: Path, test_dll: Path
 ) -> None:
