@@ -193,8 +193,8 @@ static int send_batch(size_t n, int from_spool)
                     spool_rest(status, n, &popped);
             }
         }
-        if (slow)
-            rc = wait_ack(deadline, 1);
+        if (slow) /* spool meanwhile only once this batch is out of memory's head */
+            rc = wait_ack(deadline, popped || from_spool);
         if (rc == ADSY_NET_OK)
             rc = adsy_conn_recv(&g_conn, &r, deadline);
         if (rc != ADSY_NET_OK) {
