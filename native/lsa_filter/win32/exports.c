@@ -68,8 +68,6 @@ static BOOLEAN initialize(void)
     adsy_log_init(&g_settings);
     adsy_settings_watch();
     int rc;
-    if ((rc = adsy_guard_init()) != ADSY_OK)
-        adsy_log(ADSY_LOG_WARNING, "fault_guard_unavailable", rc, 0);
     if ((rc = adsy_crypto_init()) != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "crypto_init_failed", rc, 0);
         goto fail;
@@ -106,6 +104,7 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
 {
     if (InterlockedCompareExchange(&g_init_state, 1, 0) != 0)
         return g_init_state == 2;
+    int guard_rc = adsy_guard_init(); /* first, so that the rest runs guarded */
     adsy_guard g;
     ADSY_GUARD_ENTER(g);
     if (g.faulted) {
@@ -114,6 +113,8 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
         return FALSE;
     }
     BOOLEAN ok = initialize();
+    if (guard_rc != ADSY_OK)
+        adsy_log(ADSY_LOG_WARNING, "fault_guard_unavailable", guard_rc, 0);
     adsy_guard_leave(&g);
     InterlockedExchange(&g_init_state, ok ? 2 : 3);
     return ok;

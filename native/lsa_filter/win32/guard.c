@@ -80,13 +80,14 @@ int adsy_guard_init(void)
 void adsy_guard_arm(adsy_guard *g)
 {
     if (g_tls == TLS_OUT_OF_INDEXES)
-        return;
+        return; /* not installed (yet): the call runs unguarded */
     g->prev = TlsGetValue(g_tls);
     TlsSetValue(g_tls, g);
+    g->armed = 1;
 }
 
 void adsy_guard_leave(adsy_guard *g)
 {
-    if (g_tls != TLS_OUT_OF_INDEXES && !g->faulted)
+    if (g->armed && !g->faulted)
         TlsSetValue(g_tls, g->prev);
 }

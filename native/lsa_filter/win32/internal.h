@@ -136,7 +136,8 @@ void adsy_worker_probe(void);
 typedef struct adsy_guard {
     CONTEXT ctx; /* where to resume: captured at entry */
     volatile LONG faulted;
-    void *prev;
+    int armed;  /* registered in the TLS slot (the guard is installed) */
+    void *prev; /* the guard this one nests in, restored on leave */
 } adsy_guard;
 int adsy_guard_init(void);
 /* RtlCaptureContext "returns twice" (again when a fault resumes the saved context). */
@@ -146,6 +147,7 @@ void adsy_guard_leave(adsy_guard *g);
 #define ADSY_GUARD_ENTER(g)                                                                    \
     do {                                                                                       \
         (g).faulted = 0;                                                                       \
+        (g).armed = 0;                                                                         \
         adsy_capture_context(&(g).ctx);                                                        \
         if (!(g).faulted)                                                                      \
             adsy_guard_arm(&(g));                                                              \
