@@ -9,7 +9,8 @@ first 8 bytes; the plaintext is the CHANGE TLVs 0x10 account, 0x12 password, 0x1
 
 A record that does not open is skipped and reading resumes at the next record that does;
 a tail cut short, zero-filled, or a last record that does not open in a file ending in
-zeros (8 zero bytes when it ends where the file does) is a torn write. No I/O here: bytes in, changes and a report out.
+zeros (8 zero bytes when it ends where the file does) is a torn write. No I/O here: bytes
+in, changes and a report out.
 """
 
 from __future__ import annotations
