@@ -344,6 +344,38 @@ static int contains(const int *seqs, int n, int seq)
     return 0;
 }
 
+static size_t next_torn(size_t b, size_t len);
+
+/* Damaged bytes the check kept in place, then the next append torn at every edge: what the
+ * first restart read must still be read (the reader resynchronises past both). */
+static void torn_after_kept_damage(const disk *recovered, const disk *appended, uint64_t from,
+                                   const cut *k, const int *seqs, int n)
+{
+    static disk img;
+    static adsy_spool_reader r;
+    static int got[MAX_CHANGES * 2];
+    adsy_spool_file f = {disk_write, disk_flush, disk_truncate, rec_random, &img};
+    for (size_t b = 1; b < appended->len - from; b = next_torn(b, appended->len - from)) {
+        adsy_spool_scan sc;
+        img = *recovered;
+        memcpy(img.buf + from, appended->buf + from, b);
+        memset(img.buf + from + b, 0, appended->len - from - b);
+        img.len = appended->len;
+        r.aead = AEAD;
+        r.read = disk_read;
+        r.ctx = &img;
+        adsy_spool_check(&r, &f, img.len, NULL, NULL, &sc);
+        int m = read_back(&img, got, MAX_CHANGES * 2), ok = sc.action != ADSY_SCAN_SET_ASIDE;
+        for (int i = 0; i < n && ok; i++)
+            ok = contains(got, m, seqs[i]);
+        g_st.cuts++;
+        if (!ok) {
+            g_st.second_lost++;
+            report(k, "lost when the append after kept damage was torn", (int)b);
+        }
+    }
+}
+
 /* The restart on image d (modified in place: the check's cut, one more batch). */
 static void judge(disk *d, const cut *k, int crash_pos)
 {
@@ -394,8 +426,14 @@ static void judge(disk *d, const cut *k, int crash_pos)
     /* the worker appends its next batch after the check; a second cut after its flush */
     const adsy_change *one[1] = {&g_changes[g_nchanges - 1]};
     uint64_t end = sc.end;
+    static disk recovered;
+    int kept_damage = sc.skipped > 0;
+    if (kept_damage)
+        recovered = *d;
     if (adsy_spool_write_batch(AEAD, &f, scratch, one, 1, &end) != ADSY_OK)
         return;
+    if (kept_damage)
+        torn_after_kept_damage(&recovered, d, sc.end, k, seqs, n);
     static int seqs2[MAX_CHANGES * 2];
     adsy_spool_check(&r, &f, d->len, NULL, NULL, &sc);
     int n2 = read_back(d, seqs2, MAX_CHANGES * 2);
