@@ -1,39 +1,41 @@
 """The configuration file: pydantic models for every key, and a loader whose errors say
 ``FILE:LINE: key.path: message``.
 
-Backend entries are validated by the config model of the plugin their ``type`` names
-(entry points), so a third-party plugin's keys are checked as strictly as ours.
-Secret fields stay references (``file:``/``env:``): ``check-config`` validates a file
-on a machine that does not hold the secrets. Relative paths, also inside ``file:``
-references, resolve against the config file's directory.
+The file is validated once, by ``config_model()``: ``Config`` whose backend entries are
+the discriminated union (keyed by ``type``) of the installed plugins' config models
+(entry points), the same model the JSON Schema is generated from, so a third-party
+plugin's keys are checked as strictly as ours. Secret fields (marked ``SecretField``)
+stay references (``file:``/``env:``): ``check-config`` validates a file on a machine that
+does not hold the secrets. Relative paths, also inside ``file:`` references, resolve
+against the config file's directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-import re
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
     PlainSerializer,
     ValidationError,
-    ValidationInfo,
     WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
 )
 
-from adsync import plugin
 from adsync.duration import Duration
+from adsync.ingest.codec import Limits
+from adsync.ingest.wire import MIN_FRAME, PROTOCOL_MAX_FRAME
 from adsync.plugin import (
     BackendConfig,
     StrictModel,
@@ -42,6 +44,7 @@ from adsync.plugin import (
     is_loopback_host,
     load_backend_class,
 )
+from adsync.secret import SecretField
 from adsync.yaml_source import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 
 DEFAULT_CONFIG_PATH = Path("/etc/adsync/adsync.yaml")
@@ -112,6 +115,9 @@ BackendName = Annotated[str, Field(pattern=_NAME_REGEX)]
 # --- sections -------------------------------------------------------------------------------
 
 
+_LIMITS: Final = Limits()  # the spec's defaults are the config's
+
+
 class IngestConfig(StrictModel):
     """Where sources (the filter DLL, the Samba hook, ``adsync test``) reach the daemon."""
 
@@ -120,13 +126,19 @@ class IngestConfig(StrictModel):
     allowed_uids: tuple[Annotated[int, Field(ge=0)], ...] = (0,)
     tcp: LoopbackAddress | None = Field(default="127.0.0.1:17635", validate_default=True)
     psk_file: Path = Path("/etc/adsync/filter.key")
-    max_connections: int = Field(default=64, ge=1, le=65536)
-    frame_timeout: Duration = Field(default=10.0, gt=0)
-    idle_timeout: Duration = Field(default=300.0, gt=0)
-    handshake_timeout: Duration = Field(default=5.0, gt=0)
-    max_frame: int = Field(default=65536, ge=16, le=65536)
-    max_field: int = Field(default=1024, ge=1, le=65536)
-    max_password: int = Field(default=1024, ge=1, le=65536)
+    max_connections: int = Field(default=_LIMITS.max_connections, ge=1, le=65536)
+    frame_timeout: Duration = Field(default=_LIMITS.frame_timeout, gt=0)
+    idle_timeout: Duration = Field(default=_LIMITS.idle_timeout, gt=0)
+    handshake_timeout: Duration = Field(default=_LIMITS.handshake_timeout, gt=0)
+    max_frame: int = Field(default=_LIMITS.max_frame, ge=MIN_FRAME, le=PROTOCOL_MAX_FRAME)
+    max_field: int = Field(default=_LIMITS.max_field, ge=1, le=65536)
+    max_password: int = Field(default=_LIMITS.max_password, ge=1, le=65536)
+
+    def limits(self) -> Limits:
+        """What the ingest servers enforce: the keys this section shares with ``Limits``
+        (the others keep the spec's defaults)."""
+        shared = (f.name for f in dataclasses.fields(Limits) if f.name in type(self).model_fields)
+        return Limits(**{name: getattr(self, name) for name in shared})
 
     @property
     def tcp_address(self) -> tuple[str, int] | None:
@@ -184,48 +196,16 @@ class SambaConfig(StrictModel):
     check_deadline: Duration = Field(default=3.0, gt=0, le=8.0)
 
 
-# --- backends -------------------------------------------------------------------------------
-
-
-def _problems_text(exc: ValidationError) -> str:
-    """A ValidationError summarized without the input values (they may be secrets)."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    return "; ".join(parts)
-
-
-def backend_config_from_data(name: str, data: object) -> BackendConfig:
-    """Validate one ``backends`` entry with the model of the plugin its ``type`` names."""
-    if isinstance(data, BackendConfig):
-        return data
-    if not isinstance(data, Mapping):
-        raise ValueError("a backend is a mapping with at least a 'type' key")
-    type_name = data.get("type")
-    if not isinstance(type_name, str):
-        raise ValueError("'type' (the plugin's name) is missing")
-    model = load_backend_class(type_name).config_model
-    return model.model_validate(dict(data))
-
-
-def _backends_before(value: object) -> object:
-    """For ``Config.model_validate`` on plain data; ``load_config`` gives precise errors."""
-    if not isinstance(value, Mapping):
-        return value
-    out: dict[object, object] = {}
-    for name, entry in value.items():
-        try:
-            out[name] = backend_config_from_data(str(name), entry)
-        except ValidationError as exc:
-            raise ValueError(f"backend {name}: {_problems_text(exc)}") from None
-        except (LookupError, ImportError, TypeError) as exc:
-            raise ValueError(f"backend {name}: {exc}") from None
-    return out
+# --- the whole file -----------------------------------------------------------------------
 
 
 class Config(StrictModel):
-    """The whole file. Unset sections take their defaults."""
+    """The whole file. Unset sections take their defaults.
+
+    Build it with ``load_config`` / ``config_from_data``: they validate ``backends``
+    entries through the union of the installed plugins' models (``config_model()``)
+    and check the references between sections.
+    """
 
     ingest: IngestConfig = IngestConfig()
     queue: QueueConfig = QueueConfig()
@@ -235,27 +215,61 @@ class Config(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     dispatch: DispatchConfig = DispatchConfig()
     samba: SambaConfig = SambaConfig()
-    backends: Annotated[dict[BackendName, BackendConfig], BeforeValidator(_backends_before)] = (
-        Field(default_factory=dict)
+    backends: dict[BackendName, BackendConfig] = Field(default_factory=dict)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return {} if value is None else value  # ``backends:`` with every entry commented out
+
+
+# --- backends: one discriminated union of the installed plugins' models ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plugins:
+    models: tuple[tuple[str, type[BackendConfig]], ...]  # type name, config model
+    broken: Mapping[str, str]  # type name -> why its plugin does not load
+
+
+def _installed_plugins() -> _Plugins:
+    models: list[tuple[str, type[BackendConfig]]] = []
+    broken: dict[str, str] = {}
+    for type_name in available_backend_types():
+        try:
+            models.append((type_name, load_backend_class(type_name).config_model))
+        except Exception as exc:  # a broken plugin install: named in errors, not a crash
+            broken[type_name] = type(exc).__name__
+    return _Plugins(tuple(models), broken)
+
+
+@functools.cache
+def _union_model(models: tuple[tuple[str, type[BackendConfig]], ...]) -> type[Config]:
+    """``Config`` whose ``backends`` entries are the union of ``models`` keyed by ``type``.
+
+    Cached per set of installed models: configs loaded twice (a reload) are instances
+    of the same classes, so they compare equal when their values do.
+    """
+    variants: list[Any] = []
+    for type_name, model in models:
+        type_field: Any = (Literal[type_name], Field(description=f"the {type_name} plugin"))
+        variants.append(
+            create_model(model.__name__, __base__=model, __doc__=model.__doc__, type=type_field)
+        )
+    entry: Any = BackendConfig
+    if variants:
+        entry = Annotated[typing.Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007
+    return create_model(
+        "Config",
+        __base__=Config,
+        __doc__="The adsync configuration file (adsync.yaml).",
+        backends=(dict[BackendName, entry], Field(default_factory=dict)),
     )
 
-    @field_validator("backends", mode="after")
-    @classmethod
-    def _plugin_models(cls, value: dict[str, BackendConfig]) -> dict[str, BackendConfig]:
-        for name, entry in value.items():
-            if type(entry) is BackendConfig:
-                raise ValueError(f"backend {name}: needs its plugin's config model")
-        return value
 
-    @model_validator(mode="after")
-    def _precheck_names(self, info: ValidationInfo) -> Config:
-        if isinstance(info.context, Mapping) and info.context.get("names_checked"):
-            return self  # load_config checked them, pointing at the list items
-        configured = set(self.backends)
-        unknown = [n for n in self.precheck.backends if n not in configured]
-        if unknown:
-            raise ValueError(f"precheck.backends names no configured backend: {', '.join(unknown)}")
-        return self
+def config_model() -> type[Config]:
+    """The model the loader validates with and the JSON Schema is generated from."""
+    return _union_model(_installed_plugins().models)
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -300,24 +314,57 @@ def _key_text(path: KeyPath) -> str:
 _VALUE_ERROR_PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
-def _from_validation(
-    exc: ValidationError, prefix: KeyPath, lines: Mapping[KeyPath, int]
+def _problems(
+    exc: ValidationError, data: Mapping[Any, Any], lines: Mapping[KeyPath, int], plugins: _Plugins
 ) -> list[_Raw]:
+    """Each validation error at the key it concerns, in the loader's words."""
     raws = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc: list[str | int] = [*prefix]
+        loc: KeyPath = ()
         parts = err["loc"]
         for i, part in enumerate(parts):
-            candidate = (*loc, part)
-            # Union members and validator names appear in loc but not in the data.
-            if candidate in lines or (err["type"] == "missing" and i == len(parts) - 1):
-                loc.append(part)
+            # Union members and dict-key markers appear in loc but not in the data.
+            if (*loc, part) in lines or (err["type"] == "missing" and i == len(parts) - 1):
+                loc = (*loc, part)
         message = err["msg"]
         for p in _VALUE_ERROR_PREFIXES:
             if message.startswith(p):
                 message = message[len(p) :]
-        raws.append(_Raw(tuple(loc), message))
+        if parts[:1] == ("backends",):
+            loc, message = _backend_problem(err["type"], parts, loc, message, data, plugins)
+        raws.append(_Raw(loc, message))
     return raws
+
+
+def _backend_problem(
+    kind: str,
+    parts: tuple[str | int, ...],
+    loc: KeyPath,
+    message: str,
+    data: Mapping[Any, Any],
+    plugins: _Plugins,
+) -> tuple[KeyPath, str]:
+    """The ``backends`` section's errors that pydantic words for its own union machinery."""
+    if parts == ("backends",) and kind == "dict_type":
+        return loc, "must be a mapping of backend name to its settings"
+    if "[key]" in parts:
+        return loc, f"a backend name must match {_NAME_REGEX}"
+    if len(parts) != 2:
+        return loc, message  # inside a plugin's model: its own words
+    if kind == "model_attributes_type":
+        return loc, "must be a mapping with at least a 'type' key"
+    if kind not in ("union_tag_not_found", "union_tag_invalid"):
+        return loc, message
+    type_name = data["backends"][parts[1]].get("type")
+    if type_name is None:  # absent, or ``type:`` left empty
+        return (*loc, "type"), "Field required (the plugin's name)"
+    if not isinstance(type_name, str):
+        return (*loc, "type"), "must be a plugin name (a string)"
+    if type_name in plugins.broken:
+        why = plugins.broken[type_name]
+        return (*loc, "type"), f"plugin {type_name!r} cannot be loaded ({why})"
+    installed = sorted([name for name, _ in plugins.models] + list(plugins.broken))
+    return (*loc, "type"), str(UnknownBackendType(type_name, installed))
 
 
 def _walk_lines(data: object, path: KeyPath, lines: dict[KeyPath, int]) -> None:
@@ -334,12 +381,15 @@ def _walk_lines(data: object, path: KeyPath, lines: dict[KeyPath, int]) -> None:
 # --- relative paths -------------------------------------------------------------------------
 
 
-def _is_secret_ref(annotation: object) -> bool:
+def _is_secret_field(annotation: object, metadata: Sequence[object] = ()) -> bool:
+    """True if the field holds a secret reference: ``SecretField`` among its metadata, at
+    any depth of its annotation (``SecretRef | None`` included)."""
+    if any(isinstance(meta, SecretField) for meta in metadata):
+        return True
     if typing.get_origin(annotation) is Annotated:
-        for meta in typing.get_args(annotation)[1:]:
-            if isinstance(meta, AfterValidator) and meta.func is plugin._check_secret_ref:
-                return True
-    return any(_is_secret_ref(arg) for arg in typing.get_args(annotation))
+        if any(isinstance(meta, SecretField) for meta in typing.get_args(annotation)[1:]):
+            return True
+    return any(_is_secret_field(arg) for arg in typing.get_args(annotation))
 
 
 def _absolute(value: object, base: Path, secret_ref: bool) -> object:
@@ -367,11 +417,7 @@ def _absolutize(model: _M, base: Path) -> _M:
     update = {}
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
-        secret_ref = _is_secret_ref(info.annotation) or any(
-            isinstance(m, AfterValidator) and m.func is plugin._check_secret_ref
-            for m in info.metadata
-        )
-        new = _absolute(value, base, secret_ref)
+        new = _absolute(value, base, _is_secret_field(info.annotation, info.metadata))
         if new is not value:
             update[name] = new
     return model.model_copy(update=update) if update else model
@@ -389,74 +435,41 @@ def _offers_check(name: str, config: BackendConfig) -> bool:
         return True
 
 
+def _reference_problems(data: Mapping[Any, Any], config: Config | None) -> list[_Raw]:
+    """``precheck.backends`` names configured backends that offer a policy check (the
+    latter known only once the backends are valid)."""
+    backends = data.get("backends")
+    configured = {str(name) for name in backends} if isinstance(backends, Mapping) else set()
+    precheck = data.get("precheck")
+    names = precheck.get("backends") if isinstance(precheck, Mapping) else None
+    raws = []
+    for i, item in enumerate(names if isinstance(names, list | tuple) else ()):
+        where = ("precheck", "backends", i)
+        if not isinstance(item, str):
+            continue  # the model reports it
+        if item not in configured:
+            raws.append(_Raw(where, f"no backend named {item!r} is configured"))
+        elif config is not None and not _offers_check(item, config.backends[item]):
+            raws.append(_Raw(where, f"backend {item!r} offers no policy check"))
+    return raws
+
+
 def _build(
     data: object, lines: Mapping[KeyPath, int], base_dir: Path | None
 ) -> tuple[Config | None, list[_Raw]]:
-    raws: list[_Raw] = []
     if data is None:
         return None, [_Raw((), "the file is empty")]
     if not isinstance(data, Mapping):
         return None, [_Raw((), "the top level must be a mapping of sections (ingest, queue, …)")]
-    raw_backends = data.get("backends")
-    if raw_backends is None:
-        raw_backends = {}
-    backends: dict[str, BackendConfig] = {}
-    configured: list[str] = []
-    if not isinstance(raw_backends, Mapping):
-        raws.append(_Raw(("backends",), "must be a mapping of backend name to its settings"))
-        raw_backends = {}
-    for name, entry in raw_backends.items():
-        where: KeyPath = ("backends", name)
-        configured.append(str(name))
-        if not isinstance(name, str) or not re.match(_NAME_REGEX, name):
-            raws.append(_Raw(where, f"a backend name must match {_NAME_REGEX}"))
-            continue
-        if not isinstance(entry, Mapping):
-            raws.append(_Raw(where, "must be a mapping with at least a 'type' key"))
-            continue
-        type_name = entry.get("type")
-        if type_name is None:
-            raws.append(_Raw((*where, "type"), "Field required (the plugin's name)"))
-            continue
-        if not isinstance(type_name, str):
-            raws.append(_Raw((*where, "type"), "must be a plugin name (a string)"))
-            continue
-        try:
-            model = load_backend_class(type_name).config_model
-        except UnknownBackendType as exc:
-            raws.append(_Raw((*where, "type"), str(exc)))
-            continue
-        except Exception as exc:  # a broken plugin install: name it, do not crash
-            raws.append(
-                _Raw(
-                    (*where, "type"),
-                    f"plugin {type_name!r} cannot be loaded ({type(exc).__name__})",
-                )
-            )
-            continue
-        try:
-            backends[name] = model.model_validate(dict(entry))
-        except ValidationError as exc:
-            raws.extend(_from_validation(exc, where, lines))
-    precheck = data.get("precheck")
-    names = precheck.get("backends") if isinstance(precheck, Mapping) else None
-    for i, item in enumerate(names if isinstance(names, list) else []):
-        if isinstance(item, str) and item not in configured:
-            raws.append(
-                _Raw(("precheck", "backends", i), f"no backend named {item!r} is configured")
-            )
-        elif isinstance(item, str) and item in backends and not _offers_check(item, backends[item]):
-            raws.append(
-                _Raw(("precheck", "backends", i), f"backend {item!r} offers no policy check")
-            )
-    core = {k: v for k, v in data.items() if k != "backends"}
-    core["backends"] = backends
+    plugins = _installed_plugins()
+    config: Config | None = None
+    raws: list[_Raw] = []
     try:
-        config = Config.model_validate(core, context={"names_checked": True})
+        config = _union_model(plugins.models).model_validate(dict(data))
     except ValidationError as exc:
-        raws.extend(_from_validation(exc, (), lines))
-        return None, raws
-    if raws:
+        raws = _problems(exc, data, lines, plugins)
+    raws += _reference_problems(data, config)
+    if config is None or raws:
         return None, raws
     return (_absolutize(config, base_dir) if base_dir is not None else config), []
 
@@ -513,36 +526,9 @@ def key_line(path: str | os.PathLike[str], key: KeyPath) -> int | None:
 # --- JSON Schema ----------------------------------------------------------------------------
 
 
-def _installed_models() -> dict[str, type[BackendConfig]]:
-    models = {}
-    for type_name in available_backend_types():
-        try:
-            models[type_name] = load_backend_class(type_name).config_model
-        except Exception:  # noqa: S112 - a plugin that does not import has no schema to offer
-            continue
-    return models
-
-
 def config_json_schema() -> dict[str, Any]:
     """JSON Schema of the file; ``backends`` entries are a union keyed by ``type``."""
-    variants: list[Any] = []
-    for type_name, model in _installed_models().items():
-        type_field: Any = (Literal[type_name], Field(description=f"the {type_name} plugin"))
-        variant = create_model(
-            model.__name__, __base__=model, __doc__=model.__doc__, type=type_field
-        )
-        variants.append(variant)
-    if variants:
-        entry: Any = Annotated[typing.Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007
-    else:
-        entry = BackendConfig
-    schema_model = create_model(
-        "Config",
-        __base__=Config,
-        __doc__="The adsync configuration file (adsync.yaml).",
-        backends=(dict[BackendName, entry], Field(default_factory=dict)),
-    )
-    schema: dict[str, Any] = schema_model.model_json_schema(mode="validation")
+    schema: dict[str, Any] = config_model().model_json_schema(mode="validation")
     schema["properties"]["backends"]["additionalProperties"] = False  # names outside the pattern
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "adsync configuration"
@@ -564,9 +550,9 @@ __all__ = [
     "PrecheckConfig",
     "QueueConfig",
     "SambaConfig",
-    "backend_config_from_data",
     "config_from_data",
     "config_json_schema",
+    "config_model",
     "default_config_path",
     "is_loopback_host",
     "key_line",

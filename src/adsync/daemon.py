@@ -29,34 +29,20 @@ import structlog
 from adsync.clock import SystemClock
 from adsync.config import Config
 from adsync.dispatch.dispatcher import Dispatcher
-from adsync.ingest.codec import Limits
 from adsync.ingest.exclusion import ExcludingHandler
 from adsync.ingest.psk import load_or_create_psk
 from adsync.ingest.server import IngestServer
 from adsync.intake import Intake
 from adsync.observe.http import ObserveServer
 from adsync.observe.status import StatusView
-from adsync.observe.watched_queue import WatchedQueue
 from adsync.plugin import Backend
 from adsync.queue.keys import KeyProvider, key_provider_from_config
+from adsync.queue.store import Queue
 from adsync.reload import pid_file_for, remove_pid_file, write_pid_file
 from adsync.reloader import Reloader, start_backends
 from adsync.startup import ingest_listeners, listening
 
 log = structlog.get_logger("adsync.daemon")
-
-
-def ingest_limits(config: Config) -> Limits:
-    ingest = config.ingest
-    return Limits(
-        max_frame=ingest.max_frame,
-        max_field=ingest.max_field,
-        max_password=ingest.max_password,
-        max_connections=ingest.max_connections,
-        frame_timeout=ingest.frame_timeout,
-        idle_timeout=ingest.idle_timeout,
-        handshake_timeout=ingest.handshake_timeout,
-    )
 
 
 class Daemon:
@@ -73,7 +59,7 @@ class Daemon:
         self.config_path = config_path
         self._keys = keys or key_provider_from_config(config.keys)
         self.backends: dict[str, Backend[Any]] = {}  # the started ones
-        self.queue: WatchedQueue | None = None
+        self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
         self.server: IngestServer | None = None
         self.observe: ObserveServer | None = None
@@ -94,17 +80,15 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.config
-        queue = await WatchedQueue.open(
+        queue = await Queue.open(
             config.queue.path,
             self._keys,
             list(config.backends),
             max_pending=config.queue.max_pending,
             clock=self._clock,
+            on_record=self.view.on_record,
         )
-        assert isinstance(queue, WatchedQueue)
         self.queue = queue
-        queue.path = Path(config.queue.path)
-        queue.on_record = self.view.on_record
         self.view.watch(queue)
         self._pid_file = pid_file_for(Path(config.queue.path))
         write_pid_file(self._pid_file)
@@ -139,7 +123,7 @@ class Daemon:
         group = grp.getgrnam(ingest.socket_group).gr_gid if ingest.socket_group else None
         return IngestServer(
             ExcludingHandler(self.intake, self.view.metrics.on_excluded),
-            ingest_limits(self.config),
+            self.config.ingest.limits(),
             unix_path=ingest.unix_socket,
             allowed_uids=set(ingest.allowed_uids),
             socket_group=group,

@@ -14,10 +14,10 @@ import hmac
 import html
 import json
 import os
-import re
 import urllib.parse
 import weakref
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Set
 from pathlib import Path
 
 REDACTED = "***"
@@ -87,8 +87,12 @@ def live_secret_values() -> Iterator[str]:
         yield secret.reveal()
 
 
-def _encoded_forms(value: str) -> set[str]:
-    """The ways a target or a formatter may echo ``value``: escaped, quoted, encoded."""
+def encoded_forms(value: str) -> set[str]:
+    """The ways a target or a formatter may echo ``value``: escaped, quoted, encoded.
+
+    The one rule for what counts as a secret in text: ``SecretIndex`` finds these forms
+    for ``scrub`` and for the log redaction (``adsync.observe.logs``).
+    """
     raw = value.encode("utf-8")
     forms = {
         value,
@@ -109,6 +113,121 @@ def _encoded_forms(value: str) -> set[str]:
     return {form for form in forms if form}
 
 
+_KEY = 4  # SecretIndex looks a form up by its first _KEY characters (a shorter one: whole)
+
+
+class SecretIndex:
+    """Finds every form (``encoded_forms``) of a set of secret values in text.
+
+    Matches are leftmost, longest form first. The log step keeps one over every live
+    secret and updates it as secrets come and go (one per change received, one per
+    delivery): one regex alternation of all forms would be recompiled on each such
+    change and try every form at each text position, while this index changes one
+    secret at a time and a scan costs about one dict lookup per text position,
+    whatever the number of secrets. Being no regex, it also leaves no compiled
+    pattern holding passwords in ``re``'s module cache.
+    """
+
+    def __init__(self) -> None:
+        self._forms_of: dict[str, frozenset[str]] = {}  # value -> its forms
+        self._holders: Counter[str] = Counter()  # form -> how many values have it
+        self._by_key: dict[str, list[str]] = {}  # first _KEY chars -> forms, longest first
+        self._short: Counter[int] = Counter()  # lengths (< _KEY) of short forms
+        self._short_lengths: tuple[int, ...] = ()  # longest first
+
+    @classmethod
+    def of(cls, *secrets: Secret | str | None) -> SecretIndex:
+        index = cls()
+        index.update({s.reveal() if isinstance(s, Secret) else s for s in secrets if s})
+        return index
+
+    def update(self, values: Set[str]) -> None:
+        """Make the index hold exactly the forms of ``values``."""
+        for value in self._forms_of.keys() - values:
+            for form in self._forms_of.pop(value):
+                self._release(form)
+        for value in values - self._forms_of.keys():
+            forms = frozenset(encoded_forms(value))
+            self._forms_of[value] = forms
+            for form in forms:
+                self._hold(form)
+
+    def _hold(self, form: str) -> None:
+        self._holders[form] += 1
+        if self._holders[form] > 1:
+            return
+        bucket = self._by_key.setdefault(form[:_KEY], [])
+        bucket.append(form)
+        bucket.sort(key=len, reverse=True)
+        if len(form) < _KEY:
+            self._short[len(form)] += 1
+            self._short_lengths = tuple(sorted(self._short, reverse=True))
+
+    def _release(self, form: str) -> None:
+        self._holders[form] -= 1
+        if self._holders[form]:
+            return
+        del self._holders[form]
+        key = form[:_KEY]
+        bucket = self._by_key[key]
+        bucket.remove(form)
+        if not bucket:
+            del self._by_key[key]
+        if len(form) < _KEY:
+            self._short[len(form)] -= 1
+            if not self._short[len(form)]:
+                del self._short[len(form)]
+            self._short_lengths = tuple(sorted(self._short, reverse=True))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every form of every held secret replaced by ``***``."""
+        out: list[str] = []
+        end = 0
+        for start, stop in self._matches(text):
+            out += (text[end:start], REDACTED)
+            end = stop
+        if not out:
+            return text
+        out.append(text[end:])
+        return "".join(out)
+
+    def found_in(self, text: str) -> bool:
+        """True if ``text`` holds a form of a held secret."""
+        return next(self._matches(text), None) is not None
+
+    def _matches(self, text: str) -> Iterator[tuple[int, int]]:
+        keys = self._by_key
+        if not keys:
+            return
+        shorts = self._short_lengths
+        if shorts:
+            starts = [
+                i
+                for i in range(len(text))
+                if text[i : i + _KEY] in keys or any(text[i : i + n] in keys for n in shorts)
+            ]
+        else:
+            starts = [i for i in range(len(text) - _KEY + 1) if text[i : i + _KEY] in keys]
+        end = 0
+        for i in starts:
+            if i < end:
+                continue  # inside the form just matched
+            form = self._longest_at(text, i)
+            if form is not None:
+                end = i + len(form)
+                yield i, end
+
+    def _longest_at(self, text: str, i: int) -> str | None:
+        for form in self._by_key.get(text[i : i + _KEY], ()):
+            if len(form) >= _KEY and text.startswith(form, i):
+                return form
+        for n in self._short_lengths:
+            piece = text[i : i + n]
+            if len(piece) == n and piece in self._holders:
+                return piece
+        return None
+
+
 def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_REASON) -> str:
     """``text`` as a printable one-liner with no secret in it, in any of its usual encodings
     (raw, repr, JSON, XML, percent, hex, base64), then cut to ``max_len`` characters.
@@ -116,22 +235,10 @@ def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_RE
     The one scrubber for reasons, error details and target answers: redaction comes before
     the cut, so a secret across the cut cannot survive in part.
     """
-    forms: set[str] = set()
-    for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value:
-            forms |= _encoded_forms(value)
-    pattern = (
-        re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-        if forms
-        else None
-    )
-    text = str(text)
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    index = SecretIndex.of(*secrets)
+    text = index.redact(str(text))
     text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    if pattern is not None:  # folding whitespace can rebuild a secret that holds a space
-        text = pattern.sub(REDACTED, text)
+    text = index.redact(text)  # folding whitespace can rebuild a secret that holds a space
     if max_len is not None and len(text) > max_len:
         text = text[: max_len - 1] + "…"
     return text
@@ -141,16 +248,34 @@ class SecretRefError(ValueError):
     """A ``file:``/``env:`` reference that cannot be resolved (names the reference only)."""
 
 
+class SecretField:
+    """Metadata marking a config field as a secret reference: ``Annotated[str, SecretField()]``.
+
+    The config loader finds such fields by inspecting the model (to anchor relative
+    ``file:`` paths at the config's directory); the plugin API's ``SecretRef`` carries it.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SecretField()"
+
+
+def check_secret_ref(ref: str) -> str:
+    """``ref`` if it is a reference ``file:PATH`` or ``env:NAME``, else SecretRefError
+    (whose message never repeats the value: it may be an inline password)."""
+    kind, sep, target = ref.partition(":")
+    if not sep or not target or kind not in ("file", "env"):
+        raise SecretRefError("must be 'file:PATH' or 'env:NAME'; inline secrets are not allowed")
+    return ref
+
+
 def resolve_secret_ref(ref: str, *, base_dir: Path | None = None) -> Secret:
     """Resolve ``file:PATH`` or ``env:NAME`` to a Secret; anything else is refused.
 
     A file's single trailing newline is dropped (editors add one).
     """
-    kind, sep, target = ref.partition(":")
-    if not sep or not target or kind not in ("file", "env"):
-        raise SecretRefError(
-            "must be a reference 'file:PATH' or 'env:NAME', never an inline secret"
-        )
+    kind, _, target = check_secret_ref(ref).partition(":")
     if kind == "env":
         value = os.environ.get(target)
         if value is None:

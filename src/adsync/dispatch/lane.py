@@ -16,11 +16,11 @@ from typing import Any, NamedTuple
 import structlog
 
 from adsync.clock import Clock
-from adsync.dispatch.retry import NextState, decide
-from adsync.dispatch.scrub import scrub_reason
+from adsync.dispatch.retry import decide
 from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
 from adsync.queue.models import Claim
 from adsync.queue.store import Queue
+from adsync.secret import scrub
 
 log = structlog.get_logger("adsync.dispatch")
 
@@ -162,11 +162,8 @@ class Lane:
             outcome = await self._attempt(claim)
             now = self.clock.time()
             decision = decide(self.config.retry, outcome, claim.counters, now, self._random)
-            reason = scrub_reason(outcome.reason, claim.change.password)
-            label = outcome.kind.value
-            if decision.state is NextState.FAILED and decision.note not in ("", "failed"):
-                label = "expired" if decision.note == "expired" else label
-                reason = f"{decision.note}: {reason}" if reason else decision.note
+            reason = decision.error(scrub(outcome.reason, claim.change.password))
+            label = decision.outcome_label(outcome.kind.value)
             await self.queue.record(claim, decision, label, reason)
             if outcome.misconfigured:
                 self.config_problem = {"reason": reason, "at": now}

@@ -236,6 +236,7 @@ def _tcp_owner(ctx: Context, name: str, host: str, port: int) -> Result:
 
 def queue(ctx: Context) -> list[Result]:
     """The queue opens read-only and the master key unwraps every data key in it."""
+    from adsync.queue import sql
     from adsync.queue.errors import QueueError, SealError
     from adsync.queue.keys import key_provider_from_config
     from adsync.queue.rotation import verify_master
@@ -254,7 +255,7 @@ def queue(ctx: Context) -> list[Result]:
         return [Result.fail(name, f"does not open read-only: {exc}", "check its owner and mode")]
     try:
         verify_master(conn, master)
-        count = conn.execute("SELECT count(*) FROM keys").fetchone()[0]
+        count = len(sql.key_table(conn))
     except SealError:
         return [
             Result.fail(
@@ -275,9 +276,11 @@ def queue(ctx: Context) -> list[Result]:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
+    from adsync.queue import sql
+
     conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
     try:
-        conn.execute("SELECT 1 FROM keys LIMIT 1")
+        sql.key_table(conn)
     except sqlite3.Error:
         conn.close()
         raise

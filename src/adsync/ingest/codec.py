@@ -1,9 +1,12 @@
 """The filter ⇄ daemon frame codec (docs/ipc.md): pure functions, no I/O.
 
+Each message type is described once, in a field table (``_SPECS``: tag, attribute,
+kind, size, required) that both ``encode`` and ``decode`` follow.
+
 Sources spawn a process per password event (the Samba hooks), so this module
-and ``client`` import only the standard library and ``adsync.secret``: no
-pydantic, asyncio or plugin API. The server converts these messages into the
-plugin API's ``Change`` / ``Candidate``.
+and ``client`` import only the standard library, ``adsync.secret`` and
+``adsync.verdict``: no pydantic, asyncio or plugin API. The server converts these
+messages into the plugin API's ``Change`` / ``Candidate``.
 
 A ``ProtocolError``'s reason is built from fixed words, tag numbers and sizes
 only, never from a frame's content, so it can be logged and sent back as is.
@@ -11,10 +14,12 @@ only, never from a frame's content, so it can be logged and sent back as is.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from adsync.ingest.wire import (
     EVENT_ID_SIZE,
@@ -144,88 +149,186 @@ Message: TypeAlias = (
     Hello | Challenge | Auth | AuthOk | Check | VerdictReply | ChangeMsg | AckReply | ErrorReply
 )
 
-_TYPE_OF: Final[dict[type, MsgType]] = {
-    Hello: MsgType.HELLO,
-    Challenge: MsgType.CHALLENGE,
-    Auth: MsgType.AUTH,
-    AuthOk: MsgType.AUTH_OK,
-    Check: MsgType.CHECK,
-    VerdictReply: MsgType.VERDICT,
-    ChangeMsg: MsgType.CHANGE,
-    AckReply: MsgType.ACK,
-    ErrorReply: MsgType.ERROR,
+
+# --- one field table per message type: what encode writes and decode accepts ---------------
+
+
+class _Kind(enum.Enum):
+    TEXT = enum.auto()  # UTF-8 without NUL, at most max_field bytes; required means non-empty
+    PASSWORD = enum.auto()  # UTF-8 without NUL, 1..max_password bytes, held as a Secret
+    BYTES = enum.auto()  # raw, of the field's fixed size
+    UINT = enum.auto()  # big-endian unsigned, of the field's fixed size
+    FLAG = enum.auto()  # one byte, 0 or 1
+    STATUS = enum.auto()  # one byte, a value of the message's status enum
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    tag: Tag
+    attr: str  # the message's attribute
+    kind: _Kind
+    size: int | None = None  # fixed size on the wire
+    required: bool = False  # decode: must be present; encode: always written
+
+
+def _text(tag: Tag, attr: str, *, required: bool = False) -> _Field:
+    return _Field(tag, attr, _Kind.TEXT, required=required)
+
+
+def _fixed(tag: Tag, attr: str, kind: _Kind, size: int, *, required: bool = False) -> _Field:
+    return _Field(tag, attr, kind, size, required)
+
+
+_PASSWORD: Final = _Field(Tag.PASSWORD, "password", _Kind.PASSWORD, required=True)
+_STATUS: Final = _fixed(Tag.STATUS, "status", _Kind.STATUS, 1, required=True)
+_REASON: Final = _text(Tag.REASON, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """How one message type travels: its class, fields in wire order, and status enum."""
+
+    msg_type: MsgType
+    cls: type[Message]
+    fields: tuple[_Field, ...]
+    status: type[enum.IntEnum] | None = None
+
+    def by_tag(self) -> dict[int, _Field]:
+        return {f.tag: f for f in self.fields}
+
+    def required(self) -> tuple[Tag, ...]:
+        return tuple(f.tag for f in self.fields if f.required)
+
+    def write_plan(self) -> tuple[_Write, ...]:
+        """Each field with the value for which encode leaves it out (the class default):
+        absent optional fields and empty optional text are omitted; a flag is always
+        written (docs/ipc.md)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self.cls)}
+        return tuple(
+            _Write(
+                f.tag,
+                f.attr,
+                _ALWAYS if f.required or f.kind is _Kind.FLAG else defaults[f.attr],
+                _to_bytes(f),
+            )
+            for f in self.fields
+        )
+
+
+_ALWAYS: Final = object()
+
+
+class _Write(NamedTuple):
+    tag: Tag
+    attr: str
+    omitted: object  # the value that is not written, or _ALWAYS
+    to_bytes: Callable[[Any], bytes]
+
+
+def _to_bytes(f: _Field) -> Callable[[Any], bytes]:
+    match f.kind:
+        case _Kind.TEXT:
+            return str.encode
+        case _Kind.PASSWORD:
+            return Secret.reveal_bytes
+        case _Kind.BYTES:
+            return bytes
+        case _Kind.UINT:
+            size = f.size
+            assert size is not None
+            return lambda value: int.to_bytes(value, size, "big")
+        case _Kind.FLAG | _Kind.STATUS:
+            return lambda value: bytes((value,))
+    raise AssertionError(f.kind)  # pragma: no cover
+
+
+_SPECS: Final = (
+    _Spec(
+        MsgType.HELLO,
+        Hello,
+        (
+            _fixed(Tag.NONCE, "client_nonce", _Kind.BYTES, NONCE_SIZE, required=True),
+            _text(Tag.CLIENT_NAME, "client_name"),
+        ),
+    ),
+    _Spec(
+        MsgType.CHALLENGE,
+        Challenge,
+        (
+            _fixed(Tag.NONCE, "daemon_nonce", _Kind.BYTES, NONCE_SIZE, required=True),
+            _fixed(Tag.DAEMON_PROOF, "daemon_proof", _Kind.BYTES, PROOF_SIZE, required=True),
+        ),
+    ),
+    _Spec(
+        MsgType.AUTH,
+        Auth,
+        (_fixed(Tag.CLIENT_PROOF, "client_proof", _Kind.BYTES, PROOF_SIZE, required=True),),
+    ),
+    _Spec(MsgType.AUTH_OK, AuthOk, ()),
+    _Spec(
+        MsgType.CHECK,
+        Check,
+        (
+            _text(Tag.ACCOUNT, "account", required=True),
+            _text(Tag.FULL_NAME, "full_name"),
+            _PASSWORD,
+            _fixed(Tag.SET_OPERATION, "set_operation", _Kind.FLAG, 1),
+            _text(Tag.DOMAIN, "domain"),
+            _text(Tag.SOURCE_HOST, "source_host"),
+        ),
+    ),
+    _Spec(MsgType.VERDICT, VerdictReply, (_STATUS, _REASON), VerdictCode),
+    _Spec(
+        MsgType.CHANGE,
+        ChangeMsg,
+        (
+            _text(Tag.ACCOUNT, "account", required=True),
+            _PASSWORD,
+            _text(Tag.DOMAIN, "domain"),
+            _text(Tag.SOURCE_HOST, "source_host"),
+            _fixed(Tag.RID, "rid", _Kind.UINT, 4),
+            _fixed(Tag.OBJECT_GUID, "object_guid", _Kind.BYTES, GUID_SIZE),
+            _fixed(Tag.CHANGED_AT, "changed_at_ms", _Kind.UINT, 8, required=True),
+            _fixed(Tag.EVENT_ID, "event_id", _Kind.BYTES, EVENT_ID_SIZE, required=True),
+            _fixed(Tag.SEQUENCE, "sequence", _Kind.UINT, 8),
+        ),
+    ),
+    _Spec(MsgType.ACK, AckReply, (_STATUS, _REASON), AckCode),
+    _Spec(MsgType.ERROR, ErrorReply, (_REASON,)),
+)
+_SPEC_OF_TYPE: Final = {spec.msg_type: spec for spec in _SPECS}
+_SPEC_OF_CLASS: Final[dict[type, _Spec]] = {spec.cls: spec for spec in _SPECS}
+_BY_TAG: Final = {spec.msg_type: spec.by_tag() for spec in _SPECS}
+_REQUIRED: Final = {spec.msg_type: spec.required() for spec in _SPECS}
+_WRITE_PLAN: Final[dict[type, tuple[MsgType, tuple[_Write, ...]]]] = {
+    spec.cls: (spec.msg_type, spec.write_plan()) for spec in _SPECS
 }
 
 
 def message_type(message: Message) -> MsgType:
-    return _TYPE_OF[type(message)]
+    return _SPEC_OF_CLASS[type(message)].msg_type
 
 
 # --- encoding ------------------------------------------------------------------------------
 
-
-def _tlv(out: list[bytes], tag: Tag, value: bytes) -> None:
-    if len(value) > 0xFFFF:
-        raise ValueError(f"field 0x{tag:02x} is longer than 65535 bytes")
-    out.append(struct.pack(">BH", tag, len(value)))
-    out.append(value)
-
-
-def _fields(message: Message) -> list[bytes]:
-    out: list[bytes] = []
-    match message:
-        case Hello():
-            _tlv(out, Tag.NONCE, message.client_nonce)
-            if message.client_name:
-                _tlv(out, Tag.CLIENT_NAME, message.client_name.encode())
-        case Challenge():
-            _tlv(out, Tag.NONCE, message.daemon_nonce)
-            _tlv(out, Tag.DAEMON_PROOF, message.daemon_proof)
-        case Auth():
-            _tlv(out, Tag.CLIENT_PROOF, message.client_proof)
-        case AuthOk():
-            pass
-        case Check():
-            _tlv(out, Tag.ACCOUNT, message.account.encode())
-            if message.full_name:
-                _tlv(out, Tag.FULL_NAME, message.full_name.encode())
-            _tlv(out, Tag.PASSWORD, message.password.reveal_bytes())
-            _tlv(out, Tag.SET_OPERATION, b"\x01" if message.set_operation else b"\x00")
-            if message.domain:
-                _tlv(out, Tag.DOMAIN, message.domain.encode())
-            if message.source_host is not None:
-                _tlv(out, Tag.SOURCE_HOST, message.source_host.encode())
-        case ChangeMsg():
-            _tlv(out, Tag.ACCOUNT, message.account.encode())
-            _tlv(out, Tag.PASSWORD, message.password.reveal_bytes())
-            if message.domain:
-                _tlv(out, Tag.DOMAIN, message.domain.encode())
-            if message.source_host is not None:
-                _tlv(out, Tag.SOURCE_HOST, message.source_host.encode())
-            if message.rid is not None:
-                _tlv(out, Tag.RID, struct.pack(">I", message.rid))
-            if message.object_guid is not None:
-                _tlv(out, Tag.OBJECT_GUID, message.object_guid)
-            _tlv(out, Tag.CHANGED_AT, struct.pack(">Q", message.changed_at_ms))
-            _tlv(out, Tag.EVENT_ID, message.event_id)
-            if message.sequence is not None:
-                _tlv(out, Tag.SEQUENCE, struct.pack(">Q", message.sequence))
-        case VerdictReply() | AckReply():
-            _tlv(out, Tag.STATUS, bytes([int(message.status)]))
-            if message.reason:
-                _tlv(out, Tag.REASON, message.reason.encode())
-        case ErrorReply():
-            if message.reason:
-                _tlv(out, Tag.REASON, message.reason.encode())
-    return out
+_TLV_HEADER = struct.Struct(">BH")
 
 
 def encode(message: Message, request_id: int) -> bytes:
     """The whole frame, length prefix included."""
     if not 0 <= request_id <= MAX_REQUEST_ID:
         raise ValueError("request_id must fit in 64 bits")
-    header = HEADER.pack(MAGIC, VERSION, message_type(message), 0, request_id)
-    payload = b"".join([header, *_fields(message)])
+    msg_type, plan = _WRITE_PLAN[type(message)]
+    parts = [HEADER.pack(MAGIC, VERSION, msg_type, 0, request_id)]
+    for tag, attr, omitted, to_bytes in plan:
+        value = getattr(message, attr)
+        if omitted is not _ALWAYS and value == omitted:
+            continue
+        raw = to_bytes(value)
+        if len(raw) > 0xFFFF:
+            raise ValueError(f"field 0x{tag:02x} is longer than 65535 bytes")
+        parts += (_TLV_HEADER.pack(tag, len(raw)), raw)
+    payload = b"".join(parts)
     if len(payload) > PROTOCOL_MAX_FRAME:
         raise ValueError("message does not fit in one frame")
     return LENGTH.pack(len(payload)) + payload
@@ -301,102 +404,10 @@ class FrameSplitter:
 
 # --- decoding ------------------------------------------------------------------------------
 
-_KIND_STR = "str"
-_KIND_SECRET_TEXT = "secret_text"  # noqa: S105 (a kind name, not a password)
-
-# per type: tag -> (kind, fixed size or None)
-_STR = (_KIND_STR, None)
-_KNOWN: Final[dict[MsgType, dict[int, tuple[str, int | None]]]] = {
-    MsgType.HELLO: {Tag.NONCE: ("bytes", NONCE_SIZE), Tag.CLIENT_NAME: _STR},
-    MsgType.CHALLENGE: {
-        Tag.NONCE: ("bytes", NONCE_SIZE),
-        Tag.DAEMON_PROOF: ("bytes", PROOF_SIZE),
-    },
-    MsgType.AUTH: {Tag.CLIENT_PROOF: ("bytes", PROOF_SIZE)},
-    MsgType.AUTH_OK: {},
-    MsgType.CHECK: {
-        Tag.ACCOUNT: _STR,
-        Tag.FULL_NAME: _STR,
-        Tag.PASSWORD: (_KIND_SECRET_TEXT, None),
-        Tag.SET_OPERATION: ("u8", 1),
-        Tag.DOMAIN: _STR,
-        Tag.SOURCE_HOST: _STR,
-    },
-    MsgType.VERDICT: {Tag.STATUS: ("u8", 1), Tag.REASON: _STR},
-    MsgType.CHANGE: {
-        Tag.ACCOUNT: _STR,
-        Tag.PASSWORD: (_KIND_SECRET_TEXT, None),
-        Tag.DOMAIN: _STR,
-        Tag.SOURCE_HOST: _STR,
-        Tag.RID: ("uint", 4),
-        Tag.OBJECT_GUID: ("bytes", GUID_SIZE),
-        Tag.CHANGED_AT: ("uint", 8),
-        Tag.EVENT_ID: ("bytes", EVENT_ID_SIZE),
-        Tag.SEQUENCE: ("uint", 8),
-    },
-    MsgType.ACK: {Tag.STATUS: ("u8", 1), Tag.REASON: _STR},
-    MsgType.ERROR: {Tag.REASON: _STR},
-}
-
-_REQUIRED: Final[dict[MsgType, tuple[Tag, ...]]] = {
-    MsgType.HELLO: (Tag.NONCE,),
-    MsgType.CHALLENGE: (Tag.NONCE, Tag.DAEMON_PROOF),
-    MsgType.AUTH: (Tag.CLIENT_PROOF,),
-    MsgType.CHECK: (Tag.ACCOUNT, Tag.PASSWORD),
-    MsgType.VERDICT: (Tag.STATUS,),
-    MsgType.CHANGE: (Tag.ACCOUNT, Tag.PASSWORD, Tag.CHANGED_AT, Tag.EVENT_ID),
-    MsgType.ACK: (Tag.STATUS,),
-}
-
-_NONEMPTY: Final = frozenset({Tag.ACCOUNT})
-
-FieldValue: TypeAlias = str | bytes | int | Secret
-
-
-@dataclass(slots=True)
-class _Fields:
-    values: dict[int, FieldValue] = field(default_factory=dict)
-
-    def str_(self, tag: Tag, default: str = "") -> str:
-        value = self.values.get(tag, default)
-        assert isinstance(value, str)
-        return value
-
-    def opt_str(self, tag: Tag) -> str | None:
-        value = self.values.get(tag)
-        assert value is None or isinstance(value, str)
-        return value
-
-    def bytes_(self, tag: Tag) -> bytes:
-        value = self.values[tag]
-        assert isinstance(value, bytes)
-        return value
-
-    def opt_bytes(self, tag: Tag) -> bytes | None:
-        value = self.values.get(tag)
-        assert value is None or isinstance(value, bytes)
-        return value
-
-    def int_(self, tag: Tag) -> int:
-        value = self.values[tag]
-        assert isinstance(value, int)
-        return value
-
-    def opt_int(self, tag: Tag) -> int | None:
-        value = self.values.get(tag)
-        assert value is None or isinstance(value, int)
-        return value
-
-    def secret(self, tag: Tag) -> Secret:
-        value = self.values[tag]
-        assert isinstance(value, Secret)
-        return value
-
-
 _Fail: TypeAlias = Callable[[str], ProtocolError]
 
 
-def _text(raw: bytes, tag: int, fail: _Fail) -> str:
+def _utf8(raw: bytes, tag: int, fail: _Fail) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -404,6 +415,40 @@ def _text(raw: bytes, tag: int, fail: _Fail) -> str:
     if "\x00" in text:
         raise fail(f"field 0x{tag:02x} contains NUL")
     return text
+
+
+def _field_value(
+    f: _Field, raw: bytes, spec: _Spec, limits: Limits, fail: _Fail
+) -> str | bytes | int | bool | Secret | enum.IntEnum:
+    size = len(raw)
+    if f.size is not None and size != f.size:
+        raise fail(f"field 0x{f.tag:02x} must be {f.size} bytes, got {size}")
+    match f.kind:
+        case _Kind.TEXT:
+            if size > limits.max_field:
+                raise fail(f"field 0x{f.tag:02x} longer than {limits.max_field} bytes")
+            if f.required and size == 0:
+                raise fail(f"field 0x{f.tag:02x} is empty")
+            return _utf8(raw, f.tag, fail)
+        case _Kind.PASSWORD:
+            if not 1 <= size <= limits.max_password:
+                raise fail(f"password must be 1..{limits.max_password} bytes, got {size}")
+            return Secret(_utf8(raw, f.tag, fail))
+        case _Kind.BYTES:
+            return bytes(raw)
+        case _Kind.UINT:
+            return int.from_bytes(raw, "big")
+        case _Kind.FLAG:
+            if raw[0] > 1:
+                raise fail(f"field 0x{f.tag:02x} ({f.attr}) must be 0 or 1")
+            return raw[0] == 1
+        case _Kind.STATUS:
+            assert spec.status is not None
+            try:
+                return spec.status(raw[0])
+            except ValueError:
+                raise fail(f"unknown {spec.msg_type.name} status") from None
+    raise AssertionError(f.kind)  # pragma: no cover
 
 
 def decode_header(payload: bytes) -> tuple[int, MsgType]:
@@ -428,106 +473,40 @@ def decode_header(payload: bytes) -> tuple[int, MsgType]:
     return request_id, msg_type
 
 
+_DEFAULT_LIMITS: Final = Limits()
+
+
 def decode(payload: bytes, limits: Limits | None = None) -> tuple[int, Message]:
     """Validate one payload (without its length prefix) completely and build its message."""
-    limits = limits or Limits()
+    limits = limits or _DEFAULT_LIMITS
     request_id, msg_type = decode_header(payload)
 
     def fail(reason: str) -> ProtocolError:
         return ProtocolError(reason, request_id=request_id, msg_type=msg_type)
 
-    known = _KNOWN[msg_type]
-    fields = _Fields()
+    spec = _SPEC_OF_TYPE[msg_type]
+    known = _BY_TAG[msg_type]
+    seen: dict[int, _Field] = {}
+    values: dict[str, Any] = {}  # typed by the table; the class checks nothing itself
     pos = HEADER_SIZE
     end = len(payload)
     while pos < end:
         if end - pos < 3:
             raise fail("truncated field header")
-        tag = payload[pos]
-        (size,) = struct.unpack_from(">H", payload, pos + 1)
+        tag, size = _TLV_HEADER.unpack_from(payload, pos)
         pos += 3
         if size > end - pos:
             raise fail(f"field 0x{tag:02x} overruns the frame")
         raw = payload[pos : pos + size]
         pos += size
-        spec = known.get(tag)
-        if spec is None:
+        f = known.get(tag)
+        if f is None:
             continue  # unknown tags are skipped (forward compatibility)
-        if tag in fields.values:
+        if tag in seen:
             raise fail(f"field 0x{tag:02x} repeated")
-        kind, fixed = spec
-        if fixed is not None and size != fixed:
-            raise fail(f"field 0x{tag:02x} must be {fixed} bytes, got {size}")
-        value: FieldValue
-        if kind == _KIND_STR:
-            if size > limits.max_field:
-                raise fail(f"field 0x{tag:02x} longer than {limits.max_field} bytes")
-            if tag in _NONEMPTY and size == 0:
-                raise fail(f"field 0x{tag:02x} is empty")
-            value = _text(raw, tag, fail)
-        elif kind == _KIND_SECRET_TEXT:
-            if not 1 <= size <= limits.max_password:
-                raise fail(f"password must be 1..{limits.max_password} bytes, got {size}")
-            value = Secret(_text(raw, tag, fail))
-        elif kind == "u8":
-            value = raw[0]
-        elif kind == "uint":
-            value = int.from_bytes(raw, "big")
-        else:
-            value = bytes(raw)
-        fields.values[tag] = value
-    for tag in _REQUIRED.get(msg_type, ()):
-        if tag not in fields.values:
+        seen[tag] = f
+        values[f.attr] = _field_value(f, raw, spec, limits, fail)
+    for tag in _REQUIRED[msg_type]:
+        if tag not in seen:
             raise fail(f"required field 0x{tag:02x} missing")
-    return request_id, _build(msg_type, fields, fail)
-
-
-def _build(msg_type: MsgType, f: _Fields, fail: _Fail) -> Message:
-    match msg_type:
-        case MsgType.HELLO:
-            return Hello(f.bytes_(Tag.NONCE), f.str_(Tag.CLIENT_NAME))
-        case MsgType.CHALLENGE:
-            return Challenge(f.bytes_(Tag.NONCE), f.bytes_(Tag.DAEMON_PROOF))
-        case MsgType.AUTH:
-            return Auth(f.bytes_(Tag.CLIENT_PROOF))
-        case MsgType.AUTH_OK:
-            return AuthOk()
-        case MsgType.CHECK:
-            set_op = f.values.get(Tag.SET_OPERATION, 0)
-            if set_op not in (0, 1):
-                raise fail("field 0x13 (set_operation) must be 0 or 1")
-            return Check(
-                account=f.str_(Tag.ACCOUNT),
-                password=f.secret(Tag.PASSWORD),
-                full_name=f.str_(Tag.FULL_NAME),
-                set_operation=set_op == 1,
-                domain=f.str_(Tag.DOMAIN),
-                source_host=f.opt_str(Tag.SOURCE_HOST),
-            )
-        case MsgType.CHANGE:
-            return ChangeMsg(
-                account=f.str_(Tag.ACCOUNT),
-                password=f.secret(Tag.PASSWORD),
-                changed_at_ms=f.int_(Tag.CHANGED_AT),
-                event_id=f.bytes_(Tag.EVENT_ID),
-                domain=f.str_(Tag.DOMAIN),
-                source_host=f.opt_str(Tag.SOURCE_HOST),
-                rid=f.opt_int(Tag.RID),
-                object_guid=f.opt_bytes(Tag.OBJECT_GUID),
-                sequence=f.opt_int(Tag.SEQUENCE),
-            )
-        case MsgType.VERDICT:
-            try:
-                verdict = VerdictCode(f.int_(Tag.STATUS))
-            except ValueError:
-                raise fail("unknown VERDICT status") from None
-            return VerdictReply(verdict, f.str_(Tag.REASON))
-        case MsgType.ACK:
-            try:
-                ack = AckCode(f.int_(Tag.STATUS))
-            except ValueError:
-                raise fail("unknown ACK status") from None
-            return AckReply(ack, f.str_(Tag.REASON))
-        case MsgType.ERROR:
-            return ErrorReply(f.str_(Tag.REASON))
-    raise AssertionError(msg_type)  # pragma: no cover
+    return request_id, spec.cls(**values)  # absent optional fields take the class defaults

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from adsync.ingest.wire import AckCode
 from adsync.plugin import Candidate, Change, CheckResult
 
-
-class AckStatus(enum.IntEnum):
-    """Wire values of the ACK status field."""
-
-    STORED = 0
-    REFUSED = 1
-    BUSY = 2
+AckStatus = AckCode
+"""The ACK status a handler answers: the wire's enum itself (STORED, REFUSED, BUSY)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,6 @@ from adsync.ingest.codec import (
     Challenge,
     ChangeMsg,
     Check,
-    ErrorReply,
     FrameSplitter,
     Hello,
     Limits,
@@ -47,15 +46,15 @@ from adsync.ingest.codec import (
     truncate_utf8,
 )
 from adsync.ingest.handler import Ack, IngestHandler, Peer
+from adsync.ingest.replies import ReplyWriter
 from adsync.ingest.wire import CLIENT_TYPES, AckCode, MsgType, VerdictCode
 from adsync.plugin import Candidate, Change, CheckResult
-from adsync.secret import Secret
+from adsync.secret import Secret, SecretIndex, scrub
 
 log = structlog.get_logger("adsync.ingest")
 
 _READ_SIZE: Final = 65536
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
-_ERROR_WRITE_TIMEOUT: Final = 1.0
 _WITHHELD: Final = "reason withheld: it contained the password"
 
 
@@ -316,9 +315,8 @@ class IngestServer:
                 peer=peer.description,
                 limit=self.limits.max_connections,
             )
-            with contextlib.suppress(Exception):
-                writer.write(encode(ErrorReply("too many connections"), 0))
-                await asyncio.wait_for(writer.drain(), _ERROR_WRITE_TIMEOUT)
+            replies = ReplyWriter(writer, drain_timeout=self.limits.frame_timeout)
+            await replies.error("too many connections")
             writer.transport.abort()
             return
         conn = _Connection(self, reader, writer, peer, needs_auth=needs_auth)
@@ -348,7 +346,12 @@ class _Connection:
         self.limits = server.limits
         self.counters = server.counters
         self.reader = reader
-        self.writer = writer
+        self.replies = ReplyWriter(
+            writer,
+            drain_timeout=self.limits.frame_timeout,
+            on_slow_reader=self._slow_reader,
+            on_drop=self.stop_reading,
+        )
         self.peer = peer
         self.needs_auth = needs_auth
         self.done = asyncio.Event()
@@ -358,12 +361,7 @@ class _Connection:
         self._frame_deadline = 0.0
         self._slots = asyncio.Semaphore(self.limits.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._out: list[bytes] = []  # replies of this loop tick, written together
-        self._flush_scheduled = False
-        self._drainer: asyncio.Task[None] | None = None
-        self._high_water = writer.transport.get_write_buffer_limits()[1]
         self._read_task: asyncio.Task[None] | None = None
-        self._broken = False
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -381,18 +379,13 @@ class _Connection:
                     raise  # we ourselves are being cancelled, not just the reading
             if self._tasks:
                 await asyncio.wait(set(self._tasks))  # in-flight requests answer first
-            self._flush()
+            self.replies.flush()
             if close is not None and close.reply is not None:
-                await self._write_error(close.reply, close.request_id)
+                await self.replies.error(close.reply, close.request_id)
         finally:
             for task in self._tasks:
                 task.cancel()
-            if self._broken:
-                self.writer.transport.abort()
-            else:
-                self.writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.writer.wait_closed(), _ERROR_WRITE_TIMEOUT)
+            await self.replies.close()
             self.done.set()
 
     def stop_reading(self) -> None:
@@ -401,11 +394,9 @@ class _Connection:
 
     def abort(self) -> None:
         """Past the grace: cancel in-flight requests and drop the connection."""
-        self.stop_reading()
         for task in self._tasks:
             task.cancel()
-        self._broken = True
-        self.writer.transport.abort()
+        self.replies.drop()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -440,7 +431,7 @@ class _Connection:
                 log.info("ingest_idle_closed", peer=self.peer.description)
                 raise _Close("idle timeout") from None
             except (ConnectionError, OSError):
-                self._broken = True
+                self.replies.broken = True  # closed by aborting
                 return None
             if not data:
                 if self._splitter.in_frame:
@@ -555,7 +546,7 @@ class _Connection:
         assert isinstance(hello, Hello)
         daemon_nonce = handshake.new_nonce()
         proof = handshake.daemon_proof(psk, hello.client_nonce, daemon_nonce)
-        await self._write(encode(Challenge(daemon_nonce, proof), request_id))
+        await self.replies.write(encode(Challenge(daemon_nonce, proof), request_id))
         payload = await self._next_payload(hard_deadline)
         if payload is None:
             return False
@@ -567,7 +558,7 @@ class _Connection:
             self.counters.auth_failures += 1
             log.warning("ingest_auth_failed", transport="tcp", peer=self.peer.description)
             raise _Close("authentication failed", request_id)
-        await self._write(encode(AuthOk(), request_id))
+        await self.replies.write(encode(AuthOk(), request_id))
         return True
 
     # --- requests -------------------------------------------------------------------------
@@ -576,7 +567,7 @@ class _Connection:
         try:
             self.counters.checks_received += 1
             reply = await self._check(message)
-            await self._write(encode(reply, request_id))
+            await self.replies.write(encode(reply, request_id))
         finally:
             self._slots.release()
 
@@ -584,7 +575,7 @@ class _Connection:
         try:
             self.counters.changes_received += len(batch)
             replies = await self._changes([message for _, message in batch])
-            await self._write(
+            await self.replies.write(
                 *(encode(reply, rid) for (rid, _), reply in zip(batch, replies, strict=True))
             )
         finally:
@@ -592,27 +583,12 @@ class _Connection:
                 self._slots.release()
 
     async def _changes(self, messages: list[ChangeMsg]) -> list[AckReply]:
-        changes = [
-            Change(
-                event_id=m.event_id,
-                account=m.account,
-                password=m.password,
-                changed_at_ms=m.changed_at_ms,
-                domain=m.domain,
-                source_host=m.source_host,
-                rid=m.rid,
-                object_guid=(
-                    uuid.UUID(bytes_le=m.object_guid) if m.object_guid is not None else None
-                ),
-                sequence=m.sequence,
-            )
-            for m in messages
-        ]
+        changes = [_as_change(m) for m in messages]
         try:
             acks = await self.server.handler.store_changes(changes, self.peer)
             if len(acks) != len(changes) or not all(isinstance(a, Ack) for a in acks):
                 raise TypeError("the handler did not return one Ack per change")
-            codes = [AckCode(int(ack.status)) for ack in acks]
+            codes = [AckCode(ack.status) for ack in acks]
         except Exception as exc:
             self._handler_failed("CHANGE", exc)
             return [_HANDLER_BUSY] * len(messages)
@@ -624,19 +600,11 @@ class _Connection:
         ]
 
     async def _check(self, message: Check) -> VerdictReply:
-        candidate = Candidate(
-            account=message.account,
-            password=message.password,
-            domain=message.domain,
-            full_name=message.full_name,
-            set_operation=message.set_operation,
-            source_host=message.source_host,
-        )
         try:
-            result = await self.server.handler.check(candidate, self.peer)
+            result = await self.server.handler.check(_as_candidate(message), self.peer)
             if not isinstance(result, CheckResult):
                 raise TypeError("the handler did not return a CheckResult")
-            code = VerdictCode(int(result.verdict))
+            code = VerdictCode(result.verdict)
         except Exception as exc:
             self._handler_failed("CHECK", exc)
             return VerdictReply(VerdictCode.UNDECIDED, "the daemon could not decide")
@@ -652,69 +620,42 @@ class _Connection:
         )
 
     def _safe_reason(self, reason: str, password: Secret) -> str:
-        """A reason goes to the source and the admin: never with the password in it."""
-        if password.reveal() and password.reveal() in reason:
+        """A reason goes to the source and the admin: withheld if it holds the password in
+        any of the forms ``adsync.secret`` knows, else one printable line of ``max_field``."""
+        if SecretIndex.of(password).found_in(reason):
             return _WITHHELD
-        return truncate_utf8(reason, self.limits.max_field)
+        return truncate_utf8(scrub(reason, max_len=None), self.limits.max_field)
 
-    # --- writing --------------------------------------------------------------------------
+    def _slow_reader(self) -> None:
+        self.counters.slow_readers_closed += 1
+        log.info("ingest_slow_reader_closed", peer=self.peer.description)
 
-    async def _write(self, *frames: bytes) -> None:
-        """Queue replies; the replies of one loop tick go out in one write.
 
-        A request whose reply finds the peer's buffer full waits (holding its
-        slot, so the connection stops reading) until the peer reads; a peer
-        that does not read its replies within the frame timeout is dropped.
-        """
-        if self._broken:
-            return
-        self._out.extend(frames)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        if self._drainer is not None:
-            await asyncio.shield(self._drainer)
+def _as_change(m: ChangeMsg) -> Change:
+    """A CHANGE as the plugin API's ``Change`` (the GUID read as AD stores it)."""
+    guid = uuid.UUID(bytes_le=m.object_guid) if m.object_guid is not None else None
+    return Change(
+        event_id=m.event_id,
+        account=m.account,
+        password=m.password,
+        changed_at_ms=m.changed_at_ms,
+        domain=m.domain,
+        source_host=m.source_host,
+        rid=m.rid,
+        object_guid=guid,
+        sequence=m.sequence,
+    )
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._broken or not self._out:
-            self._out.clear()
-            return
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        self._out.clear()
-        transport = self.writer.transport
-        try:
-            transport.write(data)
-        except (ConnectionError, OSError):
-            self._drop()
-            return
-        if self._drainer is None and transport.get_write_buffer_size() > self._high_water:
-            self._drainer = asyncio.create_task(self._drain())
 
-    async def _drain(self) -> None:
-        try:
-            async with asyncio.timeout(self.limits.frame_timeout):
-                await self.writer.drain()
-        except TimeoutError:
-            self.counters.slow_readers_closed += 1
-            log.info("ingest_slow_reader_closed", peer=self.peer.description)
-            self._drop()
-        except (ConnectionError, OSError):
-            self._drop()
-        finally:
-            self._drainer = None
-
-    def _drop(self) -> None:
-        self._broken = True
-        self.writer.transport.abort()
-        self.stop_reading()
-
-    async def _write_error(self, reason: str, request_id: int) -> None:
-        if self._broken:
-            return
-        with contextlib.suppress(Exception):
-            self.writer.write(encode(ErrorReply(reason), request_id))
-            await asyncio.wait_for(self.writer.drain(), _ERROR_WRITE_TIMEOUT)
+def _as_candidate(m: Check) -> Candidate:
+    return Candidate(
+        account=m.account,
+        password=m.password,
+        domain=m.domain,
+        full_name=m.full_name,
+        set_operation=m.set_operation,
+        source_host=m.source_host,
+    )
 
 
 _REQUEST_TYPES: Final = frozenset({MsgType.CHANGE, MsgType.CHECK})

@@ -1,4 +1,5 @@
-"""The wire's constants and enums (docs/ipc.md), one definition each.
+"""The wire's constants and enums (docs/ipc.md), one definition each (VerdictCode is
+``adsync.verdict.Verdict``, shared with the plugin API).
 
 Standard library only (``enum``, ``struct``): the codec builds on it, and the Samba hooks,
 which start a process per password event, import it without the codec's dataclasses.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import struct
+
+from adsync.verdict import Verdict
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a hook ~5 ms
 if TYPE_CHECKING:
@@ -64,16 +67,12 @@ class Tag(enum.IntEnum):
 
 
 class AckCode(enum.IntEnum):
-    """ACK status on the wire (same values as ``handler.AckStatus``)."""
+    """ACK status on the wire; the ingest handler's ``AckStatus`` is this enum."""
 
     STORED = 0
     REFUSED = 1
     BUSY = 2
 
 
-class VerdictCode(enum.IntEnum):
-    """VERDICT status on the wire (same values as ``plugin.Verdict``)."""
-
-    ACCEPT = 0
-    REJECT = 1
-    UNDECIDED = 2
+VerdictCode = Verdict
+"""VERDICT status on the wire: the plugin API's ``Verdict`` itself (``adsync.verdict``)."""

@@ -9,17 +9,22 @@ f-string message, a traceback, a nested dict) by matching every live ``Secret``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
-import urllib.parse
+import threading
 from typing import Any, TextIO
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.secret import REDACTED, Secret, live_secret_values, live_secrets_version
+from adsync.secret import (
+    REDACTED,
+    Secret,
+    SecretIndex,
+    live_secret_values,
+    live_secrets_version,
+)
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -41,51 +46,39 @@ def is_secret_key(key: str) -> bool:
     return key not in _RESERVED and _SECRET_KEY.search(key) is not None
 
 
-def _forms(value: str) -> set[str]:
-    """A secret as it may appear in text: raw, JSON- or repr-escaped, percent-encoded."""
-    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-    forms.add(repr(value)[1:-1])
-    forms.add(urllib.parse.quote(value, safe=""))
-    forms.add(urllib.parse.quote_plus(value, safe=""))
-    return {f for f in forms if f}
+class _LiveSecrets:
+    """The index of every live secret, brought up to date when that set has changed.
 
-
-class _SecretMatcher:
-    """One alternation regex of every live secret, rebuilt only when that set changes."""
+    Threads log too (executors, the Windows service): ``lock`` is held while the index
+    is updated and read. Reentrant: rendering a value may log.
+    """
 
     def __init__(self) -> None:
-        self._values: frozenset[str] = frozenset()
+        self.lock = threading.RLock()
         self._version: tuple[int, int] | None = None
-        self._pattern: re.Pattern[str] | None = None
+        self._index = SecretIndex()
 
-    def pattern(self) -> re.Pattern[str] | None:
+    def index(self) -> SecretIndex:
+        """Call with ``lock`` held."""
         version = live_secrets_version()
-        if version == self._version:
-            return self._pattern
-        self._version = version
-        current = frozenset(live_secret_values())
-        if current != self._values:
-            forms: set[str] = set()
-            for value in current:
-                forms |= _forms(value)
-            ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial leftovers
-            self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-            self._values = current
-        return self._pattern
+        if version != self._version:
+            self._version = version
+            self._index.update(set(live_secret_values()))
+        return self._index
 
 
-_matcher = _SecretMatcher()
+_live = _LiveSecrets()
 
 
 def redact_text(text: str) -> str:
     """``text`` with every live secret (in any of its encoded forms) replaced by ``***``."""
-    pattern = _matcher.pattern()
-    return pattern.sub(REDACTED, text) if pattern is not None else text
+    with _live.lock:
+        return _live.index().redact(text)
 
 
-def _scrub(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> Any:
+def _scrub(value: Any, index: SecretIndex, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return pattern.sub(REDACTED, value) if pattern is not None else value
+        return index.redact(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, Secret):
@@ -94,23 +87,23 @@ def _scrub(value: Any, pattern: re.Pattern[str] | None, depth: int = 0) -> Any:
         return "<nested too deep>"
     if isinstance(value, dict):
         return {
-            _scrub(str(k), pattern): (
+            _scrub(str(k), index): (
                 REDACTED
                 if is_secret_key(str(k)) and not _harmless(v)
-                else _scrub(v, pattern, depth + 1)
+                else _scrub(v, index, depth + 1)
             )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
-        return [_scrub(v, pattern, depth + 1) for v in value]
+        return [_scrub(v, index, depth + 1) for v in value]
     if isinstance(value, bytes | bytearray | memoryview):
-        return _scrub(bytes(value).decode("utf-8", "replace"), pattern, depth + 1)
+        return _scrub(bytes(value).decode("utf-8", "replace"), index, depth + 1)
     # Anything else would be rendered through str()/repr(): render it here, then scan it.
     try:
         text = str(value)
     except Exception:
         text = f"<{type(value).__name__}>"
-    return _scrub(text, pattern, depth + 1)
+    return _scrub(text, index, depth + 1)
 
 
 def _harmless(value: object) -> bool:
@@ -119,13 +112,14 @@ def _harmless(value: object) -> bool:
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """The redaction processor: runs after exception formatting, just before rendering."""
-    pattern = _matcher.pattern()
     out: EventDict = {}
-    for key, value in event_dict.items():
-        if is_secret_key(key) and not _harmless(value):
-            out[key] = REDACTED
-        else:
-            out[key] = _scrub(value, pattern)
+    with _live.lock:
+        index = _live.index()
+        for key, value in event_dict.items():
+            if is_secret_key(key) and not _harmless(value):
+                out[key] = REDACTED
+            else:
+                out[key] = _scrub(value, index)
     return out
 
 
@@ -195,7 +189,6 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
             old.close()
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)  # a debug line per SQL call
     logging.captureWarnings(False)  # re-hook, in case something replaced showwarning since
     logging.captureWarnings(True)
     structlog.configure(

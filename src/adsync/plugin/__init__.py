@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from adsync.duration import Duration
-from adsync.secret import Secret, resolve_secret_ref, scrub
+from adsync.secret import Secret, SecretField, check_secret_ref, resolve_secret_ref, scrub
+from adsync.verdict import Verdict
 
 ENTRY_POINT_GROUP = "adsync.backends"
 
@@ -34,16 +35,10 @@ ENTRY_POINT_GROUP = "adsync.backends"
 # --- config shared by every backend --------------------------------------------------------
 
 
-def _check_secret_ref(value: str) -> str:
-    kind, sep, target = value.partition(":")
-    if not sep or not target or kind not in ("file", "env"):
-        raise ValueError("must be 'file:PATH' or 'env:NAME'; inline secrets are not allowed")
-    return value
-
-
 SecretRef = Annotated[
     str,
-    AfterValidator(_check_secret_ref),
+    SecretField(),
+    AfterValidator(check_secret_ref),
     WithJsonSchema({"type": "string", "pattern": "^(file|env):.+$"}),
 ]
 """A secret field in YAML: a reference, resolved with ``resolve_secret`` when needed."""
@@ -248,14 +243,6 @@ class Outcome:
     def configuration(cls, reason: str) -> Outcome:
         """Failed at once, and the backend shows as misconfigured."""
         return cls(OutcomeKind.FAILED, reason, None, True)
-
-
-class Verdict(enum.IntEnum):
-    """Wire values of the VERDICT status field."""
-
-    ACCEPT = 0
-    REJECT = 1
-    UNDECIDED = 2
 
 
 @dataclass(frozen=True, slots=True)

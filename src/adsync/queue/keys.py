@@ -66,24 +66,6 @@ def _read_private_file(path: Path) -> bytes | None:
         raise KeyProviderError(f"cannot read key file {path}: {exc.strerror}") from None
 
 
-class ReplaceableKeyProvider(Protocol):
-    """A provider whose master key can be replaced by ``adsync keys rotate --master``.
-
-    The new key is first staged beside the current one (``<path>.new``); once the
-    queue's keys are rewrapped under it, ``commit_staged`` moves it into place and
-    keeps the previous key as ``<path>.old`` (it still opens older backups).
-    """
-
-    path: Path
-
-    def master_key(self, *, create: bool = False) -> bytes: ...
-    def describe(self) -> str: ...
-    def stage(self, key: bytes) -> None: ...
-    def staged_key(self) -> bytes | None: ...
-    def commit_staged(self) -> None: ...
-    def discard_staged(self) -> None: ...
-
-
 class _StagedKeyFile:
     """Staging for key files: ``<path>.new`` written exclusively, then renamed over ``path``."""
 

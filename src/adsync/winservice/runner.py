@@ -40,7 +40,6 @@ class ServiceRunner:
 
         config = load_config(self.config_path)
         configure_logging(config.logging.level, config.logging.format)
-        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         if extra_handler is not None:
             extra_handler.setFormatter(make_formatter(config.logging.format))
             logging.getLogger().addHandler(extra_handler)

@@ -24,13 +24,15 @@ async def make_queue(work: Path, backends: list[str]) -> Path:
     path = work / "queue.db"
     queue = await Queue.open(path, FileKeyProvider(work / "master.key"), backends, max_pending=100)
     for i, password in enumerate(PASSWORDS):
-        await queue.append(
-            Change(
-                event_id=os.urandom(16),
-                account=f"user{i}",
-                password=Secret(password),
-                changed_at_ms=int(time.time() * 1000),
-            )
+        await queue.append_many(
+            [
+                Change(
+                    event_id=os.urandom(16),
+                    account=f"user{i}",
+                    password=Secret(password),
+                    changed_at_ms=int(time.time() * 1000),
+                )
+            ]
         )
     await queue.close()
     for suffix in ("", "-wal", "-shm"):

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from adsync.ingest.codec import AckReply, ErrorReply, Limits, VerdictReply
 from adsync.ingest.handler import Ack, AckStatus
@@ -179,17 +184,22 @@ async def test_handler_exception_answers_busy_and_undecided(
     assert await raw.reply() == (3, AckReply(AckCode.STORED))
 
 
+@pytest.mark.parametrize(
+    "echo",
+    [PW, json.dumps(PW), urllib.parse.quote(PW), PWB.hex(), base64.b64encode(PWB).decode()],
+    ids=["raw", "json", "percent", "hex", "base64"],
+)
 async def test_reason_holding_the_password_is_withheld(
-    harness: Harness, handler: StubHandler
+    harness: Harness, handler: StubHandler, echo: str
 ) -> None:
     server = await harness.start()
-    handler.ack = Ack(AckStatus.REFUSED, f"policy: {PW} is in the dictionary")
+    handler.ack = Ack(AckStatus.REFUSED, f"policy: {echo} is in the dictionary")
     raw = await harness.unix(server)
     await raw.send(raw_frame(0x20, change_fields(PWB), request_id=1))
     reply = await raw.reply()
     assert reply is not None and isinstance(reply[1], AckReply)
     assert reply[1].status is AckCode.REFUSED
-    leaked = PW in reply[1].reason
+    leaked = PW in reply[1].reason or echo in reply[1].reason
     assert not leaked
     assert "withheld" in reply[1].reason
 

@@ -75,10 +75,9 @@ def work(tmp_path: Path) -> Workdir:
 
 async def fill(queue: Queue, n: int) -> dict[bytes, str]:
     """Append ``n`` changes; returns event id -> password digest."""
-    import asyncio
 
     made = [make_change() for _ in range(n)]
-    results = await asyncio.gather(*(queue.append(c) for c, _ in made))
+    results = await queue.append_many([c for c, _ in made])
     assert all(r.status.value == "stored" for r in results), {r.status for r in results}
     return {c.event_id: d for c, d in made}
 

@@ -53,13 +53,13 @@ async def test_the_daemon_maintainer_switches_appends_and_reseals_in_the_backgro
         with sqlite3.connect(work.db) as conn:
             new_id = add_data_key(conn, work.keys.master_key(), time.time())
         change, pw = make_change()
-        await queue.append(change)  # still sealed under the old key: nothing broke
+        await queue.append_many([change])  # still sealed under the old key: nothing broke
         expected[change.event_id] = pw
         result = await maintainer.step()
         assert queue.sealer.active_key_id == new_id
         assert result.resealed == 26 and result.retired == [1] and result.unreadable == []
         change, pw = make_change()
-        await queue.append(change)
+        await queue.append_many([change])
         expected[change.event_id] = pw
         assert row_keys(work.db) == {new_id: 27}
         assert await password_digests(queue) == expected

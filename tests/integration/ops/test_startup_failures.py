@@ -36,8 +36,8 @@ from adsync.secret import Secret
 from adsync.startup import EXIT_CONFIG, EXIT_FILES, EXIT_LISTEN, EXIT_QUEUE
 from adsync.testing.daemon import DaemonProcess, base_config
 
-URL_PASSWORD = "S3cretUrlPw9"  # noqa: S105 - must appear nowhere
-URL_TOKEN = "Qtok7Secret42"  # noqa: S105 - a query-string credential, same rule
+URL_PASSWORD = "S3cretUrlPw9"
+URL_TOKEN = "Qtok7Secret42"
 SECRET_ENV = "ADSYNC_STARTUP_TEST_SECRET"
 
 
@@ -367,7 +367,9 @@ def test_a_missing_secret_names_the_backend_and_its_line_and_the_others_run(
     ) in text
     assert f"adsync: {daemon.config_path}:{file_line}: backends.third.token: cannot read" in text
     logged = {
-        e["backend"]: e for e in daemon.log_events() if e.get("event") == "backend_secret_unavailable"
+        e["backend"]: e
+        for e in daemon.log_events()
+        if e.get("event") == "backend_secret_unavailable"
     }
     assert set(logged) == {"other", "third"}
     assert logged["other"]["where"] == f"{daemon.config_path}:{env_line}: backends.other.token"

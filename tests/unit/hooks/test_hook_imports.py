@@ -21,6 +21,7 @@ COMMON = {
     "adsync", "adsync.hooks", "adsync.hooks.main", "adsync.hooks.settings",
     "adsync.hooks.alert", "adsync.hooks.backoff", "adsync.hooks.frames",
     "adsync.ingest", "adsync.ingest.wire",
+    "adsync.verdict",  # wire's VerdictCode: one IntEnum, imports only enum (as wire does)
 }  # fmt: skip
 ADSYNC = {
     "samba-check": COMMON | {"adsync.hooks.samba_check"},

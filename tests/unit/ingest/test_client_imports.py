@@ -26,4 +26,5 @@ def test_client_imports_only_stdlib_and_secret() -> None:
         "adsync.ingest.wire",
         "adsync.ingest.handshake",
         "adsync.ingest.client",
+        "adsync.verdict",  # the VERDICT status enum, shared with the plugin API
     }

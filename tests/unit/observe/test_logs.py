@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import html
 import io
 import json
 import logging
@@ -14,7 +16,7 @@ import pytest
 import structlog
 
 from adsync.observe.logs import configure_logging, is_secret_key, redact_text
-from adsync.secret import Secret
+from adsync.secret import Secret, encoded_forms
 
 PASSWORD = 'Pä"ss\\wörd€1 %/&'
 
@@ -133,6 +135,16 @@ def test_json_escaped_and_repr_forms(out: io.StringIO, secret: Secret) -> None:
     assert absent(json.dumps(PASSWORD)[1:-1], text)
     assert absent(repr(PASSWORD)[1:-1], text)
     assert absent(PASSWORD, text)
+
+
+def test_every_form_the_one_scrubber_knows_is_redacted(out: io.StringIO, secret: Secret) -> None:
+    """The log step and ``adsync.secret.scrub`` share one rule: every form it lists counts."""
+    forms = sorted(encoded_forms(PASSWORD))
+    structlog.get_logger("t").info("echoed", forms=forms)
+    (rec,) = records(out)
+    assert rec["forms"] == ["***"] * len(forms)
+    hex_form, b64_form = PASSWORD.encode().hex(), base64.b64encode(PASSWORD.encode()).decode()
+    assert {hex_form, b64_form, html.escape(PASSWORD)} <= set(forms)
 
 
 def test_bytes_and_arbitrary_objects(out: io.StringIO, secret: Secret) -> None:
@@ -280,3 +292,31 @@ def test_a_handler_marked_to_stay_survives_reconfigure() -> None:
         assert other not in root.handlers
     finally:
         root.removeHandler(kept)
+
+
+def test_threads_logging_while_secrets_come_and_go(out: io.StringIO) -> None:
+    """The live-secret index is shared: threads that log at once never see it half updated."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        log = structlog.get_logger("t")
+        try:
+            for i in range(150):
+                value = f"thread-{n}-Secret-{i}-Value"
+                secret = Secret(value)
+                log.info("tick", note=f"set {secret.reveal()} now")
+                del secret
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    notes = [rec["note"] for rec in records(out)]
+    assert len(notes) == 600
+    assert all(note == "set *** now" for note in notes)

@@ -27,6 +27,7 @@ from adsync.plugin import (
     SecretRef,
     TLSConfig,
     resolve_secret,
+    scrub,
 )
 
 
@@ -77,14 +78,6 @@ class LdapConfig(BackendConfig):
         if scheme == "ldaps" and self.starttls:
             raise ValueError("starttls applies to ldap:// only; ldaps:// is already TLS")
         return self
-
-
-def _scrub(text: str, *secrets: Secret | None) -> str:
-    """A server diagnostic may echo what it was sent: never let a password through."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret.reveal(), "***")
-    return text
 
 
 def _connection_class() -> type[Any]:
@@ -156,7 +149,8 @@ class LdapBackend(Backend[LdapConfig]):
         except LDAPError as exc:
             code = int(getattr(exc, "result_code", type(exc).code))
             diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            scrubbed = _scrub(str(diagnostic), change.password, self._bind_password)
+            # A server diagnostic may echo what it was sent: never let a password through.
+            scrubbed = scrub(str(diagnostic), change.password, self._bind_password)
             outcome: Outcome = classify(code, scrubbed, phase)
             return outcome
         except (TimeoutError, OSError) as exc:
@@ -187,7 +181,7 @@ class LdapBackend(Backend[LdapConfig]):
         except LDAPError as exc:
             code = int(getattr(exc, "result_code", type(exc).code))
             diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            return classify(code, _scrub(str(diagnostic), self._bind_password), phase)
+            return classify(code, scrub(str(diagnostic), self._bind_password), phase)
         except (TimeoutError, OSError) as exc:
             return Outcome.unreachable(f"LDAP {phase.value}: {type(exc).__name__}")
         finally:
