@@ -107,7 +107,8 @@ def service_ids() -> tuple[int, int] | None:
 
 
 def _secret_files(ctx: Context) -> list[tuple[Path, Kind]]:
-    return [(path, kind) for path, kind, _ in private_files(ctx.config, ctx.config_path)]
+    found = private_files(ctx.config, ctx.config_path)
+    return [(path, kind) for path, kind, _ in found if kind is not Kind.CONFIG]
 
 
 def files(ctx: Context) -> list[Result]:
