@@ -227,10 +227,10 @@ def interrupted_rotation(keys: KeyProvider, db: Path) -> Path | None:
 
 
 def interrupted_rotation_line(staged: Path) -> str:
+    current = staged.with_name(staged.name.removesuffix(".new"))
     return (
-        f"a master key rotation was interrupted: the queue's keys are wrapped by {staged}, "
-        "not by the current key; run `adsync keys rotate --master` (same --config) to "
-        "finish it"
+        f"a master key rotation was interrupted: {current} does not open the queue's keys, "
+        f"{staged} does; run `adsync keys rotate --master` (same --config) to finish it"
     )
 
 
