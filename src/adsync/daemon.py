@@ -98,7 +98,7 @@ class Daemon:
         await self.dispatcher.start()
         self.intake.open(queue)
         self.server = self._make_server()
-        with listening(*ingest_listeners(config.ingest)):
+        with listening(*ingest_listeners(config.ingest), socket_key="ingest.unix_socket"):
             await self.server.start()
         listen = config.metrics.listen_address
         if listen is not None:

@@ -119,12 +119,21 @@ def secret_problems(config: Config, config_path: Path) -> list[tuple[str, str, s
 
 
 @contextmanager
-def listening(key: str, address: str) -> Iterator[None]:
-    """Around opening a listener: an OSError becomes a line naming ``key`` and ``address``."""
+def listening(key: str, address: str, *, socket_key: str | None = None) -> Iterator[None]:
+    """Around opening a listener: an OSError becomes a line naming ``key`` and ``address``
+    (``socket_key`` for an error on a path: the Unix socket's directory or file).
+
+    The ingest server refuses to replace a live socket or a file that is not one with a
+    ``RuntimeError`` naming the path: that is a listener failure too.
+    """
     try:
         yield
     except OSError as exc:
+        if exc.filename and socket_key is not None:
+            key, address = socket_key, str(exc.filename)
         raise _listen_failure(key, address, exc) from None
+    except RuntimeError as exc:
+        raise StartupFailure("listen_failed", f"{socket_key or key}: {exc}", EXIT_LISTEN) from None
 
 
 def ingest_listeners(ingest: IngestConfig) -> tuple[str, str]:

@@ -319,6 +319,18 @@ def test_a_port_in_use(tmp_path: Path, which: str) -> None:
     assert not (tmp_path / "filter.sock").exists()  # the socket was closed again
 
 
+def test_a_socket_path_held_by_another_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"idp": scim()})
+    sock = tmp_path / "filter.sock"
+    sock.write_text("not a socket")
+    line = assert_one_line_failure(adsync("run", config=config), EXIT_LISTEN, "listen_failed")
+    assert (
+        line
+        == f"adsync: ingest.unix_socket: {sock} exists and is not a socket; refusing to replace it"
+    )
+    assert sock.read_text() == "not a socket"
+
+
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A directory another uid can reach (pytest's tmp_path is root-only)."""
