@@ -175,6 +175,10 @@ def explain(exc: BaseException, config: Config) -> StartupFailure | None:
                 interrupted_rotation_line(staged),
                 EXIT_QUEUE,
             )
+    queue = Path(config.queue.path)
+    if isinstance(exc, QueueError) and queue.exists() and not os.access(queue, os.R_OK | os.W_OK):
+        denied = PermissionError(errno.EACCES, "Permission denied", str(queue))
+        return StartupFailure("permission_denied", permission_line(denied, queue), EXIT_FILES)
     if isinstance(exc, QueueError):
         return StartupFailure(
             "queue_open_failed", f"cannot open the queue {config.queue.path}: {exc}", EXIT_QUEUE
@@ -188,7 +192,7 @@ def explain(exc: BaseException, config: Config) -> StartupFailure | None:
     if isinstance(exc, PskError):
         return StartupFailure("psk_unusable", f"ingest.psk_file: {exc}", EXIT_FILES)
     if isinstance(exc, PermissionError):
-        return StartupFailure("permission_denied", permission_line(exc), EXIT_FILES)
+        return StartupFailure("permission_denied", permission_line(exc, queue), EXIT_FILES)
     return None
 
 
@@ -203,15 +207,22 @@ def _staged_that_opens(config: Config) -> Path | None:
     return interrupted_rotation(provider, Path(config.queue.path))
 
 
-def permission_line(exc: PermissionError) -> str:
-    where = Path(exc.filename) if exc.filename else None
+def permission_line(exc: PermissionError, queue: Path) -> str:
+    """What the daemon's user may not do, and the commands that give it its state."""
     user = _user_name()
-    if where is None:
+    if not exc.filename:
         return f"permission denied ({exc.strerror}) for the daemon's user {user}"
-    directory = where if where.is_dir() else where.parent
+    where = Path(exc.filename)
+    state = queue.parent
+    if where == state and not where.exists():
+        fix = f"mkdir -m 0700 {state} && chown {user} {state}"
+    elif where.is_file():
+        fix = f"chown {user} {where} && chmod 0600 {where}"
+    else:
+        directory = where if where.is_dir() else where.parent
+        fix = f"chown {user} {directory} && chmod 0700 {directory}"
     return (
-        f"{where}: permission denied for the daemon's user {user}; its state directory "
-        f"must be its own: chown {user} {directory} && chmod 0700 {directory}"
+        f"{where}: permission denied for the daemon's user {user}; its state must be its own: {fix}"
     )
 
 

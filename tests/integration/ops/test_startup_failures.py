@@ -340,24 +340,56 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the daemon as another uid")
-def test_a_state_directory_the_daemon_user_cannot_write(shared_dir: Path) -> None:
-    nobody = 65534
-    own = shared_dir / "own"  # the key and the socket: the daemon's own directory
+NOBODY = 65534
+
+
+def run_as_nobody(shared_dir: Path, queue: Path) -> str:
+    """``adsync run`` as uid 65534 with its key and socket in a directory of its own."""
+    own = shared_dir / "own"
     own.mkdir()
-    os.chown(own, nobody, nobody)
-    state = shared_dir / "state"  # root's, 0755: not writable for the daemon's user
-    state.mkdir(mode=0o755)
-    config = base_config(own, {"idp": scim()}, queue={"path": str(state / "queue.db")})
+    os.chown(own, NOBODY, NOBODY)
+    config = base_config(own, {"idp": scim()}, queue={"path": str(queue)})
     config["ingest"]["allowed_uids"] = [0]
     path = own / "adsync.yaml"
     path.write_text(json.dumps(config))
-    os.chown(path, nobody, nobody)
+    os.chown(path, NOBODY, NOBODY)
     path.chmod(0o600)
-    result = adsync("run", config=path, as_user=nobody)
-    line = assert_one_line_failure(result, EXIT_FILES, "permission_denied")
-    assert f"{state / 'queue.db.lock'}: permission denied for the daemon's user" in line
-    assert f"chown nobody {state} && chmod 0700 {state}" in line
+    result = adsync("run", config=path, as_user=NOBODY)
+    return assert_one_line_failure(result, EXIT_FILES, "permission_denied")
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs the daemon as another uid")
+
+
+@needs_root
+def test_a_state_directory_the_daemon_user_cannot_write(shared_dir: Path) -> None:
+    state = shared_dir / "state"  # root's, 0755: not writable for the daemon's user
+    state.mkdir(mode=0o755)
+    line = run_as_nobody(shared_dir, state / "queue.db")
+    assert f"{state / 'queue.db.lock'}: permission denied for the daemon's user nobody" in line
+    assert line.endswith(f"chown nobody {state} && chmod 0700 {state}")
+
+
+@needs_root
+def test_a_state_directory_the_daemon_user_cannot_create(shared_dir: Path) -> None:
+    parent = shared_dir / "lib"
+    parent.mkdir(mode=0o755)
+    state = parent / "adsync"
+    line = run_as_nobody(shared_dir, state / "queue.db")
+    assert line.endswith(f"mkdir -m 0700 {state} && chown nobody {state}")
+    assert not state.exists()
+
+
+@needs_root
+def test_a_queue_file_of_another_user(shared_dir: Path) -> None:
+    state = shared_dir / "state"
+    state.mkdir()
+    os.chown(state, NOBODY, NOBODY)
+    queue = state / "queue.db"
+    queue.write_bytes(b"")
+    queue.chmod(0o600)  # root's
+    line = run_as_nobody(shared_dir, queue)
+    assert line.endswith(f"chown nobody {queue} && chmod 0600 {queue}")
 
 
 def test_a_missing_secret_names_the_backend_and_its_line_and_the_others_run(
