@@ -15,7 +15,7 @@ from pathlib import Path
 from adsync.doctor.model import Context, Result
 from adsync.filemodes import Kind, allowed_mode, exposure
 from adsync.service.layout import SERVICE_USER, UNIT_PATH, secret_refs
-from adsync.startup import private_files
+from adsync.startup import interrupted_rotation, interrupted_rotation_line, private_files
 
 PSK_SIZE = 32
 EARLIEST_SANE = 1_735_689_600  # 2025-01-01: a clock before this was never set
@@ -247,9 +247,19 @@ def queue(ctx: Context) -> list[Result]:
     if not path.exists():
         return [Result.ok(name, "not created yet (the daemon creates it at first start)")]
     try:
-        master = key_provider_from_config(ctx.config.keys).master_key(create=False)
+        provider = key_provider_from_config(ctx.config.keys)
+        master = provider.master_key(create=False)
     except QueueError as exc:
         return [Result.fail(name, f"no master key: {exc}", "restore the key (runbook 'Key lost')")]
+    staged = interrupted_rotation(provider, path)
+    if staged is not None:
+        return [
+            Result.fail(
+                name,
+                interrupted_rotation_line(staged),
+                f"adsync keys rotate --master --config {ctx.config_path}",
+            )
+        ]
     try:
         conn = _open_read_only(path)
     except sqlite3.Error as exc:

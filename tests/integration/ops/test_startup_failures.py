@@ -196,6 +196,13 @@ def test_interrupted_master_key_rotation_is_named_with_the_command(
     check = adsync("keys", "check", config=daemon.config_path)
     assert check.returncode == EXIT_QUEUE and "Traceback" not in check.stderr
     assert str(staged) in check.stderr and "adsync keys rotate --master" in check.stderr
+    doctor = adsync(
+        "doctor", "--json", "--smb-conf", str(daemon.workdir / "none"), config=daemon.config_path
+    )
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    queue_check = checks[f"queue {daemon.config['queue']['path']}"]
+    assert queue_check["status"] == "fail" and str(staged) in queue_check["detail"]
+    assert queue_check["fix"] == f"adsync keys rotate --master --config {daemon.config_path}"
 
     finish = adsync("keys", "rotate", "--master", config=daemon.config_path)
     assert finish.returncode == 0, finish.stderr
