@@ -19,7 +19,6 @@ from adsync.filemodes import Exposure, Kind, exposure
 
 if TYPE_CHECKING:
     from adsync.config import Config, IngestConfig
-    from adsync.queue.keys import KeyProvider
 
 EXIT_CONFIG = 1  # the config file does not load (the same lines as check-config)
 EXIT_QUEUE = 2  # the queue does not open: its key, its file, another daemon on it
@@ -40,28 +39,23 @@ class StartupFailure(Exception):
 # --- before anything opens: private files ---------------------------------------------------
 
 
-def private_files(config: Config, config_path: Path) -> list[tuple[Path, Kind, str]]:
-    """The files of this config that must stay private: (path, kind, config key)."""
+def private_files(config: Config, config_path: Path) -> list[tuple[Path, Kind]]:
+    """The files of this config that must stay private, and what each is."""
     from adsync.service.layout import secret_refs
 
     config_path = config_path.absolute()
-    found = [(config_path, Kind.CONFIG, "")]
-    base = config_path.parent
-    for name, backend in config.backends.items():
-        for key, ref in secret_refs(backend):
+    found = [(config_path, Kind.CONFIG)]
+    for backend in config.backends.values():
+        for _key, ref in secret_refs(backend):
             if ref.startswith("file:"):
                 path = Path(ref[5:])
                 found.append(
-                    (
-                        path if path.is_absolute() else base / path,
-                        Kind.SECRET,
-                        f"backends.{name}.{key}",
-                    )
+                    (path if path.is_absolute() else config_path.parent / path, Kind.SECRET)
                 )
     if config.keys.provider in ("file", "dpapi") and config.keys.path is not None:
-        found.append((Path(config.keys.path), Kind.KEY, "keys.path"))
+        found.append((Path(config.keys.path), Kind.KEY))
     if config.ingest.tcp_address is not None:
-        found.append((Path(config.ingest.psk_file), Kind.KEY, "ingest.psk_file"))
+        found.append((Path(config.ingest.psk_file), Kind.KEY))
     return found
 
 
@@ -71,7 +65,7 @@ def exposed_files(config: Config, config_path: Path) -> list[Exposure]:
         return []
     uid, gid = os.geteuid(), os.getegid()
     found = []
-    for path, kind, _key in private_files(config, config_path):
+    for path, kind in private_files(config, config_path):
         try:
             st = path.stat()
         except OSError:
@@ -179,15 +173,9 @@ def explain(exc: BaseException, config: Config) -> StartupFailure | None:
     if isinstance(exc, QueueError) and queue.exists() and not os.access(queue, os.R_OK | os.W_OK):
         denied = PermissionError(errno.EACCES, "Permission denied", str(queue))
         return StartupFailure("permission_denied", permission_line(denied, queue), EXIT_FILES)
-    if isinstance(exc, QueueError):
+    if isinstance(exc, QueueError | sqlite3.DatabaseError):  # the queue converts most sqlite's
         return StartupFailure(
-            "queue_open_failed", f"cannot open the queue {config.queue.path}: {exc}", EXIT_QUEUE
-        )
-    if isinstance(exc, sqlite3.DatabaseError):  # the queue module converts most of these
-        return StartupFailure(
-            "queue_open_failed",
-            f"cannot open the queue {config.queue.path}: {exc}",
-            EXIT_QUEUE,
+            "queue_open_failed", f"cannot open the queue {queue}: {exc}", EXIT_QUEUE
         )
     if isinstance(exc, PskError):
         return StartupFailure("psk_unusable", f"ingest.psk_file: {exc}", EXIT_FILES)
@@ -198,13 +186,13 @@ def explain(exc: BaseException, config: Config) -> StartupFailure | None:
 
 def _staged_that_opens(config: Config) -> Path | None:
     from adsync.queue.errors import QueueError
-    from adsync.queue.keys import key_provider_from_config
+    from adsync.queue.keys import interrupted_master_rotation, key_provider_from_config
 
     try:
         provider = key_provider_from_config(config.keys)
     except QueueError:
         return None
-    return interrupted_rotation(provider, Path(config.queue.path))
+    return interrupted_master_rotation(provider, Path(config.queue.path))
 
 
 def permission_line(exc: PermissionError, queue: Path) -> str:
@@ -238,15 +226,8 @@ def _user_name() -> str:
 # --- an interrupted master key rotation -----------------------------------------------------
 
 
-def interrupted_rotation(keys: KeyProvider, db: Path) -> Path | None:
-    """``<keys.path>.new`` when it, not the current key, opens the queue: a
-    ``keys rotate --master`` stopped between its rewrap and its rename."""
-    from adsync.queue.keys import interrupted_master_rotation
-
-    return interrupted_master_rotation(keys, db)
-
-
 def interrupted_rotation_line(staged: Path) -> str:
+    """What to say about ``queue.keys.interrupted_master_rotation`` (run, keys, doctor)."""
     current = staged.with_name(staged.name.removesuffix(".new"))
     return (
         f"a master key rotation was interrupted: {current} does not open the queue's keys, "
@@ -264,7 +245,6 @@ __all__ = [
     "explain",
     "exposed_files",
     "ingest_listeners",
-    "interrupted_rotation",
     "interrupted_rotation_line",
     "listening",
     "private_files",

@@ -61,12 +61,13 @@ def _run(coro: Any, config: Config, provider: KeyProvider) -> Any:
     import sqlite3
 
     from adsync.queue.errors import QueueError, QueueKeyError
-    from adsync.startup import interrupted_rotation, interrupted_rotation_line
+    from adsync.queue.keys import interrupted_master_rotation
+    from adsync.startup import interrupted_rotation_line
 
     try:
         return asyncio.run(coro)
     except QueueKeyError as exc:
-        staged = interrupted_rotation(provider, Path(config.queue.path))
+        staged = interrupted_master_rotation(provider, Path(config.queue.path))
         _fail(interrupted_rotation_line(staged) if staged is not None else str(exc))
     except QueueError as exc:
         _fail(f"cannot open the queue {config.queue.path}: {exc}")

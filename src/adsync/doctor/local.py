@@ -15,7 +15,7 @@ from pathlib import Path
 from adsync.doctor.model import Context, Result
 from adsync.filemodes import Kind, allowed_mode, exposure
 from adsync.service.layout import SERVICE_USER, UNIT_PATH, secret_refs
-from adsync.startup import interrupted_rotation, interrupted_rotation_line, private_files
+from adsync.startup import interrupted_rotation_line, private_files
 
 PSK_SIZE = 32
 EARLIEST_SANE = 1_735_689_600  # 2025-01-01: a clock before this was never set
@@ -108,7 +108,7 @@ def service_ids() -> tuple[int, int] | None:
 
 def _secret_files(ctx: Context) -> list[tuple[Path, Kind]]:
     found = private_files(ctx.config, ctx.config_path)
-    return [(path, kind) for path, kind, _ in found if kind is not Kind.CONFIG]
+    return [(path, kind) for path, kind in found if kind is not Kind.CONFIG]
 
 
 def files(ctx: Context) -> list[Result]:
@@ -239,7 +239,7 @@ def queue(ctx: Context) -> list[Result]:
     """The queue opens read-only and the master key unwraps every data key in it."""
     from adsync.queue import sql
     from adsync.queue.errors import QueueError, SealError
-    from adsync.queue.keys import key_provider_from_config
+    from adsync.queue.keys import interrupted_master_rotation, key_provider_from_config
     from adsync.queue.rotation import verify_master
 
     path = Path(ctx.config.queue.path)
@@ -251,7 +251,7 @@ def queue(ctx: Context) -> list[Result]:
         master = provider.master_key(create=False)
     except QueueError as exc:
         return [Result.fail(name, f"no master key: {exc}", "restore the key (runbook 'Key lost')")]
-    staged = interrupted_rotation(provider, path)
+    staged = interrupted_master_rotation(provider, path)
     if staged is not None:
         return [
             Result.fail(
