@@ -1,5 +1,9 @@
 /* The spool file: sealed records appended and flushed (FlushFileBuffers) before the
  * in-memory copy is forgotten; read oldest first; emptied once every record is ACKed.
+ * Only the worker thread calls into this file (adsy_spool_setup aside, which does no
+ * I/O): no LSASS thread ever takes g_lock, so holding it across WriteFile/FlushFileBuffers
+ * can stall the worker only, never a password change. The worker opens and checks the
+ * spool (adsy_spool_init) as its first job, never LSASS's boot thread.
  * Reading (core/spool.c, adsy_spool_step) costs a damaged record that record only: it is
  * skipped and reading resumes at the next record that opens; a torn or zero-filled tail is
  * cut off; the whole file is set aside (renamed *.bad-<unix ms>, for `adsync filter spool
@@ -68,6 +72,17 @@ static int truncate_at(uint64_t off)
            FlushFileBuffers(g_file);
 }
 
+int adsy_path_join(WCHAR *out, size_t cap, const WCHAR *dir, const WCHAR *name)
+{
+    int n = _snwprintf(out, cap, L"%ls\\%ls", dir, name);
+    if (n < 0 || (size_t)n >= cap) { /* msvcrt: -1 and no NUL when it does not fit */
+        out[0] = 0;
+        return 0;
+    }
+    out[n] = 0;
+    return 1;
+}
+
 static int open_file(void)
 {
     g_file = CreateFileW(g_path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
@@ -82,6 +97,8 @@ static int make_dir(const WCHAR *dir)
 {
     WCHAR tmp[MAX_PATH];
     lstrcpynW(tmp, dir, MAX_PATH);
+    if (lstrlenW(tmp) < 3) /* "C:\\" at least: a drive-relative or empty SpoolDir is refused */
+        return ERROR_BAD_PATHNAME;
     for (WCHAR *p = tmp + 3; *p; p++) {
         if (*p == L'\\' || *p == L'/') {
             WCHAR save = *p;
@@ -113,15 +130,16 @@ static int make_dir(const WCHAR *dir)
 /* Renames a spool in which no record opens (another key) out of the way, for the
  * operator and `adsync filter spool replay`. If it cannot be moved it stays where it is and
  * new records go after it: never destroyed. */
-static int set_aside(uint64_t end)
+static int set_aside(const WCHAR *dir, uint64_t end)
 {
-    WCHAR bad[MAX_PATH];
-    int n = _snwprintf(bad, MAX_PATH, L"%ls.bad-%llu", g_path,
-                       (unsigned long long)adsy_unix_ms());
+    WCHAR bad[MAX_PATH], name[48];
+    int n = _snwprintf(name, 48, L"%ls.bad-%llu", SPOOL_NAME, (unsigned long long)adsy_unix_ms());
+    name[47] = 0; /* cannot be cut: the name and 20 digits fit */
     CloseHandle(g_file);
     g_file = INVALID_HANDLE_VALUE;
-    int moved = n > 0 && n < MAX_PATH && MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
-    DWORD err = moved ? 0 : GetLastError();
+    int joined = n > 0 && adsy_path_join(bad, MAX_PATH, dir, name);
+    int moved = joined && MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
+    DWORD err = moved ? 0 : joined ? GetLastError() : ERROR_FILENAME_EXCED_RANGE;
     if (!open_file())
         return ADSY_E_SPACE;
     if (moved) {
@@ -135,7 +153,7 @@ static int set_aside(uint64_t end)
 
 /* Checks every record once at start: counts those that open, reports the damaged ones
  * (kept in place and skipped when read), cuts a torn tail. Under g_lock. */
-static int scan_at_start(uint64_t end)
+static int scan_at_start(const WCHAR *dir, uint64_t end)
 {
     static adsy_change c;
     uint64_t off = 0, next;
@@ -161,7 +179,7 @@ static int scan_at_start(uint64_t end)
         return ADSY_OK;
     }
     if (ok == 0 && skipped > 0)
-        return set_aside(end);
+        return set_aside(dir, end);
     if (st == ADSY_STEP_TORN) {
         adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", why, end - off);
         truncate_at(off);
@@ -172,20 +190,27 @@ static int scan_at_start(uint64_t end)
     return ADSY_OK;
 }
 
-int adsy_spool_init(const WCHAR *dir)
+void adsy_spool_setup(void)
 {
     static int lock_ready;
     if (!lock_ready) {
         InitializeCriticalSection(&g_lock);
         lock_ready = 1;
     }
+}
+
+int adsy_spool_init(const WCHAR *dir)
+{
+    ADSY_TEST_STALL(); /* a slow disk at boot: only the worker waits */
     int dir_rc = make_dir(dir);
     if (dir_rc != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", dir_rc, 0);
         return ADSY_E_SPACE;
     }
-    if (_snwprintf(g_path, MAX_PATH, L"%ls\\%ls", dir, SPOOL_NAME) < 0)
+    if (!adsy_path_join(g_path, MAX_PATH, dir, SPOOL_NAME)) {
+        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", ERROR_FILENAME_EXCED_RANGE, 0);
         return ADSY_E_SPACE;
+    }
     if (!open_file()) {
         adsy_log(ADSY_LOG_ERROR, "spool_open_failed", (long)GetLastError(), 0);
         return ADSY_E_SPACE;
@@ -200,7 +225,7 @@ int adsy_spool_init(const WCHAR *dir)
     }
     uint64_t end = (uint64_t)size.QuadPart;
     EnterCriticalSection(&g_lock);
-    int rc = scan_at_start(end);
+    int rc = scan_at_start(dir, end);
     LeaveCriticalSection(&g_lock);
     if (g_pending)
         adsy_log(ADSY_LOG_INFO, "spool_found", 0, g_pending);
@@ -211,6 +236,11 @@ int adsy_spool_append(const adsy_change *const *changes, size_t n)
 {
     int rc = ADSY_OK;
     EnterCriticalSection(&g_lock);
+    ADSY_TEST_STALL(); /* a stalled disk, with the lock held */
+    if (g_file == INVALID_HANDLE_VALUE) {
+        LeaveCriticalSection(&g_lock);
+        return ADSY_E_SPACE; /* no spool (its directory failed): kept in memory */
+    }
     uint64_t start = g_end_off, off = start;
     for (size_t i = 0; i < n && rc == ADSY_OK; i++) {
         uint8_t nonce[ADSY_SPOOL_NONCE_LEN];

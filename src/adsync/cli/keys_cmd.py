@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import config_option, echo_json, load_or_exit, plural
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -167,12 +167,14 @@ async def _rotate_alone(config: Config, provider: KeyProvider, batch: int, add_k
             key_id = await _add_key(queue, provider)
             click.echo(f"data key {key_id} added and active")
         result = await maintainer.run_until_settled()
-        click.echo(f"re-sealed {result.resealed} rows under key {queue.sealer.active_key_id}")
+        click.echo(
+            f"re-sealed {plural(result.resealed, 'row')} under key {queue.sealer.active_key_id}"
+        )
         for kid in result.retired:
             click.echo(f"retired data key {kid} (no row uses it)")
         if result.unreadable:
             click.echo(
-                f"{len(result.unreadable)} rows do not open and stay on their old key "
+                f"{plural(len(result.unreadable), 'row')} cannot be opened, left on the old key "
                 "(see: adsync keys check)",
                 err=True,
             )
@@ -201,11 +203,13 @@ async def _rotate_beside_daemon(
             fp = await queue.read(fingerprint)
             old_rows = sum(n for kid, n in counts.items() if kid != key_id)
             if old_rows == 0 and not inactive_data_keys(fp):
-                click.echo(f"done: {counts.get(key_id, 0)} rows on key {key_id}, old key retired")
+                click.echo(
+                    f"done: {plural(counts.get(key_id, 0), 'row')} on key {key_id}, old key retired"
+                )
                 return
             if time.monotonic() > deadline:
                 _fail(
-                    f"timed out: {old_rows} rows still on older keys "
+                    f"timed out: {plural(old_rows, 'row')} still on older keys "
                     "(is the daemon running? see its log for key_maintenance_failed)",
                     1,
                 )
@@ -258,7 +262,7 @@ async def _rotate_master(config: Config, provider: KeyProvider) -> None:
             raise
         provider.commit_staged()
         click.echo(
-            f"rewrapped {n} keys under a new master key in {provider.path}; "
+            f"rewrapped {plural(n, 'key')} under a new master key in {provider.path}; "
             f"the previous one is kept as {provider.previous_path} for older backups"
         )
     finally:
@@ -315,16 +319,18 @@ def check(config_path: Path, as_json: bool) -> None:
                 continue
             state = "active" if k.active else "retiring"
             click.echo(
-                f"key {k.key_id} ({state}): {report.ok.get(k.key_id, 0)} rows open, "
+                f"key {k.key_id} ({state}): {plural(report.ok.get(k.key_id, 0), 'row')} open, "
                 f"{report.bad.get(k.key_id, 0)} do not"
             )
         for kid, n in report.bad.items():
             if kid not in known:
-                click.echo(f"key {kid} (missing from the key table): {n} rows do not open")
+                click.echo(
+                    f"key {kid} (missing from the key table): {plural(n, 'row')} cannot be opened"
+                )
         if report.passed:
-            click.echo(f"ok: all {report.rows} rows open")
+            click.echo(f"ok: {plural(report.rows, 'row')} checked, every one opens")
         else:
-            click.echo(f"{len(report.bad_event_ids)} rows do not open:", err=True)
+            click.echo(f"{plural(len(report.bad_event_ids), 'row')} cannot be opened:", err=True)
             for eid in report.bad_event_ids:
                 click.echo(f"  {eid}", err=True)
     if not report.passed:

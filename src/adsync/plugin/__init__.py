@@ -345,6 +345,16 @@ def available_backend_types() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
+def builtin_backend_types() -> list[str]:
+    """The types adsync itself ships (its own distribution's entry points), whatever
+    third-party plugins are installed beside it."""
+    return sorted(
+        ep.name
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.dist is not None and ep.dist.name == "adsync"
+    )
+
+
 def load_backend_class(type_name: str) -> type[Backend[Any]]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == type_name:
@@ -372,6 +382,8 @@ __all__ = [
     "TLSConfig",
     "UnknownBackendType",
     "Verdict",
+    "available_backend_types",
+    "builtin_backend_types",
     "check_target_url",
     "check_time_left",
     "is_loopback_host",

@@ -33,7 +33,11 @@ class KeyProvider(Protocol):
 
 
 def _write_new_key_file(path: Path, content: bytes) -> None:
-    """Create ``path`` with mode 0600 atomically-exclusively; never overwrite a key."""
+    """Create ``path`` with mode 0600 atomically-exclusively; never overwrite a key.
+
+    The directory is synced too: a key whose name a power cut could lose would leave a
+    queue whose keys are wrapped by it unreadable (found by tests/durability, posix model).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
@@ -45,6 +49,7 @@ def _write_new_key_file(path: Path, content: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    _fsync_dir(path.parent)
 
 
 def _read_private_file(path: Path) -> bytes | None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from adsync.queue import crashpoint
 from adsync.queue.errors import QueueError
 from adsync.queue.models import ACTIVE_STATES, Attempt, DeliveryState, KeyRow
 from adsync.queue.seal import PURPOSE_DATA, SealedChange
@@ -51,7 +52,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
-        conn.execute("COMMIT")
+        crashpoint.commit(lambda: conn.execute("COMMIT"))
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -23,7 +23,7 @@ import structlog
 
 from adsync.clock import Clock, SystemClock
 from adsync.plugin import Change, RetryConfig
-from adsync.queue import sql
+from adsync.queue import crashpoint, sql
 from adsync.queue.errors import (
     KeyProviderError,
     MasterKeyMissing,
@@ -239,6 +239,8 @@ class Queue:
         """
         clock = clock or SystemClock()
         path = Path(path)
+        if (hook := crashpoint.armed()) is not None:
+            log.warning("test_crash_hook_armed", setting=hook, note="test aid, not for production")
         lock = None if operator else _lock_daemon(path)
         db: SqliteThread | None = None
         try:
