@@ -208,7 +208,7 @@ def test_interrupted_master_key_rotation_is_named_with_the_command(
     assert finish.returncode == 0, finish.stderr
     assert "finished an interrupted master key rotation" in finish.stdout
     check = adsync("keys", "check", config=daemon.config_path)
-    assert check.returncode == 0 and "ok: all 1 rows open" in check.stdout
+    assert check.returncode == 0 and "every one opens" in check.stdout
     daemon.start()  # and the daemon opens the queue again
 
 
