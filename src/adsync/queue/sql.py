@@ -155,8 +155,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
     """Bring the database to ``len(migrations)``; returns the version it was at before.
 
-    The connection must be in autocommit mode (``isolation_level=None``).
+    The connection must be in autocommit mode (``isolation_level=None``). A database
+    that holds tables but no ``schema_migrations`` is another program's: refused untouched.
     """
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "schema_migrations" not in tables:
+        raise QueueError("the database holds tables that are not adsync's: not an adsync queue")
     before = schema_version(conn)
     if before > len(migrations):
         raise QueueError(

@@ -251,6 +251,12 @@ class Queue:
             db = await SqliteThread.open(path)
             now = clock.time()
             sealer, pending = await db.run(lambda c: _prepare(c, keys, operator, now))
+        except sqlite3.DatabaseError as exc:  # damaged, not SQLite, not ours, not writable
+            if db is not None:
+                await db.close()
+            if lock is not None:
+                lock.close()
+            raise QueueError(f"SQLite cannot use the file: {exc}") from None
         except BaseException:
             if db is not None:
                 await db.close()

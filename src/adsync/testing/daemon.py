@@ -62,6 +62,7 @@ class DaemonProcess:
         self.config = config
         self.config_path = workdir / "adsync.yaml"
         self.config_path.write_text(json.dumps(config, indent=2))
+        self.config_path.chmod(0o600)  # as the daemon wants it (else it warns at start)
         self.log_path = REGISTRY.watch(workdir / "daemon.log")
         queue_path = Path(config["queue"]["path"])
         for suffix in ("", "-wal", "-shm", "-journal"):
