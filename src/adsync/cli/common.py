@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from adsync.wording import plural as plural  # the commands' one plural helper
+
 if TYPE_CHECKING:
     from adsync.config import Config
 
@@ -17,14 +19,21 @@ def default_config_path() -> Path:
     return configured_default()
 
 
+CONFIG_HELP = (
+    "The YAML configuration file. Default: $ADSYNC_CONFIG when set, else "
+    "/etc/adsync/adsync.yaml (Windows: %ProgramData%\\adsync\\adsync.yaml)."
+)
+
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=default_config_path,
-    show_default="/etc/adsync/adsync.yaml or $ADSYNC_CONFIG",
-    help="The YAML configuration file.",
+    show_default=False,
+    metavar="FILE",
+    help=CONFIG_HELP,
 )
+"""The one ``--config`` option: every command that reads the config file uses this."""
 
 
 def load_or_exit(path: Path) -> Config:

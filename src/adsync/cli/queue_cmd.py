@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from adsync.cli.common import age, config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit, plural
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -131,7 +131,7 @@ def retry(config_path: Path, backend: str | None, event_ids: tuple[str, ...]) ->
     after that cannot be retried: the user must change the password again.
     """
     n = with_queue(config_path, lambda q: q.retry_failed(backend, _event_ids(event_ids)))
-    click.echo(f"re-queued {n} failed deliveries")
+    click.echo(f"re-queued {plural(n, 'failed delivery', 'failed deliveries')}")
     if n == 0:
         click.echo(
             "(only rows whose password is still held can be retried; "
@@ -181,7 +181,10 @@ def purge(
         return await q.purge_failed(backend, _event_ids(event_ids), cutoff)
 
     n = with_queue(config_path, action)
-    click.echo(f"purged {n} {'rows' if removed_backend else 'failed deliveries'}")
+    what = (
+        plural(n, "row") if removed_backend else plural(n, "failed delivery", "failed deliveries")
+    )
+    click.echo(f"purged {what}")
 
 
 @queue.command("accept-loss")

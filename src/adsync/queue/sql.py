@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from adsync.queue import crashpoint
 from adsync.queue.errors import QueueError
 from adsync.queue.models import ACTIVE_STATES, Attempt, DeliveryState, KeyRow
 from adsync.queue.seal import PURPOSE_DATA, SealedChange
@@ -51,7 +52,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
-        conn.execute("COMMIT")
+        crashpoint.commit(lambda: conn.execute("COMMIT"))
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
@@ -168,8 +169,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
     """Bring the database to ``len(migrations)``; returns the version it was at before.
 
-    The connection must be in autocommit mode (``isolation_level=None``).
+    The connection must be in autocommit mode (``isolation_level=None``). A database
+    that holds tables but no ``schema_migrations`` is another program's: refused untouched.
     """
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "schema_migrations" not in tables:
+        raise QueueError("the database holds tables that are not adsync's: not an adsync queue")
     before = schema_version(conn)
     if before > len(migrations):
         raise QueueError(

@@ -23,7 +23,7 @@ import structlog
 
 from adsync.clock import Clock, SystemClock
 from adsync.plugin import Change, RetryConfig
-from adsync.queue import highwater, sql
+from adsync.queue import crashpoint, highwater, sql
 from adsync.queue.errors import (
     KeyProviderError,
     MasterKeyMissing,
@@ -252,6 +252,8 @@ class Queue:
         """
         clock = clock or SystemClock()
         path = Path(path)
+        if (hook := crashpoint.armed()) is not None:
+            log.warning("test_crash_hook_armed", setting=hook, note="test aid, not for production")
         lock = None if operator else _lock_daemon(path)
         db: SqliteThread | None = None
         try:
@@ -262,6 +264,12 @@ class Queue:
             db = await SqliteThread.open(path)
             now = clock.time()
             sealer, pending, stored = await db.run(lambda c: _prepare(c, path, keys, operator, now))
+        except sqlite3.DatabaseError as exc:  # damaged, not SQLite, not ours, not writable
+            if db is not None:
+                await db.close()
+            if lock is not None:
+                lock.close()
+            raise QueueError(f"SQLite cannot use the file: {exc}") from None
         except BaseException:
             if db is not None:
                 await db.close()

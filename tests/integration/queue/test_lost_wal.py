@@ -114,7 +114,7 @@ def test_deleted_wal_after_a_crash_is_refused_until_the_loss_is_accepted(
     assert run.returncode == 2, run.stderr
     line = run.stderr.strip().splitlines()[-1]
     found = re.fullmatch(
-        r"adsync: cannot open the queue: queue\.db holds at least (\d+) fewer changes than it "
+        r"adsync: cannot open the queue \S+: queue\.db holds at least (\d+) fewer changes than it "
         r"acknowledged \((\d+) stored, (\d+) acknowledged per queue\.db\.acked\): "
         r"was queue\.db-wal deleted, .* adsync queue accept-loss\)",
         line,
