@@ -21,6 +21,8 @@ from adsync.queue.models import DeliveryInfo, DeliveryState
 
 from .conftest import Kit, StartDaemon, eventually, new_password, retry
 
+pytestmark = pytest.mark.slow
+
 DELIVERED = DeliveryState.DELIVERED
 FAILED = DeliveryState.FAILED
 PENDING = DeliveryState.PENDING
