@@ -79,6 +79,7 @@ def test_release_dll_is_hardened_and_carries_no_test_hooks(native_build: Path) -
         assert hook.encode("utf-16-le") not in data and hook.encode() not in data
 
 
+@pytest.mark.slow
 def test_lock_free_queue_and_log_ring_clean_under_tsan(tmp_path: Path) -> None:
     """The core's threaded tests (4 producers and the consumer on the change queue; the
     log ring) under ThreadSanitizer: no data race in what LSASS's threads share."""

@@ -11,6 +11,8 @@ of any name left running after ``close()``.
 
 Every test carries its own ``pytest.mark.asyncio``: the kit works in a project
 with pytest-asyncio's default (strict) mode, no ``asyncio_mode = auto`` needed.
+Running it needs the ``testing`` extra (pytest, pytest-asyncio); without pytest the
+module still imports (a production install imports every module) and marks nothing.
 The fakes' base (``FakeTarget``) lives in ``adsync.testing.fake`` (no pytest
 there: the demo runs fakes too) and is re-exported here.
 """
@@ -22,16 +24,24 @@ import contextlib
 import ssl
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
-
-import pytest
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar, TypeVar
 
 from adsync.plugin import Backend, Candidate, Change, Outcome, OutcomeKind, Secret, Verdict
 from adsync.testing.fake import FakeTarget, Mode, Received, capture_all_logs, sha256_hex
 from adsync.testing.tls import make_self_signed
 
-asyncio_test = pytest.mark.asyncio
+_Test = TypeVar("_Test", bound=Callable[..., Any])
+
+
+def asyncio_test(test: _Test) -> _Test:
+    """pytest-asyncio's mark on one contract test; without pytest there is no run to mark."""
+    try:
+        import pytest
+    except ImportError:
+        return test
+    marked: _Test = pytest.mark.asyncio(test)
+    return marked
 
 
 async def assert_no_task_left(before: set[asyncio.Task[Any]], what: str) -> None:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adsync.plugin import Change
 from adsync.queue.keys import FileKeyProvider
 from adsync.queue.store import Queue
@@ -60,6 +62,7 @@ def write_config(work: Path, backends: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_status_list_and_purge_of_a_removed_backend(tmp_path: Path) -> None:
     await make_queue(tmp_path, ["kept", "removed"])
     hook = {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "env:UNUSED"}

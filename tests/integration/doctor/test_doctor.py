@@ -20,6 +20,8 @@ from adsync.testing.daemon import DaemonProcess, base_config
 from adsync.testing.scim import FakeScim
 from adsync.testing.tls import TLSFiles, make_self_signed
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "doctor-scim-token"
 
 

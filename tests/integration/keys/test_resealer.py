@@ -7,6 +7,8 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
+
 from adsync.queue.rotation import add_data_key, check_rows, reseal_batch, retire_unused
 from adsync.testing.leaks import REGISTRY
 
@@ -88,6 +90,7 @@ def _tamper(db: str, column: str, event_id: bytes) -> None:
         )
 
 
+@pytest.mark.slow
 async def test_keys_check_detects_a_tampered_and_a_moved_row(work: Workdir) -> None:
     queue = await work.open()
     ids = list(await fill(queue, 6))
@@ -121,6 +124,7 @@ async def test_keys_check_detects_a_tampered_and_a_moved_row(work: Workdir) -> N
     assert sorted(report.bad_event_ids) == sorted([ids[1].hex(), ids[4].hex()])
 
 
+@pytest.mark.slow
 async def test_a_row_that_does_not_open_keeps_its_old_key_alive(work: Workdir) -> None:
     queue = await work.open()
     ids = list(await fill(queue, 5))
@@ -138,6 +142,7 @@ async def test_a_row_that_does_not_open_keeps_its_old_key_alive(work: Workdir) -
     assert "key 1 (retiring): 0 rows open, 1 do not" in check.stdout
 
 
+@pytest.mark.slow
 async def test_sigkill_in_the_middle_of_a_reseal_loses_nothing(work: Workdir) -> None:
     queue = await work.open()
     expected = await fill(queue, 2000)
@@ -215,6 +220,7 @@ async def test_master_key_rotation_rewraps_the_data_keys(work: Workdir) -> None:
         raise AssertionError("the old master key still opens the queue")
 
 
+@pytest.mark.slow
 async def test_an_interrupted_master_rotation_is_finished_by_a_rerun(work: Workdir) -> None:
     from adsync.queue.rotation import rewrap_keys
 

@@ -9,11 +9,15 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from adsync.ingest.client import IngestClient
 from adsync.secret import Secret
 from adsync.testing.leaks import REGISTRY
 
 from .conftest import off_loop, webhook
+
+pytestmark = pytest.mark.slow
 
 
 def send(daemon: Any, n: int) -> list[int]:

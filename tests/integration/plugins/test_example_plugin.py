@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "plugins.md"
 EXAMPLE = ROOT / "examples" / "plugin_example"
