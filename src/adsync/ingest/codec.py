@@ -63,16 +63,25 @@ class Limits:
     max_frame: int = PROTOCOL_MAX_FRAME  # payload bytes after the length prefix
     max_field: int = 1024  # account, domain, source host, full name, client name, reason
     max_password: int = 1024
-    max_connections: int = 64  # both transports together
+    max_connections: int = 64  # established connections, per transport (Unix; TCP after AUTH_OK)
     frame_timeout: float = 10.0  # a frame's bytes must arrive within this of its first byte
     idle_timeout: float = 300.0
     handshake_timeout: float = 5.0
     max_in_flight: int = 256  # pipelined requests per connection being handled at once
+    max_handshakes: int = 32  # TCP connections still in the handshake (anyone on the host)
+    max_handshakes_per_peer: int = 8  # of those, per peer uid (or address where unknown)
 
     def __post_init__(self) -> None:
         if not MIN_FRAME <= self.max_frame <= PROTOCOL_MAX_FRAME:
             raise ValueError(f"max_frame must be within {MIN_FRAME}..{PROTOCOL_MAX_FRAME}")
-        for name in ("max_field", "max_password", "max_connections", "max_in_flight"):
+        for name in (
+            "max_field",
+            "max_password",
+            "max_connections",
+            "max_handshakes",
+            "max_handshakes_per_peer",
+            "max_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("frame_timeout", "idle_timeout", "handshake_timeout"):
