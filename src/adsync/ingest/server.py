@@ -141,7 +141,13 @@ class IngestServer:
         self.counters = IngestCounters()
         self._servers: list[asyncio.Server] = []
         self._connections: set[_Connection] = set()
-        self._established = {"unix": 0, "tcp": 0}  # per transport, past any handshake
+        # Established connections, per transport (past any handshake); a connection over
+        # the limit waits up to frame_timeout for a slot (a burst after a stall is served).
+        self._established = {
+            "unix": asyncio.Semaphore(self.limits.max_connections),
+            "tcp": asyncio.Semaphore(self.limits.max_connections),
+        }
+        self._waiting: set[asyncio.Task[Any]] = set()  # connections waiting for a slot
         self._handshakes: HandshakeBudget[_Connection] = HandshakeBudget(
             self.limits.max_handshakes, self.limits.max_handshakes_per_peer
         )
@@ -215,6 +221,8 @@ class IngestServer:
         """Stop accepting, stop reading, let in-flight requests answer, close everything."""
         await self.stop_accepting()
         self._closing = True
+        for task in list(self._waiting):
+            task.cancel()
         connections = list(self._connections)
         for conn in connections:
             conn.stop_reading()
@@ -350,11 +358,20 @@ class IngestServer:
         if self._closing:
             writer.transport.abort()
             return
-        if not needs_auth and not self._take_established(peer):
-            replies = ReplyWriter(writer, drain_timeout=self.limits.frame_timeout)
-            await replies.error(_TOO_MANY)
-            writer.transport.abort()
-            return
+        if not needs_auth:
+            try:
+                admitted = await self._take_established(peer)
+            except asyncio.CancelledError:  # stop() while waiting for a slot
+                writer.transport.abort()
+                return
+            if not admitted or self._closing:
+                if admitted:
+                    self._established[peer.transport].release()
+                else:
+                    replies = ReplyWriter(writer, drain_timeout=self.limits.frame_timeout)
+                    await replies.error(_TOO_MANY)
+                writer.transport.abort()
+                return
         conn = _Connection(self, reader, writer, peer, needs_auth=needs_auth, key=key)
         if needs_auth:
             displaced = self._handshakes.admit(key, conn)
@@ -371,12 +388,22 @@ class IngestServer:
             self._connections.discard(conn)
             self.counters.connections_open -= 1
             if not self._handshakes.release(key, conn) and conn.established:
-                self._established[peer.transport] -= 1
+                self._established[peer.transport].release()
 
-    def _take_established(self, peer: Peer) -> bool:
+    async def _take_established(self, peer: Peer) -> bool:
         """A slot among the established connections of the peer's transport (each has its
-        own ``max_connections``: TCP sources cannot crowd out the Unix socket's)."""
-        if self._established[peer.transport] >= self.limits.max_connections:
+        own ``max_connections``: TCP sources cannot crowd out the Unix socket's). Only
+        peers that passed the uid check or the handshake get here; one over the limit
+        waits up to ``frame_timeout`` for a slot, then is refused."""
+        slots = self._established[peer.transport]
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            async with asyncio.timeout(self.limits.frame_timeout):
+                await slots.acquire()
+            return True
+        except TimeoutError:
             self.counters.connections_over_limit += 1
             log.warning(
                 "ingest_too_many_connections",
@@ -385,13 +412,13 @@ class IngestServer:
                 limit=self.limits.max_connections,
             )
             return False
-        self._established[peer.transport] += 1
-        return True
+        finally:
+            self._waiting.discard(task)
 
-    def _authenticated(self, conn: _Connection) -> bool:
+    async def _authenticated(self, conn: _Connection) -> bool:
         """Move ``conn`` from the handshake budget to the established TCP connections."""
         self._handshakes.release(conn.key, conn)
-        return self._take_established(conn.peer)
+        return await self._take_established(conn.peer)
 
 
 class _Connection:
@@ -634,7 +661,7 @@ class _Connection:
             self.counters.auth_failures += 1
             log.warning("ingest_auth_failed", transport="tcp", peer=self.peer.description)
             raise _Close("authentication failed", request_id)
-        if not self.server._authenticated(self):
+        if not await self.server._authenticated(self):
             raise _Close(_TOO_MANY, request_id)
         self.established = True
         await self.replies.write(encode(AuthOk(), request_id))
