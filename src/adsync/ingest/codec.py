@@ -178,14 +178,29 @@ class _Field:
     kind: _Kind
     size: int | None = None  # fixed size on the wire
     required: bool = False  # decode: must be present; encode: always written
+    maximum: int | None = None  # UINT: the largest value the daemon can store and format
+
+
+# changed_at is formatted as a date by every target (year 9999 at most); a sequence is
+# stored in a signed 64-bit SQLite column. Beyond those a value could not be queued.
+MAX_CHANGED_AT_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_SEQUENCE: Final = 2**63 - 1
 
 
 def _text(tag: Tag, attr: str, *, required: bool = False) -> _Field:
     return _Field(tag, attr, _Kind.TEXT, required=required)
 
 
-def _fixed(tag: Tag, attr: str, kind: _Kind, size: int, *, required: bool = False) -> _Field:
-    return _Field(tag, attr, kind, size, required)
+def _fixed(
+    tag: Tag,
+    attr: str,
+    kind: _Kind,
+    size: int,
+    *,
+    required: bool = False,
+    maximum: int | None = None,
+) -> _Field:
+    return _Field(tag, attr, kind, size, required, maximum)
 
 
 _PASSWORD: Final = _Field(Tag.PASSWORD, "password", _Kind.PASSWORD, required=True)
@@ -297,9 +312,16 @@ _SPECS: Final = (
             _text(Tag.SOURCE_HOST, "source_host"),
             _fixed(Tag.RID, "rid", _Kind.UINT, 4),
             _fixed(Tag.OBJECT_GUID, "object_guid", _Kind.BYTES, GUID_SIZE),
-            _fixed(Tag.CHANGED_AT, "changed_at_ms", _Kind.UINT, 8, required=True),
+            _fixed(
+                Tag.CHANGED_AT,
+                "changed_at_ms",
+                _Kind.UINT,
+                8,
+                required=True,
+                maximum=MAX_CHANGED_AT_MS,
+            ),
             _fixed(Tag.EVENT_ID, "event_id", _Kind.BYTES, EVENT_ID_SIZE, required=True),
-            _fixed(Tag.SEQUENCE, "sequence", _Kind.UINT, 8),
+            _fixed(Tag.SEQUENCE, "sequence", _Kind.UINT, 8, maximum=MAX_SEQUENCE),
         ),
     ),
     _Spec(MsgType.ACK, AckReply, (_STATUS, _REASON), AckCode),
@@ -446,7 +468,10 @@ def _field_value(
         case _Kind.BYTES:
             return bytes(raw)
         case _Kind.UINT:
-            return int.from_bytes(raw, "big")
+            value = int.from_bytes(raw, "big")
+            if f.maximum is not None and value > f.maximum:
+                raise fail(f"field 0x{f.tag:02x} ({f.attr}) must be at most {f.maximum}")
+            return value
         case _Kind.FLAG:
             if raw[0] > 1:
                 raise fail(f"field 0x{f.tag:02x} ({f.attr}) must be 0 or 1")

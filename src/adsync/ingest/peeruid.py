@@ -7,8 +7,9 @@ exact ``SOCK_DIAG_BY_FAMILY`` lookup (netlink, ``inet_diag_req_v2`` without
 is the peer's address and whose destination is ours, and reads ``idiag_uid`` from the
 answer. Unprivileged, O(1) in the kernel (no walk of ``/proc/net/tcp``).
 
-Returns None where that is not available (not Linux, netlink refused, socket gone):
-the caller then falls back to the peer's address.
+Returns None where that is not available (not Linux, netlink refused, the peer already
+closed its socket — the kernel then reports uid 0 for it, which must not count as
+root's): the caller then falls back to the peer's address.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def _uid_from(answer: bytes) -> int | None:
     at = _NLMSG.size + _MSG_HEAD.size + _SOCKID.size
     if len(answer) < at + _MSG_TAIL.size:
         return None
-    _expires, _rq, _wq, uid, _inode = _MSG_TAIL.unpack_from(answer, at)
+    _expires, _rq, _wq, uid, inode = _MSG_TAIL.unpack_from(answer, at)
+    if inode == 0:
+        return None  # closed by its owner (orphaned, or a time-wait entry, reported as uid 0)
     return int(uid)
 
 

@@ -148,6 +148,8 @@ class IngestServer:
             "tcp": asyncio.Semaphore(self.limits.max_connections),
         }
         self._waiting: set[asyncio.Task[Any]] = set()  # connections waiting for a slot
+        self._displaced_logged_at = -1e9
+        self._displaced_unlogged = 0
         self._handshakes: HandshakeBudget[_Connection] = HandshakeBudget(
             self.limits.max_handshakes, self.limits.max_handshakes_per_peer
         )
@@ -376,9 +378,7 @@ class IngestServer:
         if needs_auth:
             displaced = self._handshakes.admit(key, conn)
             if displaced is not None:
-                self.counters.handshakes_displaced += 1
-                self.counters.connections_over_limit += 1
-                displaced.displace()
+                self._displace(displaced)
         self._connections.add(conn)
         self.counters.connections_accepted += 1
         self.counters.connections_open += 1
@@ -389,6 +389,25 @@ class IngestServer:
             self.counters.connections_open -= 1
             if not self._handshakes.release(key, conn) and conn.established:
                 self._established[peer.transport].release()
+
+    def _displace(self, conn: _Connection) -> None:
+        """Close a handshake whose slot a newer one took; logged at most once a second
+        (with the count since), so a flood cannot flood the log as well."""
+        self.counters.handshakes_displaced += 1
+        self.counters.connections_over_limit += 1
+        self._displaced_unlogged += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._displaced_logged_at >= 1.0:
+            log.warning(
+                "ingest_handshakes_displaced",
+                peer=conn.peer.description,
+                displaced=self._displaced_unlogged,
+                limit=self.limits.max_handshakes,
+                per_peer=self.limits.max_handshakes_per_peer,
+            )
+            self._displaced_logged_at = now
+            self._displaced_unlogged = 0
+        conn.displace()
 
     async def _take_established(self, peer: Peer) -> bool:
         """A slot among the established connections of the peer's transport (each has its
@@ -492,7 +511,6 @@ class _Connection:
     def displace(self) -> None:
         """A newer handshake took this one's slot: ERROR, close (the handshake budget)."""
         self._displaced = True
-        log.info("ingest_handshake_displaced", peer=self.peer.description)
         self.stop_reading()
 
     def abort(self) -> None:

@@ -99,11 +99,11 @@ def test_unprivileged_uid_holding_200_tcp_connections_locks_out_no_source(daemon
                     statuses.append(one_change(fresh_tcp, f"tcp-fresh-{i}"))
         assert holder.poll() is None, "the holder must still be holding its connections"
     finally:
-        reconnects = int(finish(holder))
+        reconnects = int(finish(holder))  # how often it had to reopen one
     assert statuses == [AckCode.STORED] * 160
     assert reconnects > 0  # the daemon really did close the flooder's surplus
     events = [e.get("event") for e in daemon.log_events()]
-    assert "ingest_handshake_displaced" in events
+    assert "ingest_handshakes_displaced" in events
 
 
 @pytest.fixture
