@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import socket
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -260,3 +262,25 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+def spawn_hostile(
+    port: int, hold: int, frames_file: Path, *, reopen: bool = False, uid: int | None = None
+) -> subprocess.Popen[str]:
+    """``HOSTILE`` in a process of its own, as ``uid`` (needs root) with the system Python."""
+    python = next(
+        (p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)),
+        sys.executable,
+    )
+    mode = "reopen" if reopen else "keep"
+    return subprocess.Popen(
+        [python, "-c", HOSTILE, "127.0.0.1", str(port), str(hold), str(frames_file), mode],
+        user=uid,
+        group=uid,
+        cwd="/",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
