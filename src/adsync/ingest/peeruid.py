@@ -15,7 +15,6 @@ root's): the caller then falls back to the peer's address.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import struct
 import sys
@@ -83,13 +82,3 @@ def _uid_from(answer: bytes) -> int | None:
         return None  # closed by its owner (orphaned, or a time-wait entry, reported as uid 0)
     return int(uid)
 
-
-def self_check() -> bool:
-    """True when this kernel answers lookups (used by tests to say why a key is an address)."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        with socket.create_connection(server.getsockname()) as client:
-            return peer_uid(socket.AF_INET, client.getsockname(), server.getsockname()) == (
-                os.getuid()
-            )
