@@ -81,4 +81,3 @@ def _uid_from(answer: bytes) -> int | None:
     if inode == 0:
         return None  # closed by its owner (orphaned, or a time-wait entry, reported as uid 0)
     return int(uid)
-
