@@ -35,11 +35,12 @@ from adsync.ingest.server import IngestServer
 from adsync.intake import Intake
 from adsync.observe.http import ObserveServer
 from adsync.observe.status import StatusView
-from adsync.observe.watched_queue import WatchedQueue
 from adsync.plugin import Backend
 from adsync.queue.keys import KeyProvider, key_provider_from_config
+from adsync.queue.store import Queue
 from adsync.reload import pid_file_for, remove_pid_file, write_pid_file
 from adsync.reloader import Reloader, start_backends
+from adsync.startup import ingest_listeners, listening
 
 log = structlog.get_logger("adsync.daemon")
 
@@ -58,7 +59,7 @@ class Daemon:
         self.config_path = config_path
         self._keys = keys or key_provider_from_config(config.keys)
         self.backends: dict[str, Backend[Any]] = {}  # the started ones
-        self.queue: WatchedQueue | None = None
+        self.queue: Queue | None = None
         self.dispatcher: Dispatcher | None = None
         self.server: IngestServer | None = None
         self.observe: ObserveServer | None = None
@@ -79,17 +80,15 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.config
-        queue = await WatchedQueue.open(
+        queue = await Queue.open(
             config.queue.path,
             self._keys,
             list(config.backends),
             max_pending=config.queue.max_pending,
             clock=self._clock,
+            on_record=self.view.on_record,
         )
-        assert isinstance(queue, WatchedQueue)
         self.queue = queue
-        queue.path = Path(config.queue.path)
-        queue.on_record = self.view.on_record
         self.view.watch(queue)
         self._pid_file = pid_file_for(Path(config.queue.path))
         write_pid_file(self._pid_file)
@@ -99,14 +98,16 @@ class Daemon:
         await self.dispatcher.start()
         self.intake.open(queue)
         self.server = self._make_server()
-        await self.server.start()
+        with listening(*ingest_listeners(config.ingest), socket_key="ingest.unix_socket"):
+            await self.server.start()
         listen = config.metrics.listen_address
         if listen is not None:
             view = self.view
             self.observe = ObserveServer(
                 *listen, metrics=view.render_metrics, health=view.health, status=view.status
             )
-            await self.observe.start()
+            with listening("metrics.listen", str(config.metrics.listen)):
+                await self.observe.start()
         log.info(
             "daemon_ready",
             backends=sorted(self.backends),

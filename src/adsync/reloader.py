@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,8 +20,8 @@ import structlog
 from adsync.config import Config, ConfigError, load_config
 from adsync.dispatch.dispatcher import Dispatcher
 from adsync.observe.status import StatusView
-from adsync.observe.watched_queue import WatchedQueue
 from adsync.plugin import Backend, BackendConfig, load_backend_class
+from adsync.queue.store import Queue
 from adsync.reload import ReloadPlan, plan_reload
 from adsync.secret import live_secret_values, scrub
 
@@ -82,7 +81,7 @@ class Running(Protocol):
     config: Config
     config_path: Path | None
     backends: dict[str, Backend[Any]]
-    queue: WatchedQueue | None
+    queue: Queue | None
     dispatcher: Dispatcher | None
     view: StatusView
 
@@ -191,7 +190,6 @@ def configure_logging(level: str, fmt: str) -> None:
     from adsync.observe.logs import configure_logging as configure
 
     configure(level, fmt)
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 __all__ = [

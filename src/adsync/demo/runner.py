@@ -141,7 +141,6 @@ def daemon_log(path: Path) -> Any:
     stream: TextIO = path.open("a", encoding="utf-8")
     try:
         configure_logging("info", "json", stream=stream)
-        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         yield
     finally:
         for handler in list(root.handlers):

@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 import structlog
 
 from adsync.clock import Clock
-from adsync.dispatch.retry import NextState, decide
+from adsync.dispatch.retry import decide
 from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
-from adsync.queue.models import Claim
+from adsync.queue.models import Claim, DeliveryState
 from adsync.queue.store import Queue
 from adsync.secret import scrub
 
@@ -162,25 +162,28 @@ class Lane:
             outcome = await self._attempt(claim)
             now = self.clock.time()
             decision = decide(self.config.retry, outcome, claim.counters, now, self._random)
-            reason = scrub(outcome.reason, claim.change.password)
-            label = outcome.kind.value
-            if decision.state is NextState.FAILED and decision.note not in ("", "failed"):
-                label = "expired" if decision.note == "expired" else label
-                reason = f"{decision.note}: {reason}" if reason else decision.note
+            # The net under the plugin rule "no password in a reason": stored and shown.
+            reason = decision.error(scrub(outcome.reason, claim.change.password))
+            label = decision.outcome_label(outcome.kind.value)
             await self.queue.record(claim, decision, label, reason)
             if outcome.misconfigured:
                 self.config_problem = {"reason": reason, "at": now}
             elif outcome.kind is OutcomeKind.DELIVERED:
                 self.config_problem = None
             self.delivered += 1
-            log.info(
-                "delivery",
-                backend=self.name,
-                event_id=claim.change.event_id_hex,
-                outcome=label,
-                state=decision.state.value,
-                attempts=decision.attempts,
-            )
+            fields: dict[str, Any] = {
+                "backend": self.name,
+                "event_id": claim.change.event_id_hex,
+                "outcome": label,
+                "state": decision.state.value,
+                "attempts": decision.attempts,
+            }
+            if outcome.kind is OutcomeKind.DELIVERED:
+                log.info("delivery", **fields)
+            elif decision.state is DeliveryState.FAILED:
+                log.error("delivery", reason=reason, **fields)
+            else:  # to be retried: unreachable, rejected, unknown user
+                log.warning("delivery", reason=reason, **fields)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the DB failed: give the row back (the attempt is not counted)

@@ -1,5 +1,8 @@
 """Retry arithmetic: an outcome and a delivery's counters → its next state (pure).
 
+``Counters`` and ``Decision`` are the queue's values (``adsync.queue.models``):
+the rules read one and make the other, the queue stores them.
+
 Rules (docs/queue.md has the operator's version):
 
 * delivered → delivered.
@@ -18,38 +21,11 @@ Rules (docs/queue.md has the operator's version):
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from adsync.plugin import BackoffConfig, Outcome, OutcomeKind, RetryConfig
-
-
-class NextState(enum.StrEnum):
-    DELIVERED = "delivered"
-    PENDING = "pending"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """What a delivery row remembers between attempts."""
-
-    attempts: int = 0  # attempts made before this outcome
-    rejections: int = 0
-    first_unknown_user_at: float | None = None
-    expires_at: float = math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    state: NextState
-    attempts: int
-    rejections: int
-    first_unknown_user_at: float | None
-    next_attempt_at: float | None  # only for PENDING
-    note: str  # why, for the operator ("" when delivered)
+from adsync.queue.models import Counters, DecidedBy, Decision, DeliveryState
 
 
 def backoff_delay(cfg: BackoffConfig, attempt: int, unit: float) -> float:
@@ -77,23 +53,24 @@ def decide(
     first_unknown = counters.first_unknown_user_at
     kind = outcome.kind
 
-    def done(state: NextState, note: str) -> Decision:
-        return Decision(state, attempts, rejections, first_unknown, None, note)
+    def done(state: DeliveryState, note: str, by: DecidedBy = DecidedBy.OUTCOME) -> Decision:
+        return Decision(state, attempts, rejections, first_unknown, None, note, by)
 
     if kind is OutcomeKind.DELIVERED:
-        return done(NextState.DELIVERED, "")
+        return done(DeliveryState.DELIVERED, "")
     if kind is OutcomeKind.FAILED:
-        return done(NextState.FAILED, "failed")
+        return done(DeliveryState.FAILED, "failed")
     if now >= counters.expires_at:
-        return done(NextState.FAILED, "expired")
+        return done(DeliveryState.FAILED, "expired", DecidedBy.EXPIRY)
 
     latest = counters.expires_at  # never schedule past the expiry
     if kind is OutcomeKind.REJECTED:
         rejections += 1
         if rejections > retry.max_rejections:
             return done(
-                NextState.FAILED,
+                DeliveryState.FAILED,
                 f"rejected {rejections} times (max_rejections {retry.max_rejections})",
+                DecidedBy.MAX_REJECTIONS,
             )
     elif kind is OutcomeKind.UNKNOWN_USER:
         if first_unknown is None:
@@ -101,8 +78,9 @@ def decide(
         grace_end = first_unknown + retry.unknown_user_grace
         if now >= grace_end:
             return done(
-                NextState.FAILED,
+                DeliveryState.FAILED,
                 f"unknown user for longer than unknown_user_grace ({retry.unknown_user_grace:g}s)",
+                DecidedBy.UNKNOWN_USER_GRACE,
             )
         latest = min(latest, grace_end)
 
@@ -110,7 +88,7 @@ def decide(
     if outcome.retry_after is not None and outcome.retry_after > delay:
         delay = outcome.retry_after
     return Decision(
-        NextState.PENDING,
+        DeliveryState.PENDING,
         attempts,
         rejections,
         first_unknown,

@@ -189,7 +189,6 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
             old.close()
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)  # a debug line per SQL call
     logging.captureWarnings(False)  # re-hook, in case something replaced showwarning since
     logging.captureWarnings(True)
     structlog.configure(

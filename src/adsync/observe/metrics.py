@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from adsync.ingest.server import IngestCounters
-from adsync.queue.models import DeliveryState
+from adsync.queue.models import DeliveryState, QueueDepth
 
 ALLOWED_LABELS: Final = frozenset({"backend", "outcome", "state", "verdict", "transport"})
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,29 +41,6 @@ LATENCY_BUCKETS: Final = (
     6 * 3600.0,
     86400.0,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    """Deliveries by backend and state, and the oldest unfinished one per backend."""
-
-    counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    oldest_created_at: Mapping[str, float] = field(default_factory=dict)
-    changes_holding_password: int = 0
-    taken_at: float = 0.0  # wall clock of the query
-
-    def oldest_age(self, backend: str) -> float | None:
-        created = self.oldest_created_at.get(backend)
-        return None if created is None else max(0.0, self.taken_at - created)
-
-    @property
-    def unfinished(self) -> int:
-        return sum(
-            n
-            for states in self.counts.values()
-            for state, n in states.items()
-            if state in (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
-        )
 
 
 class _LiveCollector(Collector):

@@ -12,8 +12,9 @@ nothing, the next start continues), and deletes an inactive key only when no
 row uses it any more. When no daemon runs, the CLI takes the daemon's lock
 and does the same work itself.
 
-The statement functions below run on the sqlite thread inside a transaction
-opened by their caller; they see sealed bytes and keys, never log either.
+The functions below run on the sqlite thread inside a transaction opened by
+their caller (their statements are in ``sql.py``); they see sealed bytes and
+keys, never log either.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
 
+from adsync.queue import sql
 from adsync.queue.errors import QueueError, SealError
+from adsync.queue.models import KeyRow
 from adsync.queue.seal import (
     COL_ACCOUNT,
     COL_GUID,
@@ -47,28 +49,12 @@ log = structlog.get_logger("adsync.queue.keys")
 RESEAL_BATCH = 200
 POLL_INTERVAL = 1.0
 
-KeyFingerprint = tuple[tuple[int, str, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    key_id: int
-    purpose: str
-    active: bool
-    created_at: float
-
-
-def key_rows(conn: sqlite3.Connection) -> list[KeyRow]:
-    rows = conn.execute(
-        "SELECT key_id, purpose, active, created_at FROM keys ORDER BY key_id"
-    ).fetchall()
-    return [KeyRow(int(k), str(p), bool(a), float(c)) for k, p, a, c in rows]
-
-
-def fingerprint(conn: sqlite3.Connection) -> KeyFingerprint:
-    """What changes when a key is added, activated or retired (cheap: a handful of rows)."""
-    rows = conn.execute("SELECT key_id, purpose, active FROM keys ORDER BY key_id").fetchall()
-    return tuple((int(k), str(p), int(a)) for k, p, a in rows)
+# Statements the CLI runs through ``Queue.read``/``Queue.write``, under their rotation names.
+KeyFingerprint = sql.KeyFingerprint
+fingerprint = sql.fingerprint
+key_rows = sql.key_rows
+retire_unused = sql.retire_unused
+rows_per_key = sql.rows_per_key
 
 
 def inactive_data_keys(fp: KeyFingerprint) -> list[int]:
@@ -81,22 +67,17 @@ def add_data_key(conn: sqlite3.Connection, master: bytes, now: float) -> int:
     The caller must have checked that ``master`` opens the existing keys: a key
     wrapped under another master key would make the queue unreadable.
     """
-    row = conn.execute("SELECT COALESCE(MAX(key_id), 0) FROM keys").fetchone()
-    key_id = int(row[0]) + 1
-    conn.execute(
-        "INSERT INTO keys (key_id, purpose, wrapped, created_at, active) VALUES (?,?,?,?,1)",
-        (key_id, PURPOSE_DATA, wrap_key(master, key_id, PURPOSE_DATA, new_key()), now),
-    )
-    conn.execute(
-        "UPDATE keys SET active = 0 WHERE purpose = ? AND key_id != ?", (PURPOSE_DATA, key_id)
-    )
+    key_id = sql.next_key_id(conn)
+    wrapped = wrap_key(master, key_id, PURPOSE_DATA, new_key())
+    sql.add_keys(conn, [(key_id, PURPOSE_DATA, wrapped)], now)
+    sql.deactivate_others(conn, PURPOSE_DATA, key_id)
     return key_id
 
 
 def verify_master(conn: sqlite3.Connection, master: bytes) -> None:
     """Raise SealError unless ``master`` unwraps every key in the table."""
-    for key_id, purpose, wrapped in conn.execute("SELECT key_id, purpose, wrapped FROM keys"):
-        unwrap_key(master, int(key_id), str(purpose), bytes(wrapped))
+    for key_id, purpose, wrapped, _active in sql.key_table(conn):
+        unwrap_key(master, key_id, purpose, wrapped)
 
 
 def rewrap_keys(conn: sqlite3.Connection, old_master: bytes, new_master: bytes) -> int:
@@ -105,12 +86,11 @@ def rewrap_keys(conn: sqlite3.Connection, old_master: bytes, new_master: bytes) 
     All or nothing: the caller runs it in one transaction, and a key that does
     not open with ``old_master`` raises before anything is written.
     """
-    rows = conn.execute("SELECT key_id, purpose, wrapped FROM keys").fetchall()
     updates = []
-    for key_id, purpose, wrapped in rows:
-        key = unwrap_key(old_master, int(key_id), str(purpose), bytes(wrapped))
-        updates.append((wrap_key(new_master, int(key_id), str(purpose), key), int(key_id)))
-    conn.executemany("UPDATE keys SET wrapped = ? WHERE key_id = ?", updates)
+    for key_id, purpose, wrapped, _active in sql.key_table(conn):
+        key = unwrap_key(old_master, key_id, purpose, wrapped)
+        updates.append((key_id, wrap_key(new_master, key_id, purpose, key)))
+    sql.set_wrapped(conn, updates)
     return len(updates)
 
 
@@ -131,63 +111,31 @@ def reseal_batch(
     concurrent writer can never be overwritten with stale bytes.
     """
     target = sealer.active_key_id
-    rows = conn.execute(
-        "SELECT id, event_id, key_id, account_sealed, password_sealed, guid_sealed FROM changes"
-        " WHERE id > ? AND key_id != ? ORDER BY id LIMIT ?",
-        (after_id, target, limit),
-    ).fetchall()
+    rows = sql.rows_not_on_key(conn, target, after_id, limit)
     updates = []
     unreadable: list[bytes] = []
     last = after_id
-    for cid, eid_raw, kid, account, password, guid in rows:
-        last = int(cid)
-        eid = bytes(eid_raw)
+    for cid, eid, kid, account, password, guid in rows:
+        last = cid
         try:
-            new_account = sealer.reseal(eid, COL_ACCOUNT, kid, bytes(account), target)
+            new_account = sealer.reseal(eid, COL_ACCOUNT, kid, account, target)
             new_password = (
                 None
                 if password is None
-                else sealer.reseal(eid, COL_PASSWORD, kid, bytes(password), target)
+                else sealer.reseal(eid, COL_PASSWORD, kid, password, target)
             )
-            new_guid = (
-                None if guid is None else sealer.reseal(eid, COL_GUID, kid, bytes(guid), target)
-            )
+            new_guid = None if guid is None else sealer.reseal(eid, COL_GUID, kid, guid, target)
         except SealError:
             unreadable.append(eid)
             continue
         updates.append((target, new_account, new_password, new_guid, cid, kid))
     if updates:
-        conn.executemany(
-            "UPDATE changes SET key_id = ?, account_sealed = ?, password_sealed = ?,"
-            " guid_sealed = ? WHERE id = ? AND key_id = ?",
-            updates,
-        )
+        sql.reseal_rows(conn, updates)
     return ResealBatch(len(updates), unreadable, last, done=len(rows) < limit)
 
 
 def _reseal_op(sealer: Sealer, after_id: int, limit: int, conn: sqlite3.Connection) -> ResealBatch:
     return reseal_batch(conn, sealer, after_id, limit)
-
-
-def retire_unused(conn: sqlite3.Connection, active_key_id: int) -> list[int]:
-    """Delete inactive data keys no row uses any more; returns their ids."""
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT key_id FROM keys k WHERE purpose = ? AND active = 0 AND key_id != ?"
-            " AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.key_id = k.key_id)",
-            (PURPOSE_DATA, active_key_id),
-        )
-    ]
-    conn.executemany("DELETE FROM keys WHERE key_id = ?", [(i,) for i in ids])
-    return ids
-
-
-def rows_per_key(conn: sqlite3.Connection) -> dict[int, int]:
-    return {
-        int(k): int(n)
-        for k, n in conn.execute("SELECT key_id, COUNT(*) FROM changes GROUP BY key_id")
-    }
 
 
 @dataclass
@@ -210,19 +158,14 @@ class CheckReport:
 
 def check_rows(conn: sqlite3.Connection, sealer: Sealer) -> CheckReport:
     """Open every sealed column of every change (the plaintext is dropped at once)."""
-    report = CheckReport(keys=key_rows(conn))
-    cur = conn.execute(
-        "SELECT event_id, key_id, account_sealed, password_sealed, guid_sealed FROM changes"
-        " ORDER BY id"
-    )
-    for eid_raw, kid_raw, account, password, guid in cur:
-        eid, kid = bytes(eid_raw), int(kid_raw)
+    report = CheckReport(keys=sql.key_rows(conn))
+    for _cid, eid, kid, account, password, guid in sql.sealed_rows(conn):
         try:
-            sealer.open(eid, COL_ACCOUNT, kid, bytes(account))
+            sealer.open(eid, COL_ACCOUNT, kid, account)
             if password is not None:
-                sealer.open(eid, COL_PASSWORD, kid, bytes(password))
+                sealer.open(eid, COL_PASSWORD, kid, password)
             if guid is not None:
-                sealer.open(eid, COL_GUID, kid, bytes(guid))
+                sealer.open(eid, COL_GUID, kid, guid)
         except SealError:
             report.bad[kid] = report.bad.get(kid, 0) + 1
             report.bad_event_ids.append(eid.hex())
@@ -288,7 +231,7 @@ class KeyMaintainer:
     async def _step(self) -> MaintenanceResult:
         queue = self._queue
         result = MaintenanceResult()
-        fp = await queue.read(fingerprint)
+        fp = await queue.read(sql.fingerprint)
         if fp != self._fp:
             before = queue.sealer.active_key_id
             active = await queue.reload_keys()
@@ -310,7 +253,7 @@ class KeyMaintainer:
             if res.done:
                 break
         active = sealer.active_key_id
-        result.retired = await queue.write(lambda c: retire_unused(c, active))
+        result.retired = await queue.write(lambda c: sql.retire_unused(c, active))
         if result.resealed:
             log.info("rows_resealed", rows=result.resealed, key_id=active)
         for kid in result.retired:
@@ -333,16 +276,5 @@ class KeyMaintainer:
             total.resealed += res.resealed
             total.retired.extend(res.retired)
             total.unreadable.extend(res.unreadable)
-            if self._settled and self._fp == await self._queue.read(fingerprint):
+            if self._settled and self._fp == await self._queue.read(sql.fingerprint):
                 return total
-
-
-def format_counts(counts: dict[int, int], keys: Sequence[KeyRow]) -> list[str]:
-    """One line per data key: id, active flag, rows (for CLI output; no key material)."""
-    lines = []
-    for k in keys:
-        if k.purpose != PURPOSE_DATA:
-            continue
-        mark = "active" if k.active else "retiring"
-        lines.append(f"key {k.key_id} ({mark}): {counts.get(k.key_id, 0)} rows")
-    return lines

@@ -115,11 +115,6 @@ class Sealer:
         self._aead = aead
         self.active_key_id = active_key_id
 
-    @property
-    def key_ids(self) -> frozenset[int]:
-        """The data keys this sealer can open with."""
-        return frozenset(self._aead)
-
     def account_hash(self, domain: str, account: str) -> bytes:
         """A keyed hash for ordering per account without decrypting (case-insensitive)."""
         msg = f"{domain.casefold()}\\{account.casefold()}".encode()

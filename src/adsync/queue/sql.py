@@ -1,19 +1,198 @@
-"""The queue's statements, as plain functions run on the sqlite thread.
+"""Every SQL statement of the queue, as plain functions run on the sqlite thread.
 
-Each function runs inside a transaction the group-commit writer opened; none
-commits. They see only sealed bytes: nothing here can leak a password.
+One place for the schema, the pragmas, the transactions and each statement, so
+a change of schema or of a query's plan is made and reviewed here. Unless a
+function says otherwise it runs inside a transaction its caller opened (the
+group-commit writer, or :func:`transaction`) and does not commit. They see
+only sealed bytes and wrapped keys: nothing here can leak a password.
 """
 
 # ruff: noqa: S608 - queries are built from fixed fragments and "?" placeholders only
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from adsync.queue.seal import SealedChange
+from adsync.queue import crashpoint
+from adsync.queue.errors import QueueError
+from adsync.queue.models import ACTIVE_STATES, Attempt, DeliveryState, KeyRow
+from adsync.queue.seal import PURPOSE_DATA, SealedChange
+
+# --- connection settings and transactions ------------------------------------------------
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """The pragmas of docs/queue.md ("Storage settings"); refuses a file without WAL."""
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise QueueError(f"the queue database cannot use WAL (journal_mode={mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_size_limit = 8388608")  # truncate the WAL after checkpoints
+    conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: index pages stay hot under load
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database and truncate it (old page images go). Autocommit."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole of it back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        crashpoint.commit(lambda: conn.execute("COMMIT"))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextlib.contextmanager
+def savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+    """One op inside a transaction: a Python error undoes only its own writes.
+
+    A sqlite error is left to fail the whole transaction (the database may be
+    unable to write at all: full, read-only, locked).
+    """
+    conn.execute("SAVEPOINT op")
+    try:
+        yield
+    except sqlite3.Error:
+        raise
+    except BaseException:
+        conn.execute("ROLLBACK TO op")
+        conn.execute("RELEASE op")
+        raise
+    conn.execute("RELEASE op")
+
+
+# --- schema ------------------------------------------------------------------------------
+# Numbered migrations: each is applied once, in order, inside one transaction together
+# with its row in ``schema_migrations``; a database newer than this code is refused.
+
+_V1 = """
+CREATE TABLE keys (
+    key_id      INTEGER PRIMARY KEY,
+    purpose     TEXT NOT NULL,             -- 'data' | 'account-hmac'
+    wrapped     BLOB NOT NULL,             -- nonce | AES-GCM(master, key), AAD names id+purpose
+    created_at  REAL NOT NULL,
+    active      INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE changes (
+    id              INTEGER PRIMARY KEY,   -- arrival order: per-account order follows it
+    event_id        BLOB NOT NULL UNIQUE,  -- the source's idempotency key
+    key_id          INTEGER NOT NULL REFERENCES keys(key_id),
+    account_hash    BLOB NOT NULL,         -- HMAC(account-hmac key, domain\\account)
+    account_sealed  BLOB NOT NULL,
+    password_sealed BLOB,                  -- NULL once no delivery needs it
+    guid_sealed     BLOB,
+    domain          TEXT NOT NULL,
+    source_host     TEXT,
+    rid             INTEGER,
+    changed_at_ms   INTEGER NOT NULL,
+    sequence        INTEGER,
+    received_at     REAL NOT NULL
+);
+CREATE TABLE deliveries (
+    change_id             INTEGER NOT NULL REFERENCES changes(id) ON DELETE CASCADE,
+    backend               TEXT NOT NULL,
+    account_hash          BLOB NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN
+                              ('pending','in_flight','delivered','failed','superseded')),
+    attempts              INTEGER NOT NULL DEFAULT 0,
+    rejections            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at       REAL NOT NULL,
+    expires_at            REAL NOT NULL,
+    first_unknown_user_at REAL,
+    last_outcome          TEXT,
+    last_error            TEXT,
+    created_at            REAL NOT NULL,
+    updated_at            REAL NOT NULL,
+    PRIMARY KEY (change_id, backend)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_due ON deliveries (backend, state, next_attempt_at);
+CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id);
+"""
+
+# v2: event ids of pruned (completed) changes, so a late resend stays a duplicate.
+_V2 = """
+CREATE TABLE seen_events (
+    event_id  BLOB PRIMARY KEY,
+    seen_at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX seen_events_age ON seen_events (seen_at);
+"""
+
+# v3: the count of changes ever stored (compared at start with ``<db>.acked``, which is kept
+# outside the WAL: highwater.py), and the row the health probe rewrites.
+_V3 = """
+CREATE TABLE counters (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    appended  INTEGER NOT NULL               -- changes stored, ever: never goes down
+);
+INSERT INTO counters (id, appended) VALUES (1, 0);
+CREATE TABLE health_probe (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    filler  BLOB NOT NULL
+)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+LATEST = len(MIGRATIONS)
+
+
+def _split(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Bring the database to ``len(migrations)``; returns the version it was at before.
+
+    The connection must be in autocommit mode (``isolation_level=None``). A database
+    that holds tables but no ``schema_migrations`` is another program's: refused untouched.
+    """
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "schema_migrations" not in tables:
+        raise QueueError("the database holds tables that are not adsync's: not an adsync queue")
+    before = schema_version(conn)
+    if before > len(migrations):
+        raise QueueError(
+            f"the queue database is at schema version {before}, newer than this adsync "
+            f"({len(migrations)}); upgrade adsync"
+        )
+    for version in range(before + 1, len(migrations) + 1):
+        with transaction(conn):
+            for statement in _split(migrations[version - 1]):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+    return before
+
+
+# --- helpers ---------------------------------------------------------------------------
 
 _CHUNK = 500
 T = TypeVar("T")
@@ -26,6 +205,9 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+# --- appends ---------------------------------------------------------------------------
 
 
 def known_event_ids(conn: sqlite3.Connection, event_ids: Sequence[bytes]) -> set[bytes]:
@@ -104,26 +286,45 @@ def insert_changes(
             " FROM changes c, b WHERE c.id BETWEEN ? AND ? ORDER BY c.id, b.backend",
             [*(v for pair in backends for v in pair), now, now, now, now, first_id, cid - 1],
         )
+    if cid > first_id:
+        conn.execute("UPDATE counters SET appended = appended + ? WHERE id = 1", (cid - first_id,))
     return inserted
 
 
-def drop_password_if_done(conn: sqlite3.Connection, change_id: int) -> int:
-    """Null the sealed password once no delivery needs it; 1 if it was dropped now."""
-    return drop_passwords_if_done(conn, [change_id])
+def appended(conn: sqlite3.Connection) -> int:
+    """Changes this database ever stored (``counters``); what ``<db>.acked`` is checked against.
+
+    0 for a database without the table (empty, or older than v3). Only reads: it
+    runs before ``configure`` and ``migrate`` on a database that may be refused.
+    """
+    table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'"
+    if conn.execute(table).fetchone() is None:
+        return 0
+    return int(conn.execute("SELECT appended FROM counters WHERE id = 1").fetchone()[0])
+
+
+def pending_changes(conn: sqlite3.Connection) -> int:
+    """Changes whose password is still held (what ``max_pending`` counts). Autocommit."""
+    return int(
+        conn.execute("SELECT COUNT(*) FROM changes WHERE password_sealed IS NOT NULL").fetchone()[0]
+    )
+
+
+# --- claims and outcomes -----------------------------------------------------------------
 
 
 def finish(
     conn: sqlite3.Connection,
     backend: str,
     change_id: int,
-    state: str,
+    state: DeliveryState,
     outcome: str,
     error: str,
     now: float,
 ) -> int:
     """Move a delivery to a terminal state; returns passwords dropped (0 or 1)."""
     _set_state(conn, backend, [change_id], (state, outcome, error), now)
-    return drop_password_if_done(conn, change_id)
+    return drop_passwords_if_done(conn, [change_id])
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +383,19 @@ FROM deliveries d JOIN changes c ON c.id = d.change_id
 WHERE d.backend = ? AND d.change_id IN ({marks})
 """
 
-_SUPERSEDED = ("superseded", "superseded", "a newer change for this account replaced it")
-_EXPIRED = ("failed", "expired", "not delivered before expire_after")
+_SUPERSEDED = (
+    DeliveryState.SUPERSEDED,
+    "superseded",
+    "a newer change for this account replaced it",
+)
+_EXPIRED = (DeliveryState.FAILED, "expired", "not delivered before expire_after")
 
 
 def _set_state(
     conn: sqlite3.Connection,
     backend: str,
     change_ids: Sequence[int],
-    state: tuple[str, str, str],
+    state: tuple[DeliveryState, str, str],
     now: float,
 ) -> None:
     """``finish`` for many rows of one backend, a statement per chunk (passwords not dropped)."""
@@ -203,7 +408,7 @@ def _set_state(
 
 
 def drop_passwords_if_done(conn: sqlite3.Connection, change_ids: Sequence[int]) -> int:
-    """``drop_password_if_done`` for many changes; returns how many were dropped now."""
+    """Null each sealed password no delivery needs any more; returns how many went now."""
     dropped = 0
     for chunk in _chunks(change_ids):
         cur = conn.execute(
@@ -273,42 +478,58 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
     return ClaimResult(rows, next_due, len(finished), dropped)
 
 
-def record(
-    conn: sqlite3.Connection,
-    backend: str,
-    change_id: int,
-    *,
-    state: str,
-    attempts: int,
-    rejections: int,
-    first_unknown_user_at: float | None,
-    next_attempt_at: float | None,
-    outcome: str,
-    error: str,
-    now: float,
-) -> int:
-    """Store an attempt's result on an in_flight row; returns passwords dropped."""
-    conn.execute(
-        "UPDATE deliveries SET state = ?, attempts = ?, rejections = ?,"
-        " first_unknown_user_at = ?, next_attempt_at = COALESCE(?, next_attempt_at),"
-        " last_outcome = ?, last_error = ?, updated_at = ?"
-        " WHERE change_id = ? AND backend = ? AND state = 'in_flight'",
-        (
-            state,
-            attempts,
-            rejections,
-            first_unknown_user_at,
-            next_attempt_at,
-            outcome,
-            error,
-            now,
-            change_id,
-            backend,
-        ),
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    dropped: int  # passwords no delivery needs any more, nulled now
+    received_at: dict[int, float]  # change id → receipt time, for delivered rows (if asked)
+
+
+_RECORD = (
+    "UPDATE deliveries SET state = ?, attempts = ?, rejections = ?,"
+    " first_unknown_user_at = ?, next_attempt_at = COALESCE(?, next_attempt_at),"
+    " last_outcome = ?, last_error = ?, updated_at = ?"
+    " WHERE change_id = ? AND backend = ? AND state = 'in_flight'"
+)
+
+
+def record_many(
+    conn: sqlite3.Connection, attempts: Sequence[Attempt], now: float, *, receipts: bool = False
+) -> Recorded:
+    """Store each attempt's result on its in_flight row: one statement for all of them.
+
+    With ``receipts``, also the receipt time of each change delivered now (for
+    the receipt-to-delivery latency), read in the same transaction.
+    """
+    conn.executemany(
+        _RECORD,
+        [
+            (
+                a.decision.state,
+                a.decision.attempts,
+                a.decision.rejections,
+                a.decision.first_unknown_user_at,
+                a.decision.next_attempt_at,
+                a.outcome,
+                a.error,
+                now,
+                a.claim.change_id,
+                a.claim.backend,
+            )
+            for a in attempts
+        ],
     )
-    if state in ("pending", "in_flight"):
-        return 0
-    return drop_password_if_done(conn, change_id)
+    ended = sorted({a.claim.change_id for a in attempts if a.decision.state not in ACTIVE_STATES})
+    delivered = sorted(
+        {a.claim.change_id for a in attempts if a.decision.state is DeliveryState.DELIVERED}
+    )
+    received: dict[int, float] = {}
+    if receipts:
+        for chunk in _chunks(delivered):
+            for cid, at in conn.execute(
+                f"SELECT id, received_at FROM changes WHERE id IN ({_marks(len(chunk))})", chunk
+            ):
+                received[int(cid)] = float(at)
+    return Recorded(drop_passwords_if_done(conn, ended), received)
 
 
 def release(conn: sqlite3.Connection, backend: str, change_ids: Sequence[int], now: float) -> None:
@@ -327,6 +548,9 @@ def recover_in_flight(conn: sqlite3.Connection, now: float) -> int:
         (now,),
     )
     return cur.rowcount
+
+
+# --- the operator's actions --------------------------------------------------------------
 
 
 def _filters(backend: str | None, event_ids: Sequence[bytes] | None) -> tuple[str, list[object]]:
@@ -369,7 +593,7 @@ def purge_failed(
     event_ids: Sequence[bytes] | None,
     older_than: float | None,
     now: float,
-    states: Sequence[str] = ("failed",),
+    states: Sequence[DeliveryState] = (DeliveryState.FAILED,),
 ) -> int:
     """Delete rows in ``states`` (failed ones unless told otherwise); a change left
     without deliveries goes (its id stays seen)."""
@@ -431,3 +655,232 @@ def prune_completed(
     conn.executemany("DELETE FROM changes WHERE id = ?", [(cid,) for cid in ids])
     conn.execute("DELETE FROM seen_events WHERE seen_at < ?", (forget_before,))
     return len(ids)
+
+
+# --- what the operator and the metrics read (autocommit reads, one hop each) --------------
+
+
+def depth(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
+    """Rows by backend and state, and the oldest unfinished row's creation time per backend.
+
+    Both in one hop on the sqlite thread: a read across several hops could
+    interleave with the group writer's transactions.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for backend, state, n in conn.execute(
+        "SELECT backend, state, COUNT(*) FROM deliveries GROUP BY backend, state"
+    ).fetchall():
+        counts.setdefault(str(backend), {})[str(state)] = int(n)
+    oldest: dict[str, float] = {}
+    for backend, created in conn.execute(
+        "SELECT backend, MIN(created_at) FROM deliveries WHERE state IN (?, ?) GROUP BY backend",
+        ACTIVE_STATES,
+    ).fetchall():
+        if created is not None:
+            oldest[str(backend)] = float(created)
+    return counts, oldest
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    event_id: bytes
+    backend: str
+    state: str
+    key_id: int
+    account_sealed: bytes
+    domain: str
+    attempts: int
+    rejections: int
+    received_at: float
+    updated_at: float
+    next_attempt_at: float
+    expires_at: float
+    last_outcome: str | None
+    last_error: str | None
+    password_held: bool
+
+
+def deliveries(
+    conn: sqlite3.Connection, backend: str | None, state: DeliveryState | None, limit: int
+) -> list[DeliveryRow]:
+    """Delivery rows with their change's sealed account, newest first."""
+    where = []
+    args: list[Any] = []
+    if backend is not None:
+        where.append("d.backend = ?")
+        args.append(backend)
+    if state is not None:
+        where.append("d.state = ?")
+        args.append(state)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    query = (
+        "SELECT c.event_id, d.backend, d.state, c.key_id, c.account_sealed, c.domain,"
+        " d.attempts, d.rejections, c.received_at, d.updated_at, d.next_attempt_at,"
+        " d.expires_at, d.last_outcome, d.last_error, c.password_sealed IS NOT NULL"
+        " FROM deliveries d JOIN changes c ON c.id = d.change_id"
+        + clause
+        + " ORDER BY d.change_id DESC, d.backend LIMIT ?"
+    )
+    args.append(int(limit))
+    return [
+        DeliveryRow(
+            event_id=bytes(r[0]),
+            backend=str(r[1]),
+            state=str(r[2]),
+            key_id=int(r[3]),
+            account_sealed=bytes(r[4]),
+            domain=str(r[5]),
+            attempts=int(r[6]),
+            rejections=int(r[7]),
+            received_at=float(r[8]),
+            updated_at=float(r[9]),
+            next_attempt_at=float(r[10]),
+            expires_at=float(r[11]),
+            last_outcome=r[12],
+            last_error=r[13],
+            password_held=bool(r[14]),
+        )
+        for r in conn.execute(query, args)
+    ]
+
+
+def touch(conn: sqlite3.Connection) -> None:
+    """The health probe's write: rewrites one row with its own value (changes nothing)."""
+    conn.execute(
+        "UPDATE schema_migrations SET applied_at = applied_at"
+        " WHERE version = (SELECT MAX(version) FROM schema_migrations)"
+    )
+
+
+def probe_space(conn: sqlite3.Connection, size: int) -> None:
+    """The health probe's room check: commit a fresh ``size``-byte row in its own transaction.
+
+    Its pages are new WAL frames, as an append's are, so it fails with SQLITE_FULL
+    where an append would; rewriting one existing row (``touch``) still fits in the
+    slack a refused append leaves at the WAL's end. Own transaction: the probe must
+    never make an append's transaction fail. Autocommit connection.
+    """
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO health_probe (id, filler) VALUES (1, zeroblob(?))", (size,)
+        )
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+def key_table(conn: sqlite3.Connection) -> list[tuple[int, str, bytes, bool]]:
+    """Every key: id, purpose, wrapped key, active."""
+    return [
+        (int(k), str(p), bytes(w), bool(a))
+        for k, p, w, a in conn.execute(
+            "SELECT key_id, purpose, wrapped, active FROM keys ORDER BY key_id"
+        )
+    ]
+
+
+def has_changes(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM changes LIMIT 1").fetchone() is not None
+
+
+def add_keys(conn: sqlite3.Connection, keys: Sequence[tuple[int, str, bytes]], now: float) -> None:
+    """Insert active keys (id, purpose, wrapped)."""
+    conn.executemany(
+        "INSERT INTO keys (key_id, purpose, wrapped, created_at, active) VALUES (?,?,?,?,1)",
+        [(k, p, w, now) for k, p, w in keys],
+    )
+
+
+def next_key_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(key_id), 0) FROM keys").fetchone()[0]) + 1
+
+
+def deactivate_others(conn: sqlite3.Connection, purpose: str, key_id: int) -> None:
+    """Make ``key_id`` the only active key of ``purpose``."""
+    conn.execute("UPDATE keys SET active = 0 WHERE purpose = ? AND key_id != ?", (purpose, key_id))
+
+
+def set_wrapped(conn: sqlite3.Connection, wrapped: Sequence[tuple[int, bytes]]) -> None:
+    """Store keys wrapped anew (key id, wrapped key)."""
+    conn.executemany("UPDATE keys SET wrapped = ? WHERE key_id = ?", [(w, k) for k, w in wrapped])
+
+
+def key_rows(conn: sqlite3.Connection) -> list[KeyRow]:
+    rows = conn.execute(
+        "SELECT key_id, purpose, active, created_at FROM keys ORDER BY key_id"
+    ).fetchall()
+    return [KeyRow(int(k), str(p), bool(a), float(c)) for k, p, a, c in rows]
+
+
+KeyFingerprint = tuple[tuple[int, str, int], ...]
+
+
+def fingerprint(conn: sqlite3.Connection) -> KeyFingerprint:
+    """What changes when a key is added, activated or retired (cheap: a handful of rows)."""
+    rows = conn.execute("SELECT key_id, purpose, active FROM keys ORDER BY key_id").fetchall()
+    return tuple((int(k), str(p), int(a)) for k, p, a in rows)
+
+
+def rows_per_key(conn: sqlite3.Connection) -> dict[int, int]:
+    return {
+        int(k): int(n)
+        for k, n in conn.execute("SELECT key_id, COUNT(*) FROM changes GROUP BY key_id")
+    }
+
+
+SealedRow = tuple[int, bytes, int, bytes, bytes | None, bytes | None]
+
+
+def rows_not_on_key(
+    conn: sqlite3.Connection, key_id: int, after_id: int, limit: int
+) -> list[SealedRow]:
+    """Up to ``limit`` changes (id > ``after_id``) sealed under another key: id, event id,
+    key id, sealed account, password and guid."""
+    return [
+        (int(c), bytes(e), int(k), bytes(a), _blob(p), _blob(g))
+        for c, e, k, a, p, g in conn.execute(
+            "SELECT id, event_id, key_id, account_sealed, password_sealed, guid_sealed"
+            " FROM changes WHERE id > ? AND key_id != ? ORDER BY id LIMIT ?",
+            (after_id, key_id, limit),
+        )
+    ]
+
+
+def sealed_rows(conn: sqlite3.Connection) -> Iterator[SealedRow]:
+    """Every change's sealed columns, in id order (a cursor: not all held in memory)."""
+    for c, e, k, a, p, g in conn.execute(
+        "SELECT id, event_id, key_id, account_sealed, password_sealed, guid_sealed"
+        " FROM changes ORDER BY id"
+    ):
+        yield int(c), bytes(e), int(k), bytes(a), _blob(p), _blob(g)
+
+
+def reseal_rows(
+    conn: sqlite3.Connection,
+    updates: Sequence[tuple[int, bytes, bytes | None, bytes | None, int, int]],
+) -> None:
+    """(new key id, account, password, guid, change id, old key id): a row is rewritten only
+    if it still has the key it was read with, so a concurrent write is never overwritten."""
+    conn.executemany(
+        "UPDATE changes SET key_id = ?, account_sealed = ?, password_sealed = ?,"
+        " guid_sealed = ? WHERE id = ? AND key_id = ?",
+        updates,
+    )
+
+
+def retire_unused(conn: sqlite3.Connection, active_key_id: int) -> list[int]:
+    """Delete inactive data keys no change uses any more; returns their ids."""
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT key_id FROM keys k WHERE purpose = ? AND active = 0 AND key_id != ?"
+            " AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.key_id = k.key_id)",
+            (PURPOSE_DATA, active_key_id),
+        )
+    ]
+    conn.executemany("DELETE FROM keys WHERE key_id = ?", [(i,) for i in ids])
+    return ids
+
+
+def _blob(value: object) -> bytes | None:
+    return None if value is None else bytes(value)  # type: ignore[call-overload]

@@ -1,29 +1,29 @@
 """The encrypted durable queue: one change row, one delivery row per backend.
 
-One aiosqlite connection (one sqlite thread) does everything; every write goes
-through the group-commit writer, so an ACK-worthy append costs a share of one
-transaction and one fsync. The daemon opens the queue in daemon mode (it takes
-a lock file, returns crashed in-flight rows to pending, may create the key for
-a fresh database); the CLI opens it in operator mode beside a running daemon.
+One sqlite connection on one dedicated thread (``thread.py``) does everything;
+every write goes through the group-commit writer, so an ACK-worthy append costs
+a share of one transaction and one fsync. The statements are in ``sql.py``.
+The daemon opens the queue in daemon mode (it takes a lock file, returns
+crashed in-flight rows to pending, may create the key for a fresh database);
+the CLI opens it in operator mode beside a running daemon.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TypeVar
 
-import aiosqlite
 import structlog
 
 from adsync.clock import Clock, SystemClock
-from adsync.dispatch.retry import Counters, Decision
 from adsync.plugin import Change, RetryConfig
-from adsync.queue import sql
+from adsync.queue import crashpoint, highwater, sql
 from adsync.queue.errors import (
     KeyProviderError,
     MasterKeyMissing,
@@ -35,14 +35,18 @@ from adsync.queue.keys import KeyProvider
 from adsync.queue.models import (
     AppendResult,
     AppendStatus,
+    Attempt,
     Claim,
     ClaimBatch,
+    Counters,
+    Decision,
     DeliveryInfo,
     DeliveryState,
+    QueueDepth,
     QueueStatus,
+    RecordHook,
 )
 from adsync.queue.rotation import KeyMaintainer
-from adsync.queue.schema import migrate
 from adsync.queue.seal import (
     PURPOSE_ACCOUNT_HMAC,
     PURPOSE_DATA,
@@ -51,6 +55,7 @@ from adsync.queue.seal import (
     unwrap_key,
     wrap_key,
 )
+from adsync.queue.thread import SqliteThread
 from adsync.queue.writer import GroupWriter, WriterClosed
 
 __all__ = ["AppendResult", "AppendStatus", "Queue"]
@@ -63,7 +68,13 @@ _CLOSING = AppendResult(AppendStatus.BUSY, "queue is closing")
 T = TypeVar("T")
 
 DEFAULT_EXPIRE_AFTER = RetryConfig().expire_after
-BUSY_TIMEOUT_MS = 5000
+PROBE_TIMEOUT = 10.0
+# The probe's fresh row: its commit writes 18 WAL pages (the new row, the old one zeroed by
+# secure_delete), as many as an append of ~70 changes.
+PROBE_BYTES = 32 * 1024
+# A refused append keeps the queue unhealthy this long (unless one is stored since):
+# it covers a batch larger than the probe's row.
+APPEND_FAILURE_MEMORY = 10.0
 
 
 def _disk_reason(exc: sqlite3.Error) -> str:
@@ -102,12 +113,9 @@ def _load_keys(
     conn: sqlite3.Connection, keys: KeyProvider, *, may_create: bool, now: float
 ) -> tuple[dict[int, bytes], int, bytes]:
     """Unwrap (or, for a fresh database, create) the data keys; refuse a wrong master key."""
-    rows = conn.execute(
-        "SELECT key_id, purpose, wrapped, active FROM keys ORDER BY key_id"
-    ).fetchall()
-    has_changes = conn.execute("SELECT 1 FROM changes LIMIT 1").fetchone() is not None
+    rows = sql.key_table(conn)
     if not rows:
-        if has_changes:
+        if sql.has_changes(conn):
             raise QueueKeyError("the queue holds sealed changes but its wrapped keys are gone")
         if not may_create:
             raise QueueKeyError("the queue has no keys yet; start the daemon once to create them")
@@ -116,15 +124,15 @@ def _load_keys(
         except KeyProviderError as exc:
             raise QueueKeyError(str(exc)) from None
         data_key, hmac_key = new_key(), new_key()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO keys (key_id, purpose, wrapped, created_at, active) VALUES (?,?,?,?,1)",
-            [
-                (1, PURPOSE_DATA, wrap_key(master, 1, PURPOSE_DATA, data_key), now),
-                (2, PURPOSE_ACCOUNT_HMAC, wrap_key(master, 2, PURPOSE_ACCOUNT_HMAC, hmac_key), now),
-            ],
-        )
-        conn.execute("COMMIT")
+        with sql.transaction(conn):
+            sql.add_keys(
+                conn,
+                [
+                    (1, PURPOSE_DATA, wrap_key(master, 1, PURPOSE_DATA, data_key)),
+                    (2, PURPOSE_ACCOUNT_HMAC, wrap_key(master, 2, PURPOSE_ACCOUNT_HMAC, hmac_key)),
+                ],
+                now,
+            )
         return {1: data_key}, 1, hmac_key
     found_hmac: bytes | None = None
     try:
@@ -139,7 +147,7 @@ def _load_keys(
     active = None
     try:
         for key_id, purpose, wrapped, is_active in rows:
-            key = unwrap_key(master, key_id, purpose, bytes(wrapped))
+            key = unwrap_key(master, key_id, purpose, wrapped)
             if purpose == PURPOSE_DATA:
                 data[key_id] = key
                 if is_active:
@@ -156,12 +164,32 @@ def _load_keys(
     return data, active, found_hmac
 
 
+def _prepare(
+    conn: sqlite3.Connection, path: Path, keys: KeyProvider, operator: bool, now: float
+) -> tuple[Sealer, int, int]:
+    """On the sqlite thread at open: settings, schema, the acknowledged count (daemon), keys,
+    crash recovery; returns the sealer, the pending count and the stored count."""
+    if not operator:  # before anything is written: the lost WAL may still be put back
+        highwater.check(path, sql.appended(conn))
+    sql.configure(conn)
+    sql.migrate(conn)
+    stored = sql.appended(conn)
+    data, active, hmac_key = _load_keys(conn, keys, may_create=not operator, now=now)
+    if not operator:
+        with sql.transaction(conn):
+            recovered = sql.recover_in_flight(conn, now)
+        if recovered:
+            log.warning("queue_recovered_in_flight", rows=recovered)
+    return Sealer(data, active, hmac_key), sql.pending_changes(conn), stored
+
+
 class Queue:
     """The queue. Open with ``await Queue.open(...)``; close with ``await queue.close()``."""
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: SqliteThread,
+        path: Path,
         sealer: Sealer,
         backends: Sequence[str],
         *,
@@ -170,22 +198,29 @@ class Queue:
         pending: int,
         lock: IO[bytes] | None,
         expire_after: Mapping[str, float] | None,
+        key_provider: KeyProvider,
+        on_record: RecordHook | None,
     ) -> None:
         self._db = db
+        self.path = path
         self._sealer = sealer
         self._max_pending = max_pending
         self._clock = clock
         self._pending = pending
         self._lock = lock
         self._closing = False
-        self._key_provider: KeyProvider | None = None
+        self._key_provider = key_provider
+        self._on_record = on_record
         self.key_maintainer: KeyMaintainer | None = None  # daemon mode: follows key rotations
+        self._mark: highwater.MarkWriter | None = None  # daemon mode: <db>.acked
+        self._appended = 0  # changes the database has stored, ever (daemon mode)
+        self._append_failed: tuple[str, float] | None = None  # last append's storage error
         self._listeners: list[Callable[[], None]] = []
         self._expire_after: dict[str, float] = {
             b: (expire_after or {}).get(b, DEFAULT_EXPIRE_AFTER) for b in backends
         }
         self._writer = GroupWriter(
-            self._on_thread,
+            db.run,
             clock.time,
             lambda: self._expire_after,
             on_commit=self._committed,
@@ -205,25 +240,36 @@ class Queue:
         clock: Clock | None = None,
         operator: bool = False,
         expire_after: Mapping[str, float] | None = None,
+        on_record: RecordHook | None = None,
     ) -> Queue:
         """Open (creating when new) the queue at ``path``.
 
         ``operator=True`` is for the CLI beside a running daemon: no lock, no
-        crash recovery, no key creation. Raises ``QueueKeyError`` when the
-        master key is missing or wrong for a queue that holds sealed data.
+        crash recovery, no key creation. ``on_record`` is called after each
+        attempt's outcome committed (the daemon's metrics). Raises
+        ``QueueKeyError`` when the master key is missing or wrong for a queue
+        that holds sealed data.
         """
         clock = clock or SystemClock()
         path = Path(path)
+        if (hook := crashpoint.armed()) is not None:
+            log.warning("test_crash_hook_armed", setting=hook, note="test aid, not for production")
         lock = None if operator else _lock_daemon(path)
-        db: aiosqlite.Connection | None = None
+        db: SqliteThread | None = None
         try:
             if not operator:
                 _create_private(path)
             elif not path.exists():
                 raise QueueError(f"no queue database at {path}")
-            db = await aiosqlite.connect(str(path), isolation_level=None)
+            db = await SqliteThread.open(path)
             now = clock.time()
-            sealer, pending = await _run(db, lambda c: cls._prepare(c, keys, operator, now))
+            sealer, pending, stored = await db.run(lambda c: _prepare(c, path, keys, operator, now))
+        except sqlite3.DatabaseError as exc:  # damaged, not SQLite, not ours, not writable
+            if db is not None:
+                await db.close()
+            if lock is not None:
+                lock.close()
+            raise QueueError(f"SQLite cannot use the file: {exc}") from None
         except BaseException:
             if db is not None:
                 await db.close()
@@ -232,6 +278,7 @@ class Queue:
             raise
         queue = cls(
             db,
+            path,
             sealer,
             backends,
             max_pending=max_pending,
@@ -239,38 +286,39 @@ class Queue:
             pending=pending,
             lock=lock,
             expire_after=expire_after,
+            key_provider=keys,
+            on_record=on_record,
         )
-        queue._key_provider = keys
         if not operator:
+            queue._appended = stored
+            queue._mark = await asyncio.to_thread(highwater.MarkWriter, path, stored)
             queue.key_maintainer = KeyMaintainer(queue)
             queue.key_maintainer.start()
         return queue
 
-    @staticmethod
-    def _prepare(
-        conn: sqlite3.Connection, keys: KeyProvider, operator: bool, now: float
-    ) -> tuple[Sealer, int]:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise QueueError(f"the queue database cannot use WAL (journal_mode={mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA journal_size_limit = 8388608")  # truncate the WAL after checkpoints
-        conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: index pages stay hot under load
-        migrate(conn)
-        data, active, hmac_key = _load_keys(conn, keys, may_create=not operator, now=now)
-        if not operator:
-            conn.execute("BEGIN IMMEDIATE")
-            recovered = sql.recover_in_flight(conn, now)
-            conn.execute("COMMIT")
-            if recovered:
-                log.warning("queue_recovered_in_flight", rows=recovered)
-        pending = conn.execute(
-            "SELECT COUNT(*) FROM changes WHERE password_sealed IS NOT NULL"
-        ).fetchone()[0]
-        return Sealer(data, active, hmac_key), int(pending)
+    @classmethod
+    async def accept_loss(cls, path: Path | str) -> tuple[int | None, int]:
+        """The operator accepts that the database is behind what it acknowledged.
+
+        Daemon stopped (its lock is taken meanwhile; no key needed). Sets
+        ``<db>.acked`` to what the database holds; returns (acknowledged before, stored).
+        """
+        path = Path(path)
+        if not path.exists():
+            raise QueueError(f"no queue database at {path}")
+        lock = _lock_daemon(path)
+        try:
+            db = await SqliteThread.open(path)
+            try:
+                stored = await db.run(_stored_count)
+            finally:
+                await db.close()
+            before = await asyncio.to_thread(highwater.accept, path, stored)
+        finally:
+            if lock is not None:
+                lock.close()
+        log.warning("queue_loss_accepted", acknowledged=before, stored=stored)
+        return before, stored
 
     async def close(self) -> None:
         """Finish queued writes, checkpoint the WAL (old page images go), close."""
@@ -280,19 +328,21 @@ class Queue:
         if self.key_maintainer is not None:
             await self.key_maintainer.stop()
         await self._writer.close()
+        if self._mark is not None:
+            await asyncio.to_thread(self._mark.close)
         with contextlib.suppress(sqlite3.Error):
-            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._db.run(sql.checkpoint)
         await self._db.close()
         if self._lock is not None:
             self._lock.close()
 
     # --- plumbing --------------------------------------------------------------------------
 
-    async def _on_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await _run(self._db, fn)
-
     def _committed(self, inserted: int) -> None:
         if inserted:
+            if self._mark is not None:
+                self._appended += inserted
+                self._mark.advance(self._appended)
             self._notify()
 
     def _notify(self) -> None:
@@ -308,6 +358,10 @@ class Queue:
         """Expiry for deliveries created from now on (the dispatcher sets its config's)."""
         if backend in self._expire_after:
             self._expire_after[backend] = seconds
+
+    def set_backends(self, names: Sequence[str], expire_after: Mapping[str, float]) -> None:
+        """Changes appended from now on fan out to ``names``; rows already stored stay."""
+        self._expire_after = {n: expire_after[n] for n in names}
 
     @property
     def backends(self) -> list[str]:
@@ -330,36 +384,32 @@ class Queue:
 
     @property
     def key_provider(self) -> KeyProvider:
-        assert self._key_provider is not None
         return self._key_provider
 
     async def reload_keys(self) -> int:
         """Unwrap the key table again (after a rotation); returns the active data key id."""
         provider, now = self.key_provider, self._clock.time()
-        data, active, _ = await _run(
-            self._db, lambda c: _load_keys(c, provider, may_create=False, now=now)
+        data, active, _ = await self._db.run(
+            lambda c: _load_keys(c, provider, may_create=False, now=now)
         )
         self._sealer.set_keys(data, active)
         return active
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only ``fn`` on the sqlite thread, between the writer's transactions."""
-        return await _run(self._db, fn)
+        return await self._db.run(fn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside the next group-commit transaction."""
+        """Run ``fn`` inside the next group-commit transaction; returns after its commit."""
         return await self._writer.op(fn)
 
     # --- the daemon's write path -----------------------------------------------------------
 
-    async def append(self, change: Change) -> AppendResult:
-        """Store ``change`` durably; returns only after its transaction committed."""
-        return (await self.append_many([change]))[0]
-
     async def append_many(self, changes: Sequence[Change]) -> list[AppendResult]:
         """Store each change durably, in one transaction; one result per change, in order.
 
-        Past ``max_pending`` the changes that do not fit are BUSY; the others are stored.
+        Returns only after that transaction committed. Past ``max_pending`` the
+        changes that do not fit are BUSY; the others are stored.
         """
         if self._closing:
             return [_CLOSING] * len(changes)
@@ -377,8 +427,10 @@ class Queue:
             return [_CLOSING] * len(changes)
         except sqlite3.Error as exc:
             reason = _disk_reason(exc)
+            self._append_failed = (reason, self._clock.time())
             log.error("queue_append_failed", reason=reason, error=type(exc).__name__)
             return [AppendResult(AppendStatus.BUSY, reason)] * len(changes)
+        self._append_failed = None
         if self._expire_after:
             self._pending += sum(inserted)
         return [_STORED if flag else _DUPLICATE for flag in inserted] + full
@@ -397,7 +449,7 @@ class Queue:
             except (SealError, UnicodeDecodeError, ValueError) as exc:
                 reason = str(exc) if isinstance(exc, SealError) else "unreadable sealed data"
                 log.error("queue_unreadable_row", backend=backend, reason=reason)
-                await self._finish(backend, row.change_id, "failed", "unreadable", reason)
+                await self._finish(backend, row.change_id, "unreadable", reason)
         return ClaimBatch(claims, result.next_due, result.finished)
 
     def _open_claim(self, backend: str, row: sql.ClaimedRow) -> Claim:
@@ -421,34 +473,37 @@ class Queue:
         counters = Counters(row.attempts, row.rejections, row.first_unknown_user_at, row.expires_at)
         return Claim(row.change_id, backend, change, counters, bytes(row.account_hash))
 
-    async def _finish(
-        self, backend: str, change_id: int, state: str, outcome: str, error: str
-    ) -> None:
+    async def _finish(self, backend: str, change_id: int, outcome: str, error: str) -> None:
         now = self._clock.time()
         dropped = await self._writer.op(
-            lambda c: sql.finish(c, backend, change_id, state, outcome, error, now)
+            lambda c: sql.finish(c, backend, change_id, DeliveryState.FAILED, outcome, error, now)
         )
         self._pending -= dropped
 
     async def record(self, claim: Claim, decision: Decision, outcome: str, error: str) -> None:
         """Store the result of one attempt (the password goes once no row needs it)."""
+        await self.record_many([Attempt(claim, decision, outcome, error)])
+
+    async def record_many(self, attempts: Sequence[Attempt]) -> None:
+        """Store the results of many attempts in one transaction, one statement for all.
+
+        Returns after the commit; then ``on_record`` hears of each, in order.
+        """
+        if not attempts:
+            return
+        now, receipts = self._clock.time(), self._on_record is not None
+        done = await self._writer.op(lambda c: sql.record_many(c, attempts, now, receipts=receipts))
+        self._pending -= done.dropped
+        hook = self._on_record
+        if hook is None:
+            return
         now = self._clock.time()
-        dropped = await self._writer.op(
-            lambda c: sql.record(
-                c,
-                claim.backend,
-                claim.change_id,
-                state=decision.state.value,
-                attempts=decision.attempts,
-                rejections=decision.rejections,
-                first_unknown_user_at=decision.first_unknown_user_at,
-                next_attempt_at=decision.next_attempt_at,
-                outcome=outcome,
-                error=error,
-                now=now,
-            )
-        )
-        self._pending -= dropped
+        for a in attempts:
+            received = done.received_at.get(a.claim.change_id)
+            latency = None
+            if a.decision.state is DeliveryState.DELIVERED and received is not None:
+                latency = now - received
+            hook(a.claim.backend, a.outcome, a.decision.state, latency, a.error)
 
     async def release(self, backend: str, change_ids: Sequence[int]) -> None:
         """Give unfinished in_flight rows back to pending without counting an attempt."""
@@ -465,27 +520,72 @@ class Queue:
             lambda c: sql.prune_completed(c, now - retain, now - remember, now)
         )
 
+    # --- observation -----------------------------------------------------------------------
+
+    async def depth(self) -> QueueDepth:
+        """Rows by backend and state, the oldest unfinished row per backend (metrics)."""
+        counts, oldest = await self._db.run(sql.depth)
+        for backend in self.backends:
+            counts.setdefault(backend, {})
+        return QueueDepth(counts, oldest, self._pending, self._clock.time())
+
+    async def write_probe(self) -> str | None:
+        """None when the queue can take an append now, else why not (for /healthz).
+
+        Real checks: the files open for writing (a read-only mount or an
+        immutable file refuses this even to root); a transaction that rewrites
+        one row with its own value commits through the group writer (it runs);
+        a fresh ``PROBE_BYTES`` row commits in a transaction of its own (room
+        for new pages: a full disk); and the last append did not fail for a
+        storage error in the last ``APPEND_FAILURE_MEMORY`` seconds.
+        """
+        for suffix in ("", "-wal"):
+            name = Path(str(self.path) + suffix)
+            try:
+                fd = os.open(name, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # no WAL file right after a checkpoint: SQLite recreates it
+            except OSError as exc:
+                return f"{name.name} cannot be opened for writing ({exc.strerror})"
+            os.close(fd)
+        try:
+            await asyncio.wait_for(self._writer.op(sql.touch), timeout=PROBE_TIMEOUT)
+        except TimeoutError:
+            return f"a write transaction did not commit within {PROBE_TIMEOUT:g}s"
+        except sqlite3.Error as exc:
+            return f"a write transaction failed ({_short(exc)})"
+        except Exception as exc:
+            return f"a write transaction failed ({type(exc).__name__})"
+        try:
+            await asyncio.wait_for(
+                self._db.run(lambda c: sql.probe_space(c, PROBE_BYTES)), timeout=PROBE_TIMEOUT
+            )
+        except TimeoutError:
+            return f"a {PROBE_BYTES // 1024} KiB write did not commit within {PROBE_TIMEOUT:g}s"
+        except sqlite3.Error as exc:
+            return f"{_disk_reason(exc)}: a {PROBE_BYTES // 1024} KiB write did not commit"
+        failed = self._append_failed
+        if failed is not None:
+            ago = self._clock.time() - failed[1]
+            if ago < APPEND_FAILURE_MEMORY:
+                return f"{failed[0]}: an append was refused {ago:.0f}s ago"
+        return None
+
     # --- the operator's API ----------------------------------------------------------------
 
     async def status(self) -> QueueStatus:
-        counts: dict[str, dict[str, int]] = {}
-        async with self._db.execute(
-            "SELECT backend, state, COUNT(*) FROM deliveries GROUP BY backend, state"
-        ) as cur:
-            async for backend, state, n in cur:
-                counts.setdefault(backend, {s.value: 0 for s in DeliveryState})[state] = n
-        async with self._db.execute(
-            "SELECT MIN(created_at) FROM deliveries WHERE state IN ('pending', 'in_flight')"
-        ) as cur:
-            row = await cur.fetchone()
-        async with self._db.execute(
-            "SELECT COUNT(*) FROM changes WHERE password_sealed IS NOT NULL"
-        ) as cur:
-            held = await cur.fetchone()
-        oldest = None if row is None or row[0] is None else float(row[0])
+        """What ``adsync queue status`` shows: the depth, with a fresh count of held passwords
+        (another process may have changed it)."""
+        (counts, oldest_by_backend), held = await self._db.run(
+            lambda c: (sql.depth(c), sql.pending_changes(c))
+        )
+        oldest = min(oldest_by_backend.values(), default=None)
         return QueueStatus(
-            counts=counts,
-            pending_changes=int(held[0]) if held else 0,
+            counts={
+                backend: {s.value: states.get(s.value, 0) for s in DeliveryState}
+                for backend, states in counts.items()
+            },
+            pending_changes=held,
             oldest_pending_at=oldest,
             oldest_pending_age=None if oldest is None else max(0.0, self._clock.time() - oldest),
         )
@@ -497,51 +597,33 @@ class Queue:
         limit: int = 100,
     ) -> list[DeliveryInfo]:
         """Delivery rows, newest first, with the account opened for "who" (never a password)."""
-        where = []
-        args: list[Any] = []
-        if backend is not None:
-            where.append("d.backend = ?")
-            args.append(backend)
-        if state is not None:
-            where.append("d.state = ?")
-            args.append(DeliveryState(state).value)
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-        query = (
-            "SELECT c.event_id, d.backend, d.state, c.key_id, c.account_sealed, c.domain,"  # noqa: S608
-            " d.attempts, d.rejections, c.received_at, d.updated_at, d.next_attempt_at,"
-            " d.expires_at, d.last_outcome, d.last_error, c.password_sealed IS NOT NULL"
-            " FROM deliveries d JOIN changes c ON c.id = d.change_id"
-            + clause
-            + " ORDER BY d.change_id DESC, d.backend LIMIT ?"
-        )
-        args.append(int(limit))
+        st_filter = None if state is None else DeliveryState(state)
+        rows = await self._db.run(lambda c: sql.deliveries(c, backend, st_filter, limit))
         out: list[DeliveryInfo] = []
-        async with self._db.execute(query, args) as cur:
-            async for r in cur:
-                eid = bytes(r[0])
-                try:
-                    account = self._sealer.open_account(eid, r[3], bytes(r[4]))
-                except SealError:
-                    account = "<unreadable>"
-                st = DeliveryState(r[2])
-                out.append(
-                    DeliveryInfo(
-                        event_id=eid.hex(),
-                        backend=r[1],
-                        state=st,
-                        account=account,
-                        domain=r[5],
-                        attempts=r[6],
-                        rejections=r[7],
-                        received_at=r[8],
-                        updated_at=r[9],
-                        next_attempt_at=r[10] if st is DeliveryState.PENDING else None,
-                        expires_at=r[11],
-                        last_outcome=r[12],
-                        last_error=r[13],
-                        password_held=bool(r[14]),
-                    )
+        for r in rows:
+            try:
+                account = self._sealer.open_account(r.event_id, r.key_id, r.account_sealed)
+            except SealError:
+                account = "<unreadable>"
+            st = DeliveryState(r.state)
+            out.append(
+                DeliveryInfo(
+                    event_id=r.event_id.hex(),
+                    backend=r.backend,
+                    state=st,
+                    account=account,
+                    domain=r.domain,
+                    attempts=r.attempts,
+                    rejections=r.rejections,
+                    received_at=r.received_at,
+                    updated_at=r.updated_at,
+                    next_attempt_at=r.next_attempt_at if st is DeliveryState.PENDING else None,
+                    expires_at=r.expires_at,
+                    last_outcome=r.last_outcome,
+                    last_error=r.last_error,
+                    password_held=r.password_held,
                 )
+            )
         return out
 
     async def retry_failed(
@@ -580,10 +662,16 @@ class Queue:
         if backend in self._expire_after:
             raise QueueError(f"backend {backend!r} is configured; remove it from the config first")
         now = self._clock.time()
-        states = ("pending", "in_flight", "failed", "delivered", "superseded")
+        states = tuple(DeliveryState)
         return await self._writer.op(
             lambda c: sql.purge_failed(c, backend, None, None, now, states)
         )
+
+
+def _stored_count(conn: sqlite3.Connection) -> int:
+    sql.configure(conn)
+    sql.migrate(conn)
+    return sql.appended(conn)
 
 
 def _event_ids(values: Sequence[bytes | str] | None) -> list[bytes] | None:
@@ -602,11 +690,6 @@ def _event_ids(values: Sequence[bytes | str] | None) -> list[bytes] | None:
     return out
 
 
-async def _run(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``fn(sqlite3_connection)`` on aiosqlite's thread: one hop for a whole batch.
-
-    aiosqlite has no public call for this; ``_execute`` is what its own methods use.
-    """
-    conn = db._conn
-    result = await db._execute(fn, conn)  # type: ignore[no-untyped-call]
-    return cast(T, result)
+def _short(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    return text if len(text) <= 80 else text[:77] + "..."

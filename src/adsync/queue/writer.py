@@ -44,25 +44,17 @@ def _transaction(
     expire_after: Mapping[str, float],
 ) -> tuple[list[bool], list[Any]]:
     """One transaction on the sqlite thread. A sqlite error fails the whole batch."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with sql.transaction(conn):
         inserted = sql.insert_changes(conn, appends, now, expire_after) if appends else []
         results: list[Any] = []
         for op in ops:
-            conn.execute("SAVEPOINT op")
             try:
-                results.append(op(conn))
+                with sql.savepoint(conn):
+                    results.append(op(conn))
             except sqlite3.Error:
                 raise
             except Exception as exc:  # a bug in one op must not fail the others
-                conn.execute("ROLLBACK TO op")
                 results.append(_OpFailed(exc))
-            conn.execute("RELEASE op")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return inserted, results
 
 

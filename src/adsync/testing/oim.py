@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape, quoteattr
 from aiohttp import web
 from lxml import etree  # type: ignore[import-untyped]
 
-from .contract import FakeTarget, Mode, Received, sha256_hex
+from .fake import FakeTarget, Mode, Received, sha256_hex
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"

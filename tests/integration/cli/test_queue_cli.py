@@ -14,7 +14,7 @@ from adsync.plugin import Change
 from adsync.queue.keys import FileKeyProvider
 from adsync.queue.store import Queue
 from adsync.secret import Secret
-from adsync.testing.daemon import base_config
+from adsync.testing.daemon import base_config, idle_backend
 from adsync.testing.leaks import REGISTRY, find_in_bytes
 
 PASSWORDS = [REGISTRY.password(f"QueueCli-{i}-Pässwörd") for i in range(3)]
@@ -24,13 +24,15 @@ async def make_queue(work: Path, backends: list[str]) -> Path:
     path = work / "queue.db"
     queue = await Queue.open(path, FileKeyProvider(work / "master.key"), backends, max_pending=100)
     for i, password in enumerate(PASSWORDS):
-        await queue.append(
-            Change(
-                event_id=os.urandom(16),
-                account=f"user{i}",
-                password=Secret(password),
-                changed_at_ms=int(time.time() * 1000),
-            )
+        await queue.append_many(
+            [
+                Change(
+                    event_id=os.urandom(16),
+                    account=f"user{i}",
+                    password=Secret(password),
+                    changed_at_ms=int(time.time() * 1000),
+                )
+            ]
         )
     await queue.close()
     for suffix in ("", "-wal", "-shm"):
@@ -85,7 +87,7 @@ async def test_status_list_and_purge_of_a_removed_backend(tmp_path: Path) -> Non
 
 async def test_purging_the_last_user_of_a_password_erases_it(tmp_path: Path) -> None:
     db = await make_queue(tmp_path, ["gone"])
-    config = write_config(tmp_path, {})
+    config = write_config(tmp_path, {"idle": idle_backend(tmp_path)})
     cli(config, "purge", "--removed-backend", "gone", "--yes")
     status = json.loads(cli(config, "status", "--json").stdout)
     assert status["pending_changes"] == 0
@@ -96,7 +98,7 @@ async def test_purging_the_last_user_of_a_password_erases_it(tmp_path: Path) -> 
 
 
 def test_bad_queue_path_is_a_clear_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {})
+    config = write_config(tmp_path, {"idle": idle_backend(tmp_path)})
     result = cli(config, "status", check=False)
     assert result.returncode == 1
     assert "no queue database" in result.stderr

@@ -53,13 +53,13 @@ async def test_the_daemon_maintainer_switches_appends_and_reseals_in_the_backgro
         with sqlite3.connect(work.db) as conn:
             new_id = add_data_key(conn, work.keys.master_key(), time.time())
         change, pw = make_change()
-        await queue.append(change)  # still sealed under the old key: nothing broke
+        await queue.append_many([change])  # still sealed under the old key: nothing broke
         expected[change.event_id] = pw
         result = await maintainer.step()
         assert queue.sealer.active_key_id == new_id
         assert result.resealed == 26 and result.retired == [1] and result.unreadable == []
         change, pw = make_change()
-        await queue.append(change)
+        await queue.append_many([change])
         expected[change.event_id] = pw
         assert row_keys(work.db) == {new_id: 27}
         assert await password_digests(queue) == expected
@@ -95,7 +95,7 @@ async def test_keys_check_detects_a_tampered_and_a_moved_row(work: Workdir) -> N
     ok = work.cli("check")
     assert ok.returncode == 0, ok.stderr
     assert "key 1 (active): 6 rows open, 0 do not" in ok.stdout
-    assert "ok: all 6 rows open" in ok.stdout
+    assert "ok: 6 rows checked, every one opens" in ok.stdout
 
     _tamper(str(work.db), "password_sealed", ids[1])
     with sqlite3.connect(work.db) as conn:  # a ciphertext copied onto another row
@@ -129,7 +129,7 @@ async def test_a_row_that_does_not_open_keeps_its_old_key_alive(work: Workdir) -
     result = work.cli("rotate")
     assert result.returncode == 1
     assert "re-sealed 4 rows under key 3" in result.stdout
-    assert "1 rows do not open" in result.stderr
+    assert "1 row cannot be opened, left on the old key" in result.stderr
     assert row_keys(work.db) == {1: 1, 3: 4}
     assert data_keys(work.db) == [(1, 0), (3, 1)]  # key 1 stays while a row uses it
     check = work.cli("check")
@@ -176,7 +176,7 @@ async def test_sigkill_in_the_middle_of_a_reseal_loses_nothing(work: Workdir) ->
     assert row_keys(work.db) == {3: 2000}
     assert data_keys(work.db) == [(3, 1)]
     check = work.cli("check")
-    assert check.returncode == 0 and "ok: all 2000 rows open" in check.stdout
+    assert check.returncode == 0 and "ok: 2000 rows checked, every one opens" in check.stdout
     queue = await work.open(operator=True)
     try:
         assert await password_digests(queue) == expected

@@ -120,7 +120,10 @@ def test_demo_runs_without_extras(production_venv: Path) -> None:
 
 def test_the_systemd_unit_template_is_packaged(production_venv: Path, tmp_path: Path) -> None:
     config = tmp_path / "adsync.yaml"
-    config.write_text("backends: {}\n", encoding="utf-8")
+    config.write_text(
+        "backends:\n  hr: {type: webhook, url: 'https://127.0.0.1:9/', secret: 'env:HR'}\n",
+        encoding="utf-8",
+    )
     done = subprocess.run(
         [str(production_venv.parent / "adsync"), "service", "unit", "--config", str(config)],
         capture_output=True,

@@ -24,7 +24,7 @@ async def one(queue: Queue, n: int) -> None:
         changed_at_ms=1_700_000_000_000 + n,
         domain="ADSYNC",
     )
-    result = await queue.append(change)
+    (result,) = await queue.append_many([change])
     if result.status is AppendStatus.STORED:
         sys.stdout.write(change.event_id.hex() + "\n")
         sys.stdout.flush()

@@ -63,7 +63,7 @@ async def test_passwords_never_reach_the_files_and_leave_when_done(tmp_path: Pat
         db, FileKeyProvider(tmp_path / "master.key"), ["hr", "idm"], max_pending=1000, clock=clock
     )
     for change in changes:
-        await queue.append(change)
+        await queue.append_many([change])
     blobs = sealed_passwords(db)
     assert len(blobs) == len(changes)
     # sealed, stored, nothing delivered yet: no plaintext anywhere (UTF-8, UTF-16-LE/BE)

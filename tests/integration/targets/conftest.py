@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 import time
@@ -641,14 +640,8 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
 @pytest.fixture(autouse=True)
 def test_process_logs(tmp_path: Path) -> Iterator[None]:
     """Everything the fakes and clients log in this process (aiohttp server errors included)."""
-    chatty = logging.getLogger("aiosqlite")  # every SQL statement of the operator's reads
-    level = chatty.level
-    chatty.setLevel(logging.INFO)
-    try:
-        with capture_all_logs() as logs:
-            yield
-    finally:
-        chatty.setLevel(level)
+    with capture_all_logs() as logs:
+        yield
     path = REGISTRY.watch(tmp_path / "test-process.log")
     path.write_text(logs())
     no_password_in(path.read_bytes(), "the test process's logs (fakes, clients)")

@@ -177,7 +177,7 @@ async def test_delivered_row_is_done_and_password_dropped(
     fake = FakeBackend("fake", config())
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     info = await eventually_state(queue, change, DeliveryState.DELIVERED)
     assert info.attempts == 1 and not info.password_held
     assert fake.calls == [("alice", change.event_id, digest(change.password))]
@@ -190,7 +190,7 @@ async def test_lane_wakes_on_append_without_the_clock_moving(
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     await asleep_for(clock, 5.0)  # idle: sleeping its idle_poll
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     await eventually_state(queue, change, DeliveryState.DELIVERED)
     assert clock.time() == FakeClock().time()
 
@@ -202,9 +202,10 @@ async def test_rejected_is_retried_with_backoff_then_failed_after_max_rejections
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
     t0 = clock.time()
-    await queue.append(change)
+    await queue.append_many([change])
     info = await settled(queue, change, 1)
     assert (info.attempts, info.rejections, info.next_attempt_at) == (1, 1, t0 + 5)
+    await asleep_for(clock, 5.0)  # the lane sleeps until the retry, then the clock moves
     clock.advance(4)
     await asleep_for(clock, 1.0)
     assert len(fake.calls) == 1  # not before its time
@@ -224,9 +225,10 @@ async def test_unreachable_is_retried_and_never_counted(
     )
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     for n in range(1, 6):
         await settled(queue, change, n)
+        await asleep_for(clock, 5.0)  # the lane sleeps until its retry, then the clock moves
         clock.advance(5)
     info = await settled(queue, change, 6)
     assert len(fake.calls) == 6
@@ -240,7 +242,7 @@ async def test_unknown_user_retried_within_grace_then_failed(
     fake = FakeBackend("fake", config(factor=1, grace=12), always(Outcome.unknown_user()))
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     # attempts at t=0, 5, 10, 12 (the grace's end): the last one fails it
     for n, step in ((1, 5.0), (2, 5.0), (3, 2.0)):
         await settled(queue, change, n)
@@ -258,7 +260,7 @@ async def test_failed_outcome_fails_at_once(
     fake = FakeBackend("fake", config(), always(Outcome.failed("HTTP 400 bad request")))
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     info = await eventually_state(queue, change, DeliveryState.FAILED)
     assert (info.attempts, info.last_outcome, info.last_error) == (
         1,
@@ -276,7 +278,7 @@ async def test_plugin_exception_is_failed_with_its_type_only(
     fake = FakeBackend("fake", config(), boom)
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     info = await eventually_state(queue, change, DeliveryState.FAILED)
     assert info.last_error == "plugin raised RuntimeError"
 
@@ -291,7 +293,7 @@ async def test_timeout_is_unreachable(
     fake = FakeBackend("fake", config(timeout=0.05), hang)
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     info = await settled(queue, change, 1)
     assert (info.state, info.last_outcome, info.last_error) == (
         DeliveryState.PENDING,
@@ -309,9 +311,42 @@ async def test_reason_is_scrubbed_of_the_password(
     fake = FakeBackend("fake", config(), leaky)
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     info = await eventually_state(queue, change, DeliveryState.FAILED)
     assert info.last_error == "target said: '***' is weak"
+
+
+async def test_delivery_log_level_follows_the_outcome(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """Delivered at info; an unreachable target (retried) at warning, with the reason;
+    a final failure at error."""
+    import structlog
+
+    answers = {"ok": Outcome.delivered(), "down": Outcome.unreachable("HTTP 503")}
+    answers["bad"] = Outcome.failed("HTTP 400")
+
+    async def by_account(change: Change) -> Outcome:
+        return answers[change.account]
+
+    fake = FakeBackend("fake", config(), by_account)
+    with structlog.testing.capture_logs() as logs:
+        queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
+        changes = {name: make_change(account=name) for name in answers}
+        for change in changes.values():
+            await queue.append_many([change])
+        await eventually_state(queue, changes["ok"], DeliveryState.DELIVERED)
+        await settled(queue, changes["down"], 1)
+        await eventually_state(queue, changes["bad"], DeliveryState.FAILED)
+        for _ in range(100):  # the log line follows the recorded row
+            if sum(e["event"] == "delivery" for e in logs) == 3:
+                break
+            await asyncio.sleep(0.005)
+    by_outcome = {e["outcome"]: e for e in logs if e["event"] == "delivery"}
+    assert by_outcome["delivered"]["log_level"] == "info"
+    assert by_outcome["unreachable"]["log_level"] == "warning"
+    assert by_outcome["unreachable"]["reason"] == "HTTP 503"
+    assert by_outcome["failed"]["log_level"] == "error"
 
 
 async def test_retry_after_is_honoured(
@@ -321,7 +356,7 @@ async def test_retry_after_is_honoured(
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
     t0 = clock.time()
-    await queue.append(change)
+    await queue.append_many([change])
     assert (await settled(queue, change, 1)).next_attempt_at == t0 + 120
     for _ in range(23):  # the lane wakes every idle_poll (5 s) and finds nothing due
         clock.advance(5)
@@ -339,7 +374,7 @@ async def test_expired_row_is_failed(
     )
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     for n, step in ((1, 5.0), (2, 5.0), (3, 2.0)):
         await settled(queue, change, n)
         await asleep_for(clock, step)
@@ -368,11 +403,11 @@ async def test_per_account_order_and_supersede(
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     a1, a2, a3, b1 = (make_change("alice"), make_change("alice"), make_change("alice"),
                       make_change("bob"))  # fmt: skip
-    await queue.append(a1)
+    await queue.append_many([a1])
     await eventually(lambda: len(fake.calls) == 1, "a1 in flight")
-    await queue.append(a2)
-    await queue.append(a3)
-    await queue.append(b1)
+    await queue.append_many([a2])
+    await queue.append_many([a3])
+    await queue.append_many([b1])
     await eventually_state(queue, b1, DeliveryState.DELIVERED)  # bob is not held up by alice
     assert [c[1] for c in fake.calls] == [a1.event_id, b1.event_id]
     gate.set()
@@ -396,10 +431,11 @@ async def test_older_change_waiting_for_retry_is_superseded_by_newer(
     fake = FakeBackend("fake", config(), first_fails)
     queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
     old, new = make_change("carol"), make_change("Carol")  # same account, any case
-    await queue.append(old)
+    await queue.append_many([old])
     await settled(queue, old, 1)
-    await queue.append(new)
+    await queue.append_many([new])
     await eventually_state(queue, new, DeliveryState.DELIVERED)
+    await asleep_for(clock, 5.0)  # the lane sleeps until the old row's retry, then time moves
     clock.advance(10)
     await eventually_state(queue, old, DeliveryState.SUPERSEDED)
     assert [c[1] for c in fake.calls] == [old.event_id, new.event_id]
@@ -413,11 +449,11 @@ async def test_concurrency_per_lane_and_one_in_flight_per_account(
     queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
     changes = [make_change(f"user{i % 3}") for i in range(6)]
     for change in changes[:3]:
-        await queue.append(change)
+        await queue.append_many([change])
     await eventually(lambda: fake.active == 2, "two in flight")
     assert dispatcher.lanes["fake"].in_flight == 2
     for change in changes[3:]:
-        await queue.append(change)
+        await queue.append_many([change])
     fake.gate.set()
     for change in changes[3:]:
         await eventually_state(queue, change, DeliveryState.DELIVERED)
@@ -434,7 +470,7 @@ async def test_a_dead_backend_does_not_hold_up_another(
     queue, dispatcher = await start(open_queue, clock, cleanup, {"slow": slow, "fast": fast})
     changes = [make_change(f"u{i}") for i in range(6)]
     for change in changes:
-        await queue.append(change)
+        await queue.append_many([change])
     for change in changes:
         await eventually_state(queue, change, DeliveryState.DELIVERED, backend="fast")
     await eventually(lambda: slow.active == 4, "the slow lane full")  # its concurrency, stuck
@@ -453,12 +489,12 @@ async def test_stop_lets_in_flight_finish_within_grace(
     fake.gate = asyncio.Event()
     queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     await eventually(lambda: fake.active == 1, "in flight")
     stopping = asyncio.create_task(dispatcher.stop(30))
     await asleep_for(clock, 30.0)  # the grace timer
     later = make_change("late")
-    await queue.append(later)  # stored, but no longer claimed
+    await queue.append_many([later])  # stored, but no longer claimed
     fake.gate.set()
     await stopping
     assert (await row(queue, change)).state is DeliveryState.DELIVERED
@@ -473,7 +509,7 @@ async def test_stop_past_grace_leaves_rows_pending_uncounted(
     fake.gate = asyncio.Event()
     queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     await eventually(lambda: fake.active == 1, "in flight")
     stopping = asyncio.create_task(dispatcher.stop(30))
     await asleep_for(clock, 30.0)
@@ -491,7 +527,7 @@ async def test_restart_resumes_pending_rows(
     queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": stuck})
     changes = [make_change(f"r{i}") for i in range(3)]
     for change in changes:
-        await queue.append(change)
+        await queue.append_many([change])
     await eventually(lambda: stuck.active == 3, "all in flight")
     await dispatcher.stop(0)
     await queue.close()
@@ -522,7 +558,7 @@ async def test_completed_changes_are_pruned_after_retention(
     await dispatcher.start()
     cleanup.append(lambda: dispatcher.stop(0))
     change = make_change()
-    await queue.append(change)
+    await queue.append_many([change])
     await eventually_state(queue, change, DeliveryState.DELIVERED)
     clock.advance(3600)  # first housekeeping: younger than the retention, kept
     await asyncio.sleep(0.05)
@@ -535,7 +571,7 @@ async def test_completed_changes_are_pruned_after_retention(
             break
         await asyncio.sleep(0.005)
     assert await queue.list_deliveries() == []
-    assert (await queue.append(change)).status.value == "duplicate"
+    assert (await queue.append_many([change]))[0].status.value == "duplicate"
 
 
 # --- lanes added and retired while running (config reload) ----------------------------------

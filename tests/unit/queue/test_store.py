@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from adsync.clock import FakeClock
-from adsync.dispatch.retry import Decision, NextState
 from adsync.plugin import Change
 from adsync.queue import sql
 from adsync.queue.errors import QueueError, QueueKeyError
 from adsync.queue.keys import EnvKeyProvider, FileKeyProvider
-from adsync.queue.models import AppendStatus, DeliveryState
-from adsync.queue.schema import LATEST, MIGRATIONS, migrate
+from adsync.queue.models import AppendStatus, Decision, DeliveryState
+from adsync.queue.sql import LATEST, MIGRATIONS, migrate
 from adsync.queue.store import Queue
 
 BACKENDS = ["soffid", "ldap"]
@@ -38,7 +37,7 @@ def rows(db_path: Path, sql: str, args: tuple[object, ...] = ()) -> list[tuple[o
 async def test_fresh_queue_is_wal_full_sync_and_private(queue: Queue, db_path: Path) -> None:
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
     assert rows(db_path, "PRAGMA journal_mode")[0][0] == "wal"
-    pragmas = await queue._on_thread(
+    pragmas = await queue.read(
         lambda c: (
             c.execute("PRAGMA synchronous").fetchone()[0],
             c.execute("PRAGMA secure_delete").fetchone()[0],
@@ -53,7 +52,7 @@ async def test_append_stores_one_change_and_a_delivery_per_backend(
     queue: Queue, db_path: Path, new_change: Callable[..., Change]
 ) -> None:
     change = new_change("carol")
-    result = await queue.append(change)
+    (result,) = await queue.append_many([change])
     assert result.status is AppendStatus.STORED
     got = rows(
         db_path,
@@ -71,12 +70,12 @@ async def test_repeated_event_id_is_duplicate_and_queues_nothing(
     queue: Queue, db_path: Path, new_change: Callable[..., Change]
 ) -> None:
     change = new_change()
-    assert (await queue.append(change)).status is AppendStatus.STORED
-    again = await queue.append(change)
+    assert (await queue.append_many([change]))[0].status is AppendStatus.STORED
+    (again,) = await queue.append_many([change])
     assert again.status is AppendStatus.DUPLICATE
     # two copies in one batch: one stored, one duplicate
     twin = new_change()
-    a, b = await asyncio.gather(queue.append(twin), queue.append(twin))
+    (a,), (b,) = await asyncio.gather(queue.append_many([twin]), queue.append_many([twin]))
     assert {a.status, b.status} == {AppendStatus.STORED, AppendStatus.DUPLICATE}
     assert rows(db_path, "SELECT COUNT(*) FROM changes")[0][0] == 2
     assert rows(db_path, "SELECT COUNT(*) FROM deliveries")[0][0] == 4
@@ -91,7 +90,7 @@ async def test_group_commit_batches_concurrent_appends_and_acks_after_commit(
     seen_committed: list[bool] = []
 
     async def append_and_check(change: Change) -> None:
-        result = await queue.append(change)
+        (result,) = await queue.append_many([change])
         assert result.status is AppendStatus.STORED
         # another connection sees only committed rows: the row must be there already
         found = reader.execute(
@@ -111,15 +110,17 @@ async def test_busy_past_max_pending_then_accepts_again(
 ) -> None:
     q = await Queue.open(db_path, keys, ["only"], max_pending=3, clock=clock)
     try:
-        results = [await q.append(new_change(f"u{i}")) for i in range(4)]
+        results = [(await q.append_many([new_change(f"u{i}")]))[0] for i in range(4)]
         assert [r.status for r in results] == [AppendStatus.STORED] * 3 + [AppendStatus.BUSY]
         assert "full" in results[3].reason
         assert rows(db_path, "SELECT COUNT(*) FROM changes")[0][0] == 3
         # deliver one: its password leaves, and there is room again
         batch = await q.claim("only", 1)
         claim = batch.claims[0]
-        await q.record(claim, Decision(NextState.DELIVERED, 1, 0, None, None, ""), "delivered", "")
-        assert (await q.append(new_change("u9"))).status is AppendStatus.STORED
+        await q.record(
+            claim, Decision(DeliveryState.DELIVERED, 1, 0, None, None, ""), "delivered", ""
+        )
+        assert (await q.append_many([new_change("u9")]))[0].status is AppendStatus.STORED
     finally:
         await q.close()
 
@@ -130,7 +131,7 @@ async def test_append_many_is_one_transaction_with_a_result_per_change(
     q = await Queue.open(db_path, keys, ["only"], max_pending=4, clock=clock)
     try:
         first = new_change("a")
-        assert (await q.append(first)).status is AppendStatus.STORED
+        assert (await q.append_many([first]))[0].status is AppendStatus.STORED
         again = [first, *(new_change(f"b{i}") for i in range(5))]
         before = q.commits
         results = await q.append_many(again)
@@ -156,21 +157,21 @@ async def test_append_many_is_one_transaction_with_a_result_per_change(
 async def test_disk_full_is_busy_and_the_queue_recovers(
     queue: Queue, db_path: Path, new_change: Callable[..., Change]
 ) -> None:
-    assert (await queue.append(new_change("before"))).status is AppendStatus.STORED
-    pages = await queue._on_thread(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
-    await queue._on_thread(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+    assert (await queue.append_many([new_change("before")]))[0].status is AppendStatus.STORED
+    pages = await queue.read(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await queue.read(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
     busy = None
     for i in range(2000):
-        result = await queue.append(new_change(f"filler{i}"))
+        (result,) = await queue.append_many([new_change(f"filler{i}")])
         if result.status is AppendStatus.BUSY:
             busy = result
             break
     assert busy is not None, "the size cap was never reached"
     assert busy.reason == "queue storage is full"
     stored = rows(db_path, "SELECT COUNT(*) FROM changes")[0][0]
-    await queue._on_thread(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+    await queue.read(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
     after = new_change("after")
-    assert (await queue.append(after)).status is AppendStatus.STORED
+    assert (await queue.append_many([after]))[0].status is AppendStatus.STORED
     assert rows(db_path, "SELECT COUNT(*) FROM changes")[0][0] == stored + 1
 
 
@@ -179,26 +180,26 @@ async def test_read_only_database_file_is_busy_and_recovers(
 ) -> None:
     q = await Queue.open(db_path, keys, ["only"], max_pending=100, clock=clock)
     try:
-        await q._on_thread(lambda c: c.execute("PRAGMA query_only = ON"))
-        result = await q.append(new_change())
+        await q.read(lambda c: c.execute("PRAGMA query_only = ON"))
+        (result,) = await q.append_many([new_change()])
         assert result.status is AppendStatus.BUSY
         assert "read-only" in result.reason or "storage error" in result.reason
-        await q._on_thread(lambda c: c.execute("PRAGMA query_only = OFF"))
-        assert (await q.append(new_change())).status is AppendStatus.STORED
+        await q.read(lambda c: c.execute("PRAGMA query_only = OFF"))
+        assert (await q.append_many([new_change()]))[0].status is AppendStatus.STORED
     finally:
         await q.close()
 
 
 async def test_closing_queue_answers_busy(queue: Queue, new_change: Callable[..., Change]) -> None:
     await queue.close()
-    assert (await queue.append(new_change())).status is AppendStatus.BUSY
+    assert (await queue.append_many([new_change()]))[0].status is AppendStatus.BUSY
 
 
 async def test_reopen_without_master_key_is_refused(
     db_path: Path, keys: FileKeyProvider, clock: FakeClock, new_change: Callable[..., Change]
 ) -> None:
     q = await Queue.open(db_path, keys, BACKENDS, max_pending=10, clock=clock)
-    await q.append(new_change())
+    await q.append_many([new_change()])
     await q.close()
     keys.path.unlink()
     with pytest.raises(QueueKeyError, match="master key is missing"):
@@ -210,7 +211,7 @@ async def test_reopen_with_wrong_master_key_is_refused(
     db_path: Path, keys: FileKeyProvider, clock: FakeClock, new_change: Callable[..., Change]
 ) -> None:
     q = await Queue.open(db_path, keys, BACKENDS, max_pending=10, clock=clock)
-    await q.append(new_change())
+    await q.append_many([new_change()])
     await q.close()
     keys.path.chmod(0o600)
     keys.path.write_bytes(os.urandom(32))
@@ -245,7 +246,7 @@ async def test_in_flight_rows_return_to_pending_at_open(
     db_path: Path, keys: FileKeyProvider, clock: FakeClock, new_change: Callable[..., Change]
 ) -> None:
     q = await Queue.open(db_path, keys, ["only"], max_pending=10, clock=clock)
-    await q.append(new_change())
+    await q.append_many([new_change()])
     assert len((await q.claim("only", 5)).claims) == 1
     await q.close()  # as if the daemon died mid-delivery
     assert rows(db_path, "SELECT state FROM deliveries") == [("in_flight",)]
@@ -264,7 +265,7 @@ async def test_v1_database_is_upgraded(db_path: Path, keys: FileKeyProvider, clo
     assert rows(db_path, "SELECT MAX(version) FROM schema_migrations")[0][0] == 1
     q = await Queue.open(db_path, keys, BACKENDS, max_pending=10, clock=clock)
     await q.close()
-    assert rows(db_path, "SELECT version FROM schema_migrations") == [(1,), (2,)]
+    assert rows(db_path, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,)]
     assert rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'seen_events'")
 
 
@@ -281,15 +282,15 @@ async def test_swapped_password_ciphertexts_fail_to_open(
 ) -> None:
     q = await Queue.open(db_path, keys, ["only"], max_pending=10, clock=clock)
     try:
-        await q.append(new_change("alice"))
-        await q.append(new_change("bob"))
+        await q.append_many([new_change("alice")])
+        await q.append_many([new_change("bob")])
 
         def swap(c: sqlite3.Connection) -> None:
             (a, pa), (b, pb) = c.execute("SELECT id, password_sealed FROM changes").fetchall()
             c.execute("UPDATE changes SET password_sealed = ? WHERE id = ?", (pb, a))
             c.execute("UPDATE changes SET password_sealed = ? WHERE id = ?", (pa, b))
 
-        await q._writer.op(swap)
+        await q.write(swap)
         batch = await q.claim("only", 5)
         assert batch.claims == []  # neither opens: both are failed as unreadable
         states = rows(db_path, "SELECT state, last_outcome FROM deliveries")
@@ -302,7 +303,7 @@ async def test_list_deliveries_shows_who_never_the_password(
     queue: Queue, new_change: Callable[..., Change]
 ) -> None:
     change = new_change("dave")
-    await queue.append(change)
+    await queue.append_many([change])
     infos = await queue.list_deliveries()
     assert {(i.backend, i.account, i.state) for i in infos} == {
         ("soffid", "dave", DeliveryState.PENDING),
@@ -317,18 +318,20 @@ async def test_list_deliveries_shows_who_never_the_password(
 async def _fail(q: Queue, backend: str, why: str) -> None:
     batch = await q.claim(backend, 10)
     for claim in batch.claims:
-        await q.record(claim, Decision(NextState.FAILED, 1, 0, None, None, "failed"), "failed", why)
+        await q.record(
+            claim, Decision(DeliveryState.FAILED, 1, 0, None, None, "failed"), "failed", why
+        )
 
 
 async def test_password_leaves_when_every_delivery_is_terminal(
     queue: Queue, db_path: Path, new_change: Callable[..., Change]
 ) -> None:
-    await queue.append(new_change("erin"))
+    await queue.append_many([new_change("erin")])
     await _fail(queue, "soffid", "HTTP 400")
     assert rows(db_path, "SELECT password_sealed IS NOT NULL FROM changes") == [(1,)]
     batch = await queue.claim("ldap", 10)
     await queue.record(
-        batch.claims[0], Decision(NextState.DELIVERED, 1, 0, None, None, ""), "delivered", ""
+        batch.claims[0], Decision(DeliveryState.DELIVERED, 1, 0, None, None, ""), "delivered", ""
     )
     assert rows(db_path, "SELECT password_sealed IS NULL FROM changes") == [(1,)]
     failed = await queue.list_deliveries(state="failed")
@@ -340,7 +343,7 @@ async def test_password_leaves_when_every_delivery_is_terminal(
 async def test_retry_failed_requeues_only_rows_whose_password_is_held(
     queue: Queue, db_path: Path, clock: FakeClock, new_change: Callable[..., Change]
 ) -> None:
-    await queue.append(new_change("frank"))
+    await queue.append_many([new_change("frank")])
     await _fail(queue, "soffid", "bad config")  # ldap still pending: password held
     clock.advance(100)
     assert await queue.retry_failed(backend="soffid") == 1
@@ -361,8 +364,8 @@ async def test_retry_and_purge_by_event_id(
     queue: Queue, db_path: Path, new_change: Callable[..., Change]
 ) -> None:
     a, b = new_change("gina"), new_change("hank")
-    await queue.append(a)
-    await queue.append(b)
+    await queue.append_many([a])
+    await queue.append_many([b])
     await _fail(queue, "soffid", "x")
     assert await queue.retry_failed(event_ids=[a.event_id.hex()]) == 1
     with pytest.raises(QueueError, match="not hex"):
@@ -378,11 +381,11 @@ async def test_purge_of_last_delivery_removes_change_but_remembers_event_id(
     q = await Queue.open(db_path, keys, ["only"], max_pending=10, clock=clock)
     try:
         change = new_change()
-        await q.append(change)
+        await q.append_many([change])
         await _fail(q, "only", "x")
         assert await q.purge_failed() == 1
         assert rows(db_path, "SELECT COUNT(*) FROM changes")[0][0] == 0
-        assert (await q.append(change)).status is AppendStatus.DUPLICATE
+        assert (await q.append_many([change]))[0].status is AppendStatus.DUPLICATE
     finally:
         await q.close()
 
@@ -390,9 +393,9 @@ async def test_purge_of_last_delivery_removes_change_but_remembers_event_id(
 async def test_status_counts_and_oldest_pending_age(
     queue: Queue, clock: FakeClock, new_change: Callable[..., Change]
 ) -> None:
-    await queue.append(new_change("ivy"))
+    await queue.append_many([new_change("ivy")])
     clock.advance(30)
-    await queue.append(new_change("jack"))
+    await queue.append_many([new_change("jack")])
     await _fail(queue, "soffid", "x")
     clock.advance(12)
     status = await queue.status()
@@ -408,15 +411,18 @@ async def test_prune_completed_keeps_ids_as_duplicates(
     q = await Queue.open(db_path, keys, ["only"], max_pending=10, clock=clock)
     try:
         change = new_change()
-        await q.append(change)
+        await q.append_many([change])
         batch = await q.claim("only", 1)
         await q.record(
-            batch.claims[0], Decision(NextState.DELIVERED, 1, 0, None, None, ""), "delivered", ""
+            batch.claims[0],
+            Decision(DeliveryState.DELIVERED, 1, 0, None, None, ""),
+            "delivered",
+            "",
         )
         clock.advance(3600)
         assert await q.prune_completed(retain=60, remember=86400) == 1
         assert rows(db_path, "SELECT COUNT(*) FROM changes")[0][0] == 0
-        assert (await q.append(change)).status is AppendStatus.DUPLICATE
+        assert (await q.append_many([change]))[0].status is AppendStatus.DUPLICATE
     finally:
         await q.close()
 
@@ -424,10 +430,10 @@ async def test_prune_completed_keeps_ids_as_duplicates(
 async def test_purge_older_than_is_an_age_in_seconds(
     queue: Queue, db_path: Path, clock: FakeClock, new_change: Callable[..., Change]
 ) -> None:
-    await queue.append(new_change("old"))
+    await queue.append_many([new_change("old")])
     await _fail(queue, "soffid", "x")
     clock.advance(3 * 86400)
-    await queue.append(new_change("new"))
+    await queue.append_many([new_change("new")])
     await _fail(queue, "soffid", "y")
     assert await queue.purge_failed(older_than=86400) == 1
     left = await queue.list_deliveries(backend="soffid", state="failed")
@@ -440,12 +446,12 @@ async def test_one_claim_supersedes_expires_and_claims_in_a_few_statements(
     q = await Queue.open(db_path, keys, ["only"], max_pending=100, clock=clock)
     q.set_expire_after("only", 60.0)
     bob = new_change("bob")
-    await q.append(bob)
+    await q.append_many([bob])
     clock.advance(61)  # bob's row is past its expiry when claimed
     alice = [new_change("alice") for _ in range(3)]
     carol = new_change("carol")
     for change in (*alice, carol):
-        await q.append(change)
+        await q.append_many([change])
     await q.close()
 
     conn = sqlite3.connect(db_path, isolation_level=None)
