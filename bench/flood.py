@@ -2,8 +2,8 @@
 
     python bench/flood.py [--changes 300] [--rounds 3] [--hold 1000] [--frames 5000]
 
-``adsync run`` (Unix socket and loopback TCP, no backend: only ingest and the durable
-queue are measured) gets, in alternating rounds:
+``adsync run`` (Unix socket and loopback TCP, one webhook backend whose target is down:
+ingest and the durable queue are measured) gets, in alternating rounds:
 
 * quiet: a Unix source and an authenticated TCP source each send ``--changes`` CHANGEs,
   one at a time, timing each ACK;
@@ -141,9 +141,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="adsync-bench-") as tmp:
         work = Path(tmp)
         port = free_port()
+        os.environ.setdefault("ADSYNC_BENCH_FLOOD_KEY", "bench-flood-webhook-key")
+        parked = {  # nobody listens on port 9: changes are ACKed and stay queued
+            "type": "webhook",
+            "url": "http://127.0.0.1:9/hook",
+            "secret": "env:ADSYNC_BENCH_FLOOD_KEY",
+        }
         config = base_config(
             work,
-            {},
+            {"parked": parked},
             ingest={"tcp": f"127.0.0.1:{port}", "allowed_uids": [0, os.getuid()]},
             logging={"level": "warning", "format": "json"},
         )

@@ -34,16 +34,21 @@ from .hostile import (
     wait_line,
 )
 
+HOLD_SECRET_ENV = "ADSYNC_HARDENING_HOOK_KEY"
+# A target nobody listens on (port 9, discard): changes are ACKed and stay queued.
+PARKED = {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": f"env:{HOLD_SECRET_ENV}"}
+
 
 @pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Any]:
+def daemons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv(HOLD_SECRET_ENV, "hardening-webhook-key")
     made: list[DaemonProcess] = []
 
     def make(**sections: Any) -> DaemonProcess:
         work = tmp_path / f"d{len(made)}"
         work.mkdir()
         os.chmod(work, 0o755)  # other uids must be able to reach what the test allows them
-        daemon = DaemonProcess(work, base_config(work, {}, **sections))
+        daemon = DaemonProcess(work, base_config(work, {"parked": PARKED}, **sections))
         made.append(daemon)
         return daemon
 
