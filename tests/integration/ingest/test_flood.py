@@ -93,86 +93,97 @@ async def test_sources_lose_nothing_under_fuzz_and_connection_flood(tmp_path: Pa
         )
         daemon = DaemonProcess(work, config)
         await asyncio.to_thread(daemon.start)
-        hostile: subprocess.Popen[str] | None = None
-        authed: subprocess.Popen[str] | None = None
-        sources: list[Source] = []
-        shared: Path | None = None
         try:
-            psk_file = Path(config["ingest"]["psk_file"])
-            psk = load_or_create_psk(psk_file)
-            shared = Path(tempfile.mkdtemp(prefix="adsync-flood-"))  # the other uid reads it
-            os.chmod(shared, 0o755)
-            frames = write_frames(
-                shared / "frames.hex",
-                mutated_frames(2500, 13, ("hello", "auth", "change", "check")),
-            )
-            os.chmod(frames, 0o644)
-            hostile = run_as(NOBODY, HOSTILE, "127.0.0.1", str(port), "1000", str(frames), "keep")
-            assert await asyncio.to_thread(wait_line, hostile) == "ready"
-            authed = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "adsync.testing.flood",
-                    "authed",
-                    "--count",
-                    "2500",
-                    "--seed",
-                    "29",
-                    "--tcp",
-                    f"127.0.0.1:{port}",
-                    "--psk-file",
-                    str(psk_file),
-                    "--unix",
-                    str(daemon.unix_socket),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            unix = Source(lambda: IngestClient.unix(daemon.unix_socket), "unix")
-            tcp = Source(lambda: IngestClient.tcp("127.0.0.1", port, psk), "tcp")
-            sources = [unix, tcp]
-            running = asyncio.gather(*(asyncio.to_thread(s.run, 100) for s in sources))
+            await check_under_attack(daemon, config, port, target, work)
+        finally:
             try:
-                assert await asyncio.to_thread(wait_line, hostile) == "sent"
-                out, err = await asyncio.to_thread(authed.communicate, timeout=600)
-                assert authed.returncode == 0, err[-2000:]
-            finally:
-                for source in sources:
-                    source.stop.set()
-                await running
-            stats = await asyncio.to_thread(hostile.communicate, "", 60)
+                await asyncio.to_thread(daemon.stop, 60)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+    os.environ.pop(HOOK_KEY_ENV, None)
+
+
+async def check_under_attack(
+    daemon: DaemonProcess, config: dict[str, Any], port: int, target: WebhookTarget, work: Path
+) -> None:
+    hostile: subprocess.Popen[str] | None = None
+    authed: subprocess.Popen[str] | None = None
+    sources: list[Source] = []
+    shared: Path | None = None
+    try:
+        psk_file = Path(config["ingest"]["psk_file"])
+        psk = load_or_create_psk(psk_file)
+        shared = Path(tempfile.mkdtemp(prefix="adsync-flood-"))  # the other uid reads it
+        os.chmod(shared, 0o755)
+        frames = write_frames(
+            shared / "frames.hex",
+            mutated_frames(2500, 13, ("hello", "auth", "change", "check")),
+        )
+        os.chmod(frames, 0o644)
+        hostile = run_as(NOBODY, HOSTILE, "127.0.0.1", str(port), "1000", str(frames), "keep")
+        assert await asyncio.to_thread(wait_line, hostile) == "ready"
+        authed = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "adsync.testing.flood",
+                "authed",
+                "--count",
+                "2500",
+                "--seed",
+                "29",
+                "--tcp",
+                f"127.0.0.1:{port}",
+                "--psk-file",
+                str(psk_file),
+                "--unix",
+                str(daemon.unix_socket),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        unix = Source(lambda: IngestClient.unix(daemon.unix_socket), "unix")
+        tcp = Source(lambda: IngestClient.tcp("127.0.0.1", port, psk), "tcp")
+        sources = [unix, tcp]
+        running = asyncio.gather(*(asyncio.to_thread(s.run, 100) for s in sources))
+        try:
+            assert await asyncio.to_thread(wait_line, hostile) == "sent"
+            out, err = await asyncio.to_thread(authed.communicate, timeout=600)
+            assert authed.returncode == 0, err[-2000:]
         finally:
             for source in sources:
                 source.stop.set()
-            for proc in (hostile, authed):
-                if proc is not None and proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            if shared is not None:
-                shutil.rmtree(shared, ignore_errors=True)
-        assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log_tail()
-        assert (unix.errors, tcp.errors) == ([], [])
-        assert unix.statuses == [0] * len(unix.statuses) and len(unix.statuses) >= 100
-        assert tcp.statuses == [0] * len(tcp.statuses) and len(tcp.statuses) >= 100
-        hostile_stats = stats[0].strip().splitlines()[-1]
-        assert '"sent": 2500' in hostile_stats, hostile_stats
-        assert '"sent": 2500' in out, out
+            await running
+        stats = await asyncio.to_thread(hostile.communicate, "", 60)
+    finally:
+        for source in sources:
+            source.stop.set()
+        for proc in (hostile, authed):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+    assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log_tail()
+    assert (unix.errors, tcp.errors) == ([], [])
+    assert unix.statuses == [0] * len(unix.statuses) and len(unix.statuses) >= 100
+    assert tcp.statuses == [0] * len(tcp.statuses) and len(tcp.statuses) >= 100
+    hostile_stats = stats[0].strip().splitlines()[-1]
+    assert '"sent": 2500' in hostile_stats, hostile_stats
+    assert '"sent": 2500' in out, out
 
-        wanted = set(unix.event_ids) | set(tcp.event_ids)
-        for _ in range(1800):  # a hang guard on a loaded machine, not a timing assertion
-            if wanted <= {d.event_id for d in target.deliveries}:
-                break
-            await asyncio.sleep(0.1)
-        missing = len(wanted - {d.event_id for d in target.deliveries})
-        outcomes = Counter(
-            (e.get("outcome"), e.get("state"))
-            for e in daemon.log_events()
-            if e.get("event") == "delivery"
-        )
-        assert missing == 0, f"{missing} of {len(wanted)} not delivered; outcomes {outcomes}"
-        refused = sum(1 for e in daemon.log_events() if e.get("event") == "ingest_protocol_error")
-        assert refused >= 2500  # the fuzz really reached the parser
-        await asyncio.to_thread(daemon.stop, 60)
-    os.environ.pop(HOOK_KEY_ENV, None)
+    wanted = set(unix.event_ids) | set(tcp.event_ids)
+    for _ in range(1800):  # a hang guard on a loaded machine, not a timing assertion
+        if wanted <= {d.event_id for d in target.deliveries}:
+            break
+        await asyncio.sleep(0.1)
+    missing = len(wanted - {d.event_id for d in target.deliveries})
+    outcomes = Counter(
+        (e.get("outcome"), e.get("state"))
+        for e in daemon.log_events()
+        if e.get("event") == "delivery"
+    )
+    assert missing == 0, f"{missing} of {len(wanted)} not delivered; outcomes {outcomes}"
+    refused = sum(1 for e in daemon.log_events() if e.get("event") == "ingest_protocol_error")
+    assert refused >= 2500  # the fuzz really reached the parser
