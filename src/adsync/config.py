@@ -128,6 +128,8 @@ class IngestConfig(StrictModel):
     tcp: LoopbackAddress | None = Field(default="127.0.0.1:17635", validate_default=True)
     psk_file: Path = Path("/etc/adsync/filter.key")
     max_connections: int = Field(default=_LIMITS.max_connections, ge=1, le=65536)
+    max_handshakes: int = Field(default=_LIMITS.max_handshakes, ge=1, le=65536)
+    max_handshakes_per_peer: int = Field(default=_LIMITS.max_handshakes_per_peer, ge=1, le=65536)
     frame_timeout: Duration = Field(default=_LIMITS.frame_timeout, gt=0)
     idle_timeout: Duration = Field(default=_LIMITS.idle_timeout, gt=0)
     handshake_timeout: Duration = Field(default=_LIMITS.handshake_timeout, gt=0)
