@@ -1,4 +1,5 @@
-"""A fake daemon that speaks the wire protocol byte for byte (TCP + PSK handshake).
+"""A fake daemon that speaks the wire protocol byte for byte (TCP, PSK handshake of
+version 2, then sealed frames).
 
 It stands in where the real daemon cannot show a behaviour: a daemon that never answers
 (the filter's deadline), one that does not know the key (the filter must send no
@@ -16,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
 
 import lsa_wire as wire
 
@@ -50,6 +53,7 @@ class FakeDaemon:
         self.changes: list[SeenChange] = []
         self.checks: list[dict[str, object]] = []
         self.errors: list[str] = []
+        self.seal_failures = 0
         self.handshakes = 0
         self.drop_at = set(drop_at)  # the n-th CHANGE frames (1-based) that get no ACK
         self._change_frames = 0
@@ -116,11 +120,16 @@ class FakeDaemon:
             buf += chunk
         return buf
 
-    def _frame(self, conn: socket.socket) -> wire.Frame:
+    def _frame(self, conn: socket.socket, rx: wire.Direction | None = None) -> wire.Frame:
+        """The next frame; once sealed (rx), opened first."""
         (length,) = struct.unpack(">I", self._read(conn, 4))
-        if not 16 <= length <= 65536:
+        low, high = (16, 65536) if rx is None else (32, 65552)
+        if not low <= length <= high:
             raise wire.WireError(f"frame length {length}")
-        frame = wire.decode_payload(self._read(conn, length))
+        payload = self._read(conn, length)
+        if rx is not None:
+            payload = rx.open(payload)
+        frame = wire.decode_payload(payload)
         with self._lock:
             self.frame_types.append(frame.type)
         return frame
@@ -147,27 +156,33 @@ class FakeDaemon:
                 conn.sendall(wire.encode(wire.AUTH_OK, auth.request_id, []))
                 with self._lock:
                     self.handshakes += 1
+                rx = wire.Direction(self.psk, cn, sn, b"client->daemon")
+                tx = wire.Direction(self.psk, cn, sn, b"daemon->client")
                 while not self._stop.is_set():
-                    frame = self._frame(conn)
+                    frame = self._frame(conn, rx)
                     if frame.type == wire.CHANGE:
                         with self._lock:
                             self._change_frames += 1
                             drop = self._change_frames in self.drop_at
                         if drop:
                             return  # connection closed before the ACK
-                        self._change(conn, frame)
+                        self._change(conn, tx, frame)
                     elif frame.type == wire.CHECK:
-                        self._check(conn, frame)
+                        self._check(conn, tx, frame)
                     else:
                         raise wire.WireError(f"unexpected frame type {frame.type}")
         except (EOFError, ConnectionResetError):
             return  # the client went away (a harness exiting resets its connection)
+        except InvalidTag:
+            with self._lock:
+                self.seal_failures += 1
+                self.errors.append("InvalidTag: a frame from the filter did not open")
         except (OSError, wire.WireError, UnicodeDecodeError) as exc:
             if not self._stop.is_set():
                 with self._lock:
                     self.errors.append(type(exc).__name__ + ": " + str(exc))
 
-    def _change(self, conn: socket.socket, frame: wire.Frame) -> None:
+    def _change(self, conn: socket.socket, tx: wire.Direction, frame: wire.Frame) -> None:
         f = frame.fields
         for tag in (0x10, 0x12, 0x18, 0x19):
             if tag not in f:
@@ -187,9 +202,9 @@ class FakeDaemon:
                 # idempotency, as the real daemon: a known event id is ACKed, not stored twice
                 if all(c.event_id != change.event_id for c in self.changes):
                     self.changes.append(change)
-        conn.sendall(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))]))
+        conn.sendall(tx.seal(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))])))
 
-    def _check(self, conn: socket.socket, frame: wire.Frame) -> None:
+    def _check(self, conn: socket.socket, tx: wire.Direction, frame: wire.Frame) -> None:
         f = frame.fields
         with self._lock:
             self.checks.append(
@@ -203,4 +218,5 @@ class FakeDaemon:
         if self.verdict is None:
             self._stop.wait(60)  # silent: never answers
             return
-        conn.sendall(wire.encode(wire.VERDICT, frame.request_id, [(0x20, bytes([self.verdict]))]))
+        verdict = wire.encode(wire.VERDICT, frame.request_id, [(0x20, bytes([self.verdict]))])
+        conn.sendall(tx.seal(verdict))
