@@ -43,8 +43,11 @@ class FakeDaemon:
         ack: Callable[[SeenChange], int] | None = None,
         port: int = 0,
         drop_at: tuple[int, ...] = (),
+        mangle_ack: str | None = None,
     ) -> None:
-        """psk None: a stranger on the port (cannot prove the key). verdict None: silent."""
+        """psk None: a stranger on the port (cannot prove the key). verdict None: silent.
+        mangle_ack "flip": the first ACK goes out with a ciphertext bit flipped; "replay":
+        the second ACK of the first connection is the first one's sealed bytes again."""
         self.psk = psk
         self.verdict = verdict
         self.ack = ack or (lambda change: 0)
@@ -56,6 +59,9 @@ class FakeDaemon:
         self.seal_failures = 0
         self.handshakes = 0
         self.drop_at = set(drop_at)  # the n-th CHANGE frames (1-based) that get no ACK
+        self.mangle_ack = mangle_ack
+        self.mangled = 0  # ACKs sent changed or replayed
+        self._acks_sent: list[bytes] = []
         self._change_frames = 0
         self._lock = threading.Lock()
         self._sock = socket.socket()
@@ -202,7 +208,17 @@ class FakeDaemon:
                 # idempotency, as the real daemon: a known event id is ACKed, not stored twice
                 if all(c.event_id != change.event_id for c in self.changes):
                     self.changes.append(change)
-        conn.sendall(tx.seal(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))])))
+        sealed = tx.seal(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))]))
+        with self._lock:
+            self._acks_sent.append(sealed)
+            n = len(self._acks_sent)
+            if self.mangle_ack == "flip" and n == 1:
+                sealed = sealed[:8] + bytes([sealed[8] ^ 0x01]) + sealed[9:]
+                self.mangled += 1
+            elif self.mangle_ack == "replay" and n == 2 and self.handshakes == 1:
+                sealed = self._acks_sent[0]
+                self.mangled += 1
+        conn.sendall(sealed)
 
     def _check(self, conn: socket.socket, tx: wire.Direction, frame: wire.Frame) -> None:
         f = frame.fields
