@@ -18,9 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-
 import lsa_wire as wire
+from cryptography.exceptions import InvalidTag
 
 
 @dataclass(frozen=True)

@@ -36,16 +36,12 @@ def _proof(key: bytes, label: bytes, client_nonce: bytes, daemon_nonce: bytes) -
     return hmac.new(key, label + client_nonce + daemon_nonce, hashlib.sha256).digest()
 
 
-def daemon_proof(
-    key: bytes, client_nonce: bytes, daemon_nonce: bytes, version: int = 1
-) -> bytes:
+def daemon_proof(key: bytes, client_nonce: bytes, daemon_nonce: bytes, version: int = 1) -> bytes:
     """sp = HMAC-SHA256(key, "adsync/<version> daemon" | cn | sn)."""
     return _proof(key, _LABELS[version][0], client_nonce, daemon_nonce)
 
 
-def client_proof(
-    key: bytes, client_nonce: bytes, daemon_nonce: bytes, version: int = 1
-) -> bytes:
+def client_proof(key: bytes, client_nonce: bytes, daemon_nonce: bytes, version: int = 1) -> bytes:
     """cp = HMAC-SHA256(key, "adsync/<version> client" | cn | sn)."""
     return _proof(key, _LABELS[version][1], client_nonce, daemon_nonce)
 

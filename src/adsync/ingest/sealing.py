@@ -93,9 +93,7 @@ class Opener:
         if self._failed or self._counter > _MAX_COUNTER:
             raise SealError("the sealed stream is broken")
         try:
-            payload = self._aead.decrypt(
-                frame_nonce(self._counter), body, LENGTH.pack(len(body))
-            )
+            payload = self._aead.decrypt(frame_nonce(self._counter), body, LENGTH.pack(len(body)))
         except InvalidTag:
             self._failed = True
             raise SealError("a sealed frame failed authentication") from None
