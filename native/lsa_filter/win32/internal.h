@@ -80,10 +80,11 @@ typedef struct adsy_conn {
     uint64_t next_request_id;
     int sealed;  /* after AUTH_OK: every frame sealed (protocol version 2) */
     uint8_t *pt; /* ADSY_FRAME_MAX bytes, heap: an opened reply */
-    uint8_t *tx; /* ADSY_CONN_TX bytes, heap: sealed frames on their way out */
+    uint8_t *tx; /* ADSY_CONN_TX bytes, heap: sealed frames on their way out (a batch's
+                    small frames go in one send; the largest frame fits alone) */
     adsy_seal_dir out, in;
 } adsy_conn;
-#define ADSY_CONN_TX (2u * (4u + ADSY_SEALED_MAX))
+#define ADSY_CONN_TX (4u + ADSY_SEALED_MAX)
 
 int adsy_net_init(void);
 /* Connects to 127.0.0.1:port and runs the PSK handshake of protocol version 2, all before

@@ -72,6 +72,8 @@ static int send_sealed(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG d
             len - off - 4 < n)
             return ADSY_NET_PROTOCOL; /* not whole frames: a bug of ours, never sent */
         if (ADSY_CONN_TX - staged < 4 + (size_t)n + ADSY_SEAL_TAG_LEN) {
+            if (staged == 0)
+                return ADSY_NET_PROTOCOL; /* cannot happen: c->tx holds the largest frame */
             rc = send_raw(c, c->tx, staged, deadline);
             staged = 0;
             continue;
