@@ -10,7 +10,7 @@ apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc make \
     samba samba-ad-dc samba-ad-provision krb5-user ldap-utils winbind slapd gnupg python3-gpg iproute2 util-linux \
     libldap2-dev libsasl2-dev tmux systemd \
-    gcc-mingw-w64-x86-64 clang libclang-rt-14-dev \
+    gcc-mingw-w64-x86-64 clang libclang-rt-14-dev libssl-dev \
     >/dev/null
 apt-get install -y -qq --no-install-recommends wine64 >/dev/null
 # Samba and slapd must not run as system services: the tests start their own.

@@ -127,6 +127,9 @@ class IngestConfig(StrictModel):
     allowed_uids: tuple[Annotated[int, Field(ge=0)], ...] = (0,)
     tcp: LoopbackAddress | None = Field(default="127.0.0.1:17635", validate_default=True)
     psk_file: Path = Path("/etc/adsync/filter.key")
+    # TCP clients of protocol version 1 (frames in clear after the handshake): refused unless
+    # set, for a filter DLL older than the daemon during an upgrade (docs/ipc.md)
+    allow_unsealed_v1: bool = False
     max_connections: int = Field(default=_LIMITS.max_connections, ge=1, le=65536)
     max_handshakes: int = Field(default=_LIMITS.max_handshakes, ge=1, le=65536)
     max_handshakes_per_peer: int = Field(default=_LIMITS.max_handshakes_per_peer, ge=1, le=65536)

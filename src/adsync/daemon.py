@@ -129,6 +129,7 @@ class Daemon:
             socket_group=group,
             tcp=ingest.tcp_address,
             psk=psk,
+            allow_unsealed_v1=ingest.allow_unsealed_v1,
         )
 
     # --- reload and stop ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A fake daemon that speaks the wire protocol byte for byte (TCP + PSK handshake).
+"""A fake daemon that speaks the wire protocol byte for byte (TCP, PSK handshake of
+version 2, then sealed frames).
 
 It stands in where the real daemon cannot show a behaviour: a daemon that never answers
 (the filter's deadline), one that does not know the key (the filter must send no
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import lsa_wire as wire
+from cryptography.exceptions import InvalidTag
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,11 @@ class FakeDaemon:
         ack: Callable[[SeenChange], int] | None = None,
         port: int = 0,
         drop_at: tuple[int, ...] = (),
+        mangle_ack: str | None = None,
     ) -> None:
-        """psk None: a stranger on the port (cannot prove the key). verdict None: silent."""
+        """psk None: a stranger on the port (cannot prove the key). verdict None: silent.
+        mangle_ack "flip": the first ACK goes out with a ciphertext bit flipped; "replay":
+        the second ACK of the first connection is the first one's sealed bytes again."""
         self.psk = psk
         self.verdict = verdict
         self.ack = ack or (lambda change: 0)
@@ -50,8 +55,12 @@ class FakeDaemon:
         self.changes: list[SeenChange] = []
         self.checks: list[dict[str, object]] = []
         self.errors: list[str] = []
+        self.seal_failures = 0
         self.handshakes = 0
         self.drop_at = set(drop_at)  # the n-th CHANGE frames (1-based) that get no ACK
+        self.mangle_ack = mangle_ack
+        self.mangled = 0  # ACKs sent changed or replayed
+        self._acks_sent: list[bytes] = []
         self._change_frames = 0
         self._lock = threading.Lock()
         self._sock = socket.socket()
@@ -116,11 +125,16 @@ class FakeDaemon:
             buf += chunk
         return buf
 
-    def _frame(self, conn: socket.socket) -> wire.Frame:
+    def _frame(self, conn: socket.socket, rx: wire.Direction | None = None) -> wire.Frame:
+        """The next frame; once sealed (rx), opened first."""
         (length,) = struct.unpack(">I", self._read(conn, 4))
-        if not 16 <= length <= 65536:
+        low, high = (16, 65536) if rx is None else (32, 65552)
+        if not low <= length <= high:
             raise wire.WireError(f"frame length {length}")
-        frame = wire.decode_payload(self._read(conn, length))
+        payload = self._read(conn, length)
+        if rx is not None:
+            payload = rx.open(payload)
+        frame = wire.decode_payload(payload)
         with self._lock:
             self.frame_types.append(frame.type)
         return frame
@@ -147,27 +161,33 @@ class FakeDaemon:
                 conn.sendall(wire.encode(wire.AUTH_OK, auth.request_id, []))
                 with self._lock:
                     self.handshakes += 1
+                rx = wire.Direction(self.psk, cn, sn, b"client->daemon")
+                tx = wire.Direction(self.psk, cn, sn, b"daemon->client")
                 while not self._stop.is_set():
-                    frame = self._frame(conn)
+                    frame = self._frame(conn, rx)
                     if frame.type == wire.CHANGE:
                         with self._lock:
                             self._change_frames += 1
                             drop = self._change_frames in self.drop_at
                         if drop:
                             return  # connection closed before the ACK
-                        self._change(conn, frame)
+                        self._change(conn, tx, frame)
                     elif frame.type == wire.CHECK:
-                        self._check(conn, frame)
+                        self._check(conn, tx, frame)
                     else:
                         raise wire.WireError(f"unexpected frame type {frame.type}")
         except (EOFError, ConnectionResetError):
             return  # the client went away (a harness exiting resets its connection)
+        except InvalidTag:
+            with self._lock:
+                self.seal_failures += 1
+                self.errors.append("InvalidTag: a frame from the filter did not open")
         except (OSError, wire.WireError, UnicodeDecodeError) as exc:
             if not self._stop.is_set():
                 with self._lock:
                     self.errors.append(type(exc).__name__ + ": " + str(exc))
 
-    def _change(self, conn: socket.socket, frame: wire.Frame) -> None:
+    def _change(self, conn: socket.socket, tx: wire.Direction, frame: wire.Frame) -> None:
         f = frame.fields
         for tag in (0x10, 0x12, 0x18, 0x19):
             if tag not in f:
@@ -187,9 +207,19 @@ class FakeDaemon:
                 # idempotency, as the real daemon: a known event id is ACKed, not stored twice
                 if all(c.event_id != change.event_id for c in self.changes):
                     self.changes.append(change)
-        conn.sendall(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))]))
+        sealed = tx.seal(wire.encode(wire.ACK, frame.request_id, [(0x20, bytes([status]))]))
+        with self._lock:
+            self._acks_sent.append(sealed)
+            n = len(self._acks_sent)
+            if self.mangle_ack == "flip" and n == 1:
+                sealed = sealed[:8] + bytes([sealed[8] ^ 0x01]) + sealed[9:]
+                self.mangled += 1
+            elif self.mangle_ack == "replay" and n == 2 and self.handshakes == 1:
+                sealed = self._acks_sent[0]
+                self.mangled += 1
+        conn.sendall(sealed)
 
-    def _check(self, conn: socket.socket, frame: wire.Frame) -> None:
+    def _check(self, conn: socket.socket, tx: wire.Direction, frame: wire.Frame) -> None:
         f = frame.fields
         with self._lock:
             self.checks.append(
@@ -203,4 +233,5 @@ class FakeDaemon:
         if self.verdict is None:
             self._stop.wait(60)  # silent: never answers
             return
-        conn.sendall(wire.encode(wire.VERDICT, frame.request_id, [(0x20, bytes([self.verdict]))]))
+        verdict = wire.encode(wire.VERDICT, frame.request_id, [(0x20, bytes([self.verdict]))])
+        conn.sendall(tx.seal(verdict))

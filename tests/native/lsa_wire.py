@@ -1,7 +1,9 @@
-"""An independent Python reading of shared/spec/ipc.md, for the fake daemon in these tests.
+"""An independent Python reading of docs/ipc.md (protocol version 2, sealed frames), for
+the fake daemon in these tests.
 
-Kept apart from the daemon's own codec on purpose: the DLL is checked against the spec
-as written, not against another implementation that could share a misreading.
+Kept apart from the daemon's own codec and sealing on purpose: the DLL is checked against
+the spec as written, not against another implementation that could share a misreading.
+Only the primitives come from ``cryptography`` (AES-256-GCM, HKDF-SHA256).
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ import hmac
 import struct
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+VERSION = 2
 HELLO, CHALLENGE, AUTH, AUTH_OK = 0x01, 0x02, 0x03, 0x04
 CHECK, VERDICT, CHANGE, ACK, ERROR = 0x10, 0x11, 0x20, 0x21, 0x7F
 
@@ -32,7 +39,7 @@ class Frame:
 
 
 def encode(ftype: int, request_id: int, fields: list[tuple[int, bytes]]) -> bytes:
-    payload = b"ADSY" + struct.pack(">BBHQ", 1, ftype, 0, request_id)
+    payload = b"ADSY" + struct.pack(">BBHQ", VERSION, ftype, 0, request_id)
     for tag, value in fields:
         payload += struct.pack(">BH", tag, len(value)) + value
     return struct.pack(">I", len(payload)) + payload
@@ -42,7 +49,7 @@ def decode_payload(payload: bytes) -> Frame:
     if len(payload) < 16:
         raise WireError("short header")
     magic, version, ftype, flags, rid = struct.unpack(">4sBBHQ", payload[:16])
-    if magic != b"ADSY" or version != 1 or flags != 0:
+    if magic != b"ADSY" or version != VERSION or flags != 0:
         raise WireError("bad header")
     fields: dict[int, bytes] = {}
     off = 16
@@ -67,5 +74,27 @@ def decode_payload(payload: bytes) -> Frame:
 
 
 def proof(key: bytes, side: str, cn: bytes, sn: bytes) -> bytes:
-    label = b"adsync/1 daemon" if side == "daemon" else b"adsync/1 client"
+    label = b"adsync/2 daemon" if side == "daemon" else b"adsync/2 client"
     return hmac.new(key, label + cn + sn, hashlib.sha256).digest()
+
+
+class Direction:
+    """One direction of a sealed connection: AES-256-GCM, nonce 4 zero bytes | counter."""
+
+    def __init__(self, psk: bytes, cn: bytes, sn: bytes, label: bytes) -> None:
+        key = HKDF(hashes.SHA256(), 32, cn + sn, b"adsync/2 seal " + label).derive(psk)
+        self.aead = AESGCM(key)
+        self.counter = 0
+
+    def _nonce(self) -> bytes:
+        nonce = bytes(4) + struct.pack(">Q", self.counter)
+        self.counter += 1
+        return nonce
+
+    def seal(self, frame: bytes) -> bytes:
+        prefix = struct.pack(">I", len(frame) - 4 + 16)
+        return prefix + self.aead.encrypt(self._nonce(), frame[4:], prefix)
+
+    def open(self, body: bytes) -> bytes:
+        """Raises cryptography's InvalidTag when the frame was not sealed for this point."""
+        return self.aead.decrypt(self._nonce(), body, struct.pack(">I", len(body)))

@@ -366,3 +366,36 @@ async def test_spool_torn_tail_cut_and_foreign_spool_set_aside(filter_setup, tmp
     assert len(set_aside) == 1 and set_aside[0].read_bytes() == sealed
     assert filter_setup.spool_file.stat().st_size == 0
     assert "spool_set_aside" in filter_setup.log_text()
+
+
+async def test_tampered_or_replayed_ack_drops_the_link_and_loses_nothing(
+    filter_setup, tmp_path: Path
+) -> None:
+    """A sealed reply that fails its tag (changed, or an old one replayed) is never taken as
+    an ACK: the DLL drops the connection, reconnects and resends (same event ids)."""
+    for mangle in ("flip", "replay"):
+        passwords = [REGISTRY.password(f"Mangled-{mangle}-{i}-€") for i in range(2)]
+        changes = [(1300 + i, f"mangle{i}", pw) for i, pw in enumerate(passwords)]
+        with FakeDaemon(filter_setup.psk, mangle_ack=mangle) as daemon:
+            filter_setup.configure(daemon.port)
+            h = Harness(filter_setup.wine, tmp_path, name=mangle)
+            await h.start(
+                "init",
+                "notify",
+                winpath(write_changes(tmp_path / f"{mangle}.txt", changes[:1])),
+                "sleep",
+                "1500",  # the second change goes in its own batch, after the first's ACK
+                "notify",
+                winpath(write_changes(tmp_path / f"{mangle}2.txt", changes[1:])),
+                "wait",
+                winpath(h.stop_file),
+                "60",
+            )
+            assert await wait_until(lambda: daemon.handshakes >= 2 and daemon.mangled, 30)
+            seen = daemon.wait_changes(len(changes), within=30)
+            h.release()
+            assert await h.wait() == 0
+        assert daemon.mangled == 1, mangle
+        assert daemon.handshakes >= 2, mangle  # the link was dropped and made again
+        assert sorted(c.password_sha256 for c in seen) == sorted(sha(p) for p in passwords)
+        assert "ack_not_received code=-106" in filter_setup.log_text(), mangle  # ADSY_NET_SEAL

@@ -3,6 +3,7 @@ the webhook backend → WebhookTarget. Passwords are compared as SHA-256 digests
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -228,3 +229,100 @@ async def test_harness_killed_with_spool_then_daemon_started_loses_nothing(
     assert await second.wait() == 0
     assert {d.account: d.password_sha256 for d in delivered} == {a: sha(p) for _, a, p in rows}
     assert target.invalid == []
+
+
+class RecordingProxy:
+    """A TCP relay on 127.0.0.1 between the DLL and the daemon that keeps every byte of
+    both directions: what a packet capture of the loopback would show."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.to_daemon = bytearray()
+        self.to_filter = bytearray()
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> RecordingProxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(
+            self._pump(reader, up_writer, self.to_daemon),
+            self._pump(up_reader, writer, self.to_filter),
+            return_exceptions=True,
+        )
+
+    @staticmethod
+    async def _pump(
+        src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bytearray
+    ) -> None:
+        try:
+            while data := await src.read(65536):
+                record.extend(data)
+                dst.write(data)
+                await dst.drain()
+        finally:
+            dst.close()
+
+
+async def test_loopback_capture_of_100_changes_holds_no_password_nor_psk(
+    filter_setup, make_daemon, target: WebhookTarget, tmp_path
+) -> None:
+    """Issue 10 item 11: the DLL → daemon link is sealed (protocol v2) after the handshake."""
+    passwords = SPECIAL + [f"Capture-{i:03d}-Ä€😀" for i in range(100 - len(SPECIAL))]
+    rows = [(6000 + i, f"cap{i:03d}", REGISTRY.password(p)) for i, p in enumerate(passwords)]
+    checks = [(False, "capcheck", "Cap Check", REGISTRY.password("Checked-Capture-€-1"))]
+    daemon_port = free_port()
+    daemon = make_daemon(daemon_port)  # ingest.allow_unsealed_v1 left at its default (off)
+    daemon.start()
+    async with RecordingProxy(daemon_port) as proxy:
+        filter_setup.configure(proxy.port)
+        h = Harness(filter_setup.wine, tmp_path)
+        await h.start(
+            "init",
+            "filter",
+            winpath(write_checks(tmp_path / "k.txt", checks)),
+            "notify",
+            winpath(write_changes(tmp_path / "c.txt", rows)),
+            "wait",
+            winpath(h.stop_file),
+            "240",
+        )
+        try:
+            delivered = await target.wait_for_deliveries(100, within=240)
+        except TimeoutError:
+            pytest.fail(diagnose(h, filter_setup, daemon, target))
+        h.release()
+        assert await h.wait() == 0
+    assert {d.account: d.password_sha256 for d in delivered} == {a: sha(p) for _, a, p in rows}
+    assert [r for r, _ in h.filter_results()] == [1]  # the CHECK went through the proxy too
+    assert proxy.connections >= 2  # the worker's link and PasswordFilter's own
+    # what was captured is protocol v2: a HELLO of version 2 first, then sealed frames
+    assert proxy.to_daemon[4:10] == b"ADSY\x02\x01"
+    assert len(proxy.to_daemon) > 100 * 40 and len(proxy.to_filter) > 100 * 32
+    captured = bytes(proxy.to_daemon) + bytes(proxy.to_filter)
+    secrets = [p for _, _, p in rows] + [pw for *_, pw in checks]
+    # digests only in what a failure prints
+    seen = [
+        sha(secret)
+        for secret in secrets
+        if secret.encode("utf-8") in captured
+        or secret.encode("utf-16-le", "surrogatepass") in captured
+    ]
+    assert seen == []
+    psk_seen = filter_setup.psk in captured
+    assert psk_seen is False
+    assert b"cap000" not in captured and b"capcheck" not in captured  # accounts sealed too

@@ -7,7 +7,7 @@ enum adsy_err {
     ADSY_E_SPACE = -1,      /* output buffer too small / limit exceeded */
     ADSY_E_TRUNC = -2,      /* input ends inside a field or header */
     ADSY_E_MAGIC = -3,      /* not "ADSY" / not a spool record */
-    ADSY_E_VERSION = -4,    /* protocol version other than 1 */
+    ADSY_E_VERSION = -4,    /* protocol version other than ADSY_VERSION (2) */
     ADSY_E_FLAGS = -5,      /* flags field not 0 */
     ADSY_E_TYPE = -6,       /* a frame type the client never expects */
     ADSY_E_DUP = -7,        /* a known tag repeated */

@@ -5,13 +5,13 @@
 #include "adsy_errors.h"
 #include "wipe.h"
 
-#define LABEL_LEN 15 /* "adsync/1 daemon" and "adsync/1 client" */
+#define LABEL_LEN 15 /* "adsync/2 daemon" and "adsync/2 client" (protocol version 2) */
 
 int adsy_hs_proof(adsy_mac m, const uint8_t key[32], int daemon_side, const uint8_t cn[32],
                   const uint8_t sn[32], uint8_t out[32])
 {
     uint8_t msg[LABEL_LEN + 64];
-    memcpy(msg, daemon_side ? "adsync/1 daemon" : "adsync/1 client", LABEL_LEN);
+    memcpy(msg, daemon_side ? "adsync/2 daemon" : "adsync/2 client", LABEL_LEN);
     memcpy(msg + LABEL_LEN, cn, 32);
     memcpy(msg + LABEL_LEN + 32, sn, 32);
     return m.fn(m.ctx, key, ADSY_KEY_LEN, msg, sizeof msg, out) == 0 ? ADSY_OK : ADSY_E_CRYPTO;

@@ -17,7 +17,8 @@ typedef struct adsy_mac {
     void *ctx;
 } adsy_mac;
 
-/* sp = HMAC(key, "adsync/1 daemon" | cn | sn), cp = HMAC(key, "adsync/1 client" | cn | sn). */
+/* Protocol version 2 (the version is bound into the proofs):
+ * sp = HMAC(key, "adsync/2 daemon" | cn | sn), cp = HMAC(key, "adsync/2 client" | cn | sn). */
 int adsy_hs_proof(adsy_mac m, const uint8_t key[32], int daemon_side, const uint8_t cn[32],
                   const uint8_t sn[32], uint8_t out[32]);
 

@@ -32,7 +32,7 @@ void adsy_w_begin(adsy_writer *w, uint8_t *buf, size_t cap, uint8_t type, uint64
         return;
     }
     memcpy(buf + 4, "ADSY", 4);
-    buf[8] = 1;
+    buf[8] = ADSY_VERSION;
     buf[9] = type;
     buf[10] = 0;
     buf[11] = 0;
@@ -187,7 +187,7 @@ int adsy_decode_reply(const uint8_t *payload, size_t len, adsy_reply *out)
         return ADSY_E_LENGTH;
     if (memcmp(payload, "ADSY", 4) != 0)
         return ADSY_E_MAGIC;
-    if (payload[4] != 1)
+    if (payload[4] != ADSY_VERSION)
         return ADSY_E_VERSION;
     uint8_t type = payload[5];
     if (payload[6] != 0 || payload[7] != 0)

@@ -1,4 +1,6 @@
-/* Wire protocol v1 (shared/spec/ipc.md): frame encoder and reply decoder.
+/* Wire protocol (docs/ipc.md): frame encoder and reply decoder. The filter speaks version 2
+ * only: the handshake in clear, then every frame sealed (seal.h); the frames inside the
+ * seal are these, with version 2 in their header.
  * Pure functions over caller buffers: no allocation, no I/O. */
 #ifndef ADSY_PROTO_H
 #define ADSY_PROTO_H
@@ -7,6 +9,7 @@
 
 #include "change.h"
 
+#define ADSY_VERSION 2u
 #define ADSY_FRAME_MIN 16u
 #define ADSY_FRAME_MAX 65536u
 #define ADSY_HEADER_LEN 16u /* magic, version, type, flags, request id */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "../core/acl.h"
 #include "../core/adsy_errors.h"
 #include "../core/batch.h"
@@ -15,6 +17,7 @@
 #include "../core/logring.h"
 #include "../core/proto.h"
 #include "../core/queue.h"
+#include "../core/seal.h"
 #include "../core/spool.h"
 #include "../core/utf.h"
 #include "sha256.h"
@@ -117,16 +120,17 @@ static void test_utf8_valid(void)
 }
 
 /* ---------------- frames ---------------- */
+/* docs/ipc.md's examples as the filter sends them: version 2 (inside the seal) */
 static const char *SPEC_CHANGE =
     "00 00 00 50"
-    "41 44 53 59 01 20 00 00 00 00 00 00 00 00 00 07"
+    "41 44 53 59 02 20 00 00 00 00 00 00 00 00 00 07"
     "10 00 05 61 6c 69 63 65"
     "12 00 0e 50 c3 a4 73 73 77 c3 b6 72 64 e2 82 ac 31"
     "14 00 06 41 44 53 59 4e 43"
     "18 00 08 00 00 01 8b cf e5 68 00"
     "19 00 10 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f";
 static const char *SPEC_ACK =
-    "00 00 00 14  41 44 53 59 01 21 00 00 00 00 00 00 00 00 00 07  20 00 01 00";
+    "00 00 00 14  41 44 53 59 02 21 00 00 00 00 00 00 00 00 00 07  20 00 01 00";
 
 static adsy_change *spec_change(void)
 {
@@ -230,7 +234,7 @@ static void test_decode_reply(void)
     g[0] = 'X';
     CHECK_EQ(adsy_decode_reply(g, 20, &r), ADSY_E_MAGIC);
     RESET();
-    g[4] = 2;
+    g[4] = 1; /* a version 1 reply: the filter speaks version 2 only */
     CHECK_EQ(adsy_decode_reply(g, 20, &r), ADSY_E_VERSION);
     RESET();
     g[7] = 1;
@@ -267,7 +271,7 @@ static void test_decode_reply(void)
 
     /* CHALLENGE: needs a 32-byte nonce and proof */
     uint8_t ch[16 + 70];
-    memcpy(ch, "ADSY\x01\x02\x00\x00\0\0\0\0\0\0\0\x01", 16);
+    memcpy(ch, "ADSY\x02\x02\x00\x00\0\0\0\0\0\0\0\x01", 16);
     ch[16] = 0x01, ch[17] = 0, ch[18] = 32;
     memset(ch + 19, 0x11, 32);
     ch[51] = 0x03, ch[52] = 0, ch[53] = 32;
@@ -280,7 +284,7 @@ static void test_decode_reply(void)
 
     /* AUTH_OK and ERROR have no required fields */
     uint8_t ok[16];
-    memcpy(ok, "ADSY\x01\x04\x00\x00\0\0\0\0\0\0\0\x02", 16);
+    memcpy(ok, "ADSY\x02\x04\x00\x00\0\0\0\0\0\0\0\x02", 16);
     CHECK_EQ(adsy_decode_reply(ok, 16, &r), ADSY_OK);
     CHECK_EQ(r.type, ADSY_T_AUTH_OK);
     ok[5] = 0x7F;
@@ -303,14 +307,15 @@ static void test_crypto(void)
         key[i] = (uint8_t)i;
     memset(cn, 0x11, 32);
     memset(sn, 0x22, 32);
-    /* values computed independently with Python's hmac module */
-    unhex("0441a8fd459ab3d19a6ff63400b29ad22cb733fedd508095932a254112f27d22", want);
+    /* values computed independently with Python's hmac module (adsync/2 labels; the
+     * docs/ipc.md test vector of version 2) */
+    unhex("70b4b56b6a65dc68b09d88561655aa2996f25fb6d664e03258a2f817651e25e4", want);
     CHECK_EQ(adsy_hs_proof(MAC, key, 1, cn, sn, out), ADSY_OK);
     CHECK(memcmp(out, want, 32) == 0);
     CHECK_EQ(adsy_hs_check_daemon(MAC, key, cn, sn, want), ADSY_OK);
     want[31] ^= 1;
     CHECK_EQ(adsy_hs_check_daemon(MAC, key, cn, sn, want), ADSY_E_AUTH);
-    unhex("1024d439aac6566b053ec1410e598e38800658170595ab1db80ecd63e2ebcbf9", want);
+    unhex("aa59a37711705eb4335de1f81b307f6919460bbce5fdb3c24f2b53b16c164ed3", want);
     CHECK_EQ(adsy_hs_proof(MAC, key, 0, cn, sn, out), ADSY_OK);
     CHECK(memcmp(out, want, 32) == 0);
 
@@ -904,6 +909,139 @@ static void test_batch(void)
     CHECK_EQ(adsy_batch_prefix(c, 5), 5);
 }
 
+/* ---------------- sealed frames (protocol version 2) ---------------- */
+/* The host's OpenSSL AES-256-GCM behind the core's adsy_aead, as the DLL puts BCrypt's
+ * there; ctx is the direction's 32-byte key. */
+static int ossl_gcm(int enc, const uint8_t *key, const uint8_t nonce[12], const uint8_t *aad,
+                    size_t aad_len, const uint8_t *in, size_t n, uint8_t *out, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int len = 0, ok = x != NULL;
+    ok = ok && EVP_CipherInit_ex(x, EVP_aes_256_gcm(), NULL, key, nonce, enc) == 1;
+    ok = ok && EVP_CipherUpdate(x, NULL, &len, aad, (int)aad_len) == 1;
+    ok = ok && EVP_CipherUpdate(x, out, &len, in, (int)n) == 1;
+    if (ok && !enc)
+        ok = EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1;
+    ok = ok && EVP_CipherFinal_ex(x, out + len, &len) == 1;
+    if (ok && enc)
+        ok = EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+    EVP_CIPHER_CTX_free(x);
+    return ok ? 0 : -1;
+}
+static int ossl_seal(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+                     const uint8_t *pt, size_t n, uint8_t *ct, uint8_t tag[16])
+{
+    return ossl_gcm(1, ctx, nonce, aad, aad_len, pt, n, ct, tag);
+}
+static int ossl_open(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+                     const uint8_t *ct, size_t n, const uint8_t tag[16], uint8_t *pt)
+{
+    uint8_t t[16];
+    memcpy(t, tag, 16);
+    if (ossl_gcm(0, ctx, nonce, aad, aad_len, ct, n, pt, t) == 0)
+        return 0;
+    memset(pt, 0, n);
+    return -1;
+}
+
+/* docs/ipc.md "Test vector (version 2)": PSK 00..1f, cn 11.., sn 22.. */
+static const char *SEAL_C2D = "c9b3ad150a5a7617b91a4562dcd62538946c0b2522a9c66bcfabc964187c9f42";
+static const char *SEAL_D2C = "6f0c3828f92893f32098ca11a6c028a6f16c65571bc1f9114a6fa76b34a37f45";
+static const char *SEALED_CHANGE =
+    "00 00 00 60 ff e7 3a 96 2c c1 63 63 63 b6 be aa 55 6c a8 74 f6 03 4e e9 96 44 48 b4"
+    "55 ab 5f 13 46 47 5a 54 7e 92 9a 3b 65 5c ac e8 e2 2d 72 c8 46 6a e8 0d cc 28 d3 b5"
+    "e6 05 1d d8 49 8e 6d be 13 7d fc c7 62 80 a3 49 a7 ef 8e 0f dd a1 e0 35 00 44 ea b4"
+    "88 fd 0f 3d fb ec c0 9a f1 1a 5c 00 89 82 e0 78";
+static const char *SEALED_ACK =
+    "00 00 00 24 63 33 b0 4c dd 0e 8b a9 2f 19 1b 33 d4 33 24 2a d3 c5 cd e4 09 e2 48 c3"
+    "0c 5f dd 77 1f d9 34 3c 1b fc 1e 2f";
+
+static void test_seal(void)
+{
+    static uint8_t c2d[32], d2c[32], want[256], frame[256], sealed[256], pt[256];
+    uint8_t psk[32], cn[32], sn[32];
+    for (int i = 0; i < 32; i++)
+        psk[i] = (uint8_t)i;
+    memset(cn, 0x11, 32);
+    memset(sn, 0x22, 32);
+    CHECK_EQ(adsy_session_keys(MAC, psk, cn, sn, c2d, d2c), ADSY_OK);
+    unhex(SEAL_C2D, want);
+    CHECK(memcmp(c2d, want, 32) == 0);
+    unhex(SEAL_D2C, want);
+    CHECK(memcmp(d2c, want, 32) == 0);
+
+    uint8_t nonce[12];
+    adsy_seal_nonce(0x0102, nonce);
+    CHECK(memcmp(nonce, "\0\0\0\0\0\0\0\0\0\0\x01\x02", 12) == 0);
+
+    /* the client's first frame: the spec's CHANGE (version 2), counter 0 */
+    size_t fn = unhex(SPEC_CHANGE, frame);
+    adsy_seal_dir tx = {{ossl_seal, ossl_open, c2d}, 0, 0};
+    long n = adsy_seal_frame(&tx, frame, fn, sealed, sizeof sealed);
+    size_t wn = unhex(SEALED_CHANGE, want);
+    CHECK_EQ(n, (long)wn);
+    CHECK_EQ(n, (long)fn + 16);
+    CHECK(memcmp(sealed, want, wn) == 0);
+    CHECK(!contains(sealed, (size_t)n, "alice", 5));
+    CHECK(!contains(sealed, (size_t)n, "P\xc3\xa4ssw", 7));
+    CHECK_EQ(tx.counter, 1);
+
+    /* the daemon's first reply, opened and decoded as the DLL does */
+    wn = unhex(SEALED_ACK, want);
+    uint32_t len;
+    CHECK_EQ(adsy_sealed_length(want, &len), ADSY_OK);
+    CHECK_EQ(len, wn - 4);
+    adsy_seal_dir rx = {{ossl_seal, ossl_open, d2c}, 0, 0};
+    n = adsy_open_frame(&rx, want + 4, len, pt, sizeof pt);
+    CHECK_EQ(n, 20);
+    adsy_reply r;
+    CHECK_EQ(adsy_decode_reply(pt, (size_t)n, &r), ADSY_OK);
+    CHECK(r.type == ADSY_T_ACK && r.request_id == 7 && r.has_status && r.status == 0);
+    CHECK_EQ(rx.counter, 1);
+
+    /* replayed: the counter moved on, the tag fails, the direction stays broken */
+    n = adsy_open_frame(&rx, want + 4, len, pt, sizeof pt);
+    CHECK_EQ(n, ADSY_E_AUTH);
+    CHECK(rx.broken);
+    CHECK_EQ(pt[0], 0); /* wiped */
+    adsy_seal_dir fresh = {{ossl_seal, ossl_open, d2c}, 0, 0};
+    CHECK_EQ(adsy_open_frame(&fresh, want + 4, len, pt, sizeof pt), 20);
+    CHECK_EQ(adsy_open_frame(&rx, want + 4, len, pt, sizeof pt), ADSY_E_AUTH);
+
+    /* any flipped bit, a frame sent back the other way, a frame out of order */
+    for (size_t i = 0; i < len; i++) {
+        adsy_seal_dir d = {{ossl_seal, ossl_open, d2c}, 0, 0};
+        want[4 + i] ^= 0x20;
+        CHECK_EQ(adsy_open_frame(&d, want + 4, len, pt, sizeof pt), ADSY_E_AUTH);
+        want[4 + i] ^= 0x20;
+    }
+    adsy_seal_dir reflect = {{ossl_seal, ossl_open, c2d}, 0, 0};
+    CHECK_EQ(adsy_open_frame(&reflect, want + 4, len, pt, sizeof pt), ADSY_E_AUTH);
+    adsy_seal_dir s2 = {{ossl_seal, ossl_open, d2c}, 0, 0}, later = {{ossl_seal, ossl_open, d2c}, 0, 0};
+    static uint8_t a1[64], a2[64];
+    unhex(SPEC_ACK, frame);
+    CHECK_EQ(adsy_seal_frame(&s2, frame, 24, a1, sizeof a1), 40);
+    CHECK_EQ(adsy_seal_frame(&s2, frame, 24, a2, sizeof a2), 40);
+    CHECK(memcmp(a1, a2, 40) != 0); /* the same frame seals differently each time */
+    CHECK_EQ(adsy_open_frame(&later, a2 + 4, 36, pt, sizeof pt), ADSY_E_AUTH);
+
+    /* lengths and space */
+    uint8_t p[4] = {0, 0, 0, 31};
+    CHECK_EQ(adsy_sealed_length(p, &len), ADSY_E_LENGTH);
+    p[3] = 32;
+    CHECK_EQ(adsy_sealed_length(p, &len), ADSY_OK);
+    uint8_t big[4] = {0, 1, 0, 16}, bigger[4] = {0, 1, 0, 17};
+    CHECK_EQ(adsy_sealed_length(big, &len), ADSY_OK);
+    CHECK_EQ(adsy_sealed_length(bigger, &len), ADSY_E_LENGTH);
+    adsy_seal_dir s3 = {{ossl_seal, ossl_open, c2d}, 0, 0};
+    CHECK_EQ(adsy_seal_frame(&s3, frame, 24, a1, 39), ADSY_E_SPACE);
+    CHECK_EQ(adsy_seal_frame(&s3, frame, 19, a1, sizeof a1), ADSY_E_LENGTH);
+    CHECK_EQ(s3.counter, 0);
+    adsy_seal_dir s4 = {{ossl_seal, ossl_open, d2c}, 0, 0};
+    CHECK_EQ(adsy_open_frame(&s4, a1 + 4, 31, pt, sizeof pt), ADSY_E_LENGTH);
+    CHECK_EQ(adsy_open_frame(&s4, a1 + 4, 36, pt, 19), ADSY_E_SPACE);
+}
+
 int main(void)
 {
     test_batch();
@@ -921,6 +1059,7 @@ int main(void)
     test_exclude();
     test_acl();
     test_link();
+    test_seal();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -152,7 +152,7 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
     uint8_t frame[4 + 16 + 6 * 3 + 1 + ADSY_MAX_ACCOUNT + ADSY_MAX_STRING + ADSY_MAX_PASSWORD +
                   sizeof g_domain_buf + sizeof g_host_buf];
     adsy_str as, fs, ps;
-    adsy_conn c = {INVALID_SOCKET, NULL, 1};
+    adsy_conn c = {.s = INVALID_SOCKET, .next_request_id = 1};
     adsy_reply r;
     int verdict = CHECK_UNDECIDED;
     long n = ADSY_E_EMPTY;

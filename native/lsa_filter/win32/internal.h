@@ -17,6 +17,7 @@
 #include "../core/logring.h"
 #include "../core/proto.h"
 #include "../core/queue.h"
+#include "../core/seal.h"
 #include "../core/spool.h"
 
 #define ADSY_CLIENT_NAME "adsyncflt/1.0"
@@ -68,18 +69,29 @@ int adsy_bcrypt_hmac(void *ctx, const uint8_t *key, size_t key_len, const uint8_
 int adsy_aead_set_key(const uint8_t key[32]);
 extern const adsy_aead ADSY_AEAD;
 extern const adsy_mac ADSY_MAC;
+/* An AES-256-GCM of its own key (a sealed connection's direction); free it after use. */
+int adsy_gcm_key(const uint8_t key[32], adsy_aead *out);
+void adsy_gcm_key_free(adsy_aead *a);
 
 /* ---- network (net.c) ---- */
 typedef struct adsy_conn {
     SOCKET s;
-    uint8_t *rx; /* ADSY_FRAME_MAX bytes, heap */
+    uint8_t *rx; /* ADSY_SEALED_MAX bytes, heap: a frame's bytes as they arrive */
     uint64_t next_request_id;
+    int sealed;  /* after AUTH_OK: every frame sealed (protocol version 2) */
+    uint8_t *pt; /* ADSY_FRAME_MAX bytes, heap: an opened reply */
+    uint8_t *tx; /* ADSY_CONN_TX bytes, heap: sealed frames on their way out (a batch's
+                    small frames go in one send; the largest frame fits alone) */
+    adsy_seal_dir out, in;
 } adsy_conn;
+#define ADSY_CONN_TX (4u + ADSY_SEALED_MAX)
 
 int adsy_net_init(void);
-/* Connects to 127.0.0.1:port and runs the PSK handshake, all before deadline (tick ms).
- * The daemon's proof is checked before anything else is sent. */
+/* Connects to 127.0.0.1:port and runs the PSK handshake of protocol version 2, all before
+ * deadline (tick ms). The daemon's proof is checked before anything else is sent; from
+ * AUTH_OK on, send seals and recv opens every frame. */
 int adsy_conn_open(adsy_conn *c, DWORD port, const uint8_t psk[32], ULONGLONG deadline);
+/* buf: whole cleartext frames, one after another (sealed here once the handshake is done). */
 int adsy_conn_send(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG deadline);
 int adsy_conn_recv(adsy_conn *c, adsy_reply *r, ULONGLONG deadline);
 /* ADSY_NET_OK once a byte can be read, ADSY_NET_TIMEOUT at until (nothing consumed). */
@@ -89,7 +101,8 @@ int adsy_conn_alive(adsy_conn *c);
 void adsy_conn_close(adsy_conn *c);
 
 enum { ADSY_NET_OK = 0, ADSY_NET_TIMEOUT = -100, ADSY_NET_CLOSED = -101, ADSY_NET_SOCKET = -102,
-       ADSY_NET_PROTOCOL = -103, ADSY_NET_AUTH = -104, ADSY_NET_NOMEM = -105 };
+       ADSY_NET_PROTOCOL = -103, ADSY_NET_AUTH = -104, ADSY_NET_NOMEM = -105,
+       ADSY_NET_SEAL = -106 /* a sealed reply failed its tag: the connection is dropped */ };
 
 /* ---- spool file (spoolfile.c): touched by the worker thread only ---- */
 void adsy_spool_setup(void); /* no I/O: InitializeChangeNotify */

@@ -1,5 +1,7 @@
 /* Winsock client for the TCP loopback transport: every call is bounded by a deadline
- * (GetTickCount64 ms), so neither LSASS's thread nor the worker can hang on the daemon. */
+ * (GetTickCount64 ms), so neither LSASS's thread nor the worker can hang on the daemon.
+ * Protocol version 2: after the PSK handshake every frame is sealed (core/seal.c), so a
+ * capture of the loopback shows no password. */
 #include "internal.h"
 
 #include <ws2tcpip.h>
@@ -38,7 +40,7 @@ static int wait_socket(SOCKET s, int for_write, ULONGLONG deadline)
     }
 }
 
-int adsy_conn_send(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG deadline)
+static int send_raw(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG deadline)
 {
     size_t off = 0;
     while (off < len) {
@@ -57,6 +59,40 @@ int adsy_conn_send(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG deadl
         return ADSY_NET_CLOSED;
     }
     return ADSY_NET_OK;
+}
+
+/* Seals the frames of buf[0..len) one by one into c->tx and sends them, a buffer at a time. */
+static int send_sealed(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG deadline)
+{
+    size_t off = 0, staged = 0;
+    int rc = ADSY_NET_OK;
+    while (off < len && rc == ADSY_NET_OK) {
+        uint32_t n;
+        if (len - off < 4 || adsy_frame_length(buf + off, ADSY_FRAME_MAX, &n) != ADSY_OK ||
+            len - off - 4 < n)
+            return ADSY_NET_PROTOCOL; /* not whole frames: a bug of ours, never sent */
+        if (ADSY_CONN_TX - staged < 4 + (size_t)n + ADSY_SEAL_TAG_LEN) {
+            if (staged == 0)
+                return ADSY_NET_PROTOCOL; /* cannot happen: c->tx holds the largest frame */
+            rc = send_raw(c, c->tx, staged, deadline);
+            staged = 0;
+            continue;
+        }
+        long m = adsy_seal_frame(&c->out, buf + off, 4 + (size_t)n, c->tx + staged,
+                                 ADSY_CONN_TX - staged);
+        if (m < 0)
+            return ADSY_NET_SEAL;
+        staged += (size_t)m;
+        off += 4 + (size_t)n;
+    }
+    if (rc == ADSY_NET_OK && staged)
+        rc = send_raw(c, c->tx, staged, deadline);
+    return rc;
+}
+
+int adsy_conn_send(adsy_conn *c, const uint8_t *buf, size_t len, ULONGLONG deadline)
+{
+    return c->sealed ? send_sealed(c, buf, len, deadline) : send_raw(c, buf, len, deadline);
 }
 
 static int recv_exact(adsy_conn *c, uint8_t *buf, size_t len, ULONGLONG deadline)
@@ -86,12 +122,20 @@ int adsy_conn_recv(adsy_conn *c, adsy_reply *r, ULONGLONG deadline)
     int rc = recv_exact(c, prefix, 4, deadline);
     if (rc != ADSY_NET_OK)
         return rc;
-    if (adsy_frame_length(prefix, ADSY_FRAME_MAX, &len) != ADSY_OK)
+    if ((c->sealed ? adsy_sealed_length(prefix, &len)
+                   : adsy_frame_length(prefix, ADSY_FRAME_MAX, &len)) != ADSY_OK)
         return ADSY_NET_PROTOCOL;
     rc = recv_exact(c, c->rx, len, deadline);
     if (rc != ADSY_NET_OK)
         return rc;
-    return adsy_decode_reply(c->rx, len, r) == ADSY_OK ? ADSY_NET_OK : ADSY_NET_PROTOCOL;
+    if (!c->sealed)
+        return adsy_decode_reply(c->rx, len, r) == ADSY_OK ? ADSY_NET_OK : ADSY_NET_PROTOCOL;
+    long n = adsy_open_frame(&c->in, c->rx, len, c->pt, ADSY_FRAME_MAX);
+    if (n < 0)
+        return ADSY_NET_SEAL; /* changed, replayed or reordered: the caller drops us */
+    rc = adsy_decode_reply(c->pt, (size_t)n, r) == ADSY_OK ? ADSY_NET_OK : ADSY_NET_PROTOCOL;
+    SecureZeroMemory(c->pt, (size_t)n);
+    return rc;
 }
 
 int adsy_conn_readable(adsy_conn *c, ULONGLONG until)
@@ -110,22 +154,50 @@ int adsy_conn_alive(adsy_conn *c)
     return n == SOCKET_ERROR && WSAGetLastError() == WSAEWOULDBLOCK;
 }
 
+static void free_buf(uint8_t **p, size_t n)
+{
+    if (*p) {
+        SecureZeroMemory(*p, n);
+        HeapFree(GetProcessHeap(), 0, *p);
+        *p = NULL;
+    }
+}
+
 void adsy_conn_close(adsy_conn *c)
 {
     if (c->s != INVALID_SOCKET) {
         closesocket(c->s);
         c->s = INVALID_SOCKET;
     }
-    if (c->rx) {
-        SecureZeroMemory(c->rx, ADSY_FRAME_MAX);
-        HeapFree(GetProcessHeap(), 0, c->rx);
-        c->rx = NULL;
-    }
+    free_buf(&c->rx, ADSY_SEALED_MAX);
+    free_buf(&c->pt, ADSY_FRAME_MAX);
+    free_buf(&c->tx, ADSY_CONN_TX);
+    adsy_gcm_key_free(&c->out.aead);
+    adsy_gcm_key_free(&c->in.aead);
+    c->sealed = 0;
+}
+
+/* After AUTH_OK: both directions' keys (HKDF of the PSK and the nonces), counters at 0. */
+static int start_sealing(adsy_conn *c, const uint8_t psk[32], const uint8_t cn[32],
+                         const uint8_t sn[32])
+{
+    uint8_t c2d[32], d2c[32];
+    int rc = adsy_session_keys(ADSY_MAC, psk, cn, sn, c2d, d2c);
+    if (rc == ADSY_OK)
+        rc = adsy_gcm_key(c2d, &c->out.aead);
+    if (rc == ADSY_OK)
+        rc = adsy_gcm_key(d2c, &c->in.aead);
+    SecureZeroMemory(c2d, sizeof c2d);
+    SecureZeroMemory(d2c, sizeof d2c);
+    if (rc != ADSY_OK)
+        return ADSY_NET_AUTH;
+    c->sealed = 1;
+    return ADSY_NET_OK;
 }
 
 static int handshake(adsy_conn *c, const uint8_t psk[32], ULONGLONG deadline)
 {
-    uint8_t cn[32], proof[32], buf[128];
+    uint8_t cn[32], r_nonce[32], proof[32], buf[128];
     adsy_reply r;
     adsy_str name = {(const uint8_t *)ADSY_CLIENT_NAME, sizeof ADSY_CLIENT_NAME - 1};
     int rc;
@@ -140,6 +212,7 @@ static int handshake(adsy_conn *c, const uint8_t psk[32], ULONGLONG deadline)
         return rc;
     if (r.type != ADSY_T_CHALLENGE)
         return ADSY_NET_PROTOCOL;
+    memcpy(r_nonce, r.nonce, sizeof r_nonce);
     /* The daemon proves the key first: a stranger on the port learns nothing. */
     if (adsy_hs_check_daemon(ADSY_MAC, psk, cn, r.nonce, r.proof) != ADSY_OK)
         return ADSY_NET_AUTH;
@@ -153,7 +226,9 @@ static int handshake(adsy_conn *c, const uint8_t psk[32], ULONGLONG deadline)
         return rc;
     if ((rc = adsy_conn_recv(c, &r, deadline)) != ADSY_NET_OK)
         return rc;
-    return r.type == ADSY_T_AUTH_OK ? ADSY_NET_OK : ADSY_NET_AUTH;
+    if (r.type != ADSY_T_AUTH_OK)
+        return ADSY_NET_AUTH;
+    return start_sealing(c, psk, cn, r_nonce);
 }
 
 /* A refused loopback connect fails at once on Linux; on Windows the stack retransmits the
@@ -176,11 +251,16 @@ static void fail_fast(SOCKET s)
 
 int adsy_conn_open(adsy_conn *c, DWORD port, const uint8_t psk[32], ULONGLONG deadline)
 {
+    memset(c, 0, sizeof *c);
     c->s = INVALID_SOCKET;
     c->next_request_id = 1;
-    c->rx = HeapAlloc(GetProcessHeap(), 0, ADSY_FRAME_MAX);
-    if (!c->rx)
+    c->rx = HeapAlloc(GetProcessHeap(), 0, ADSY_SEALED_MAX);
+    c->pt = HeapAlloc(GetProcessHeap(), 0, ADSY_FRAME_MAX);
+    c->tx = HeapAlloc(GetProcessHeap(), 0, ADSY_CONN_TX);
+    if (!c->rx || !c->pt || !c->tx) {
+        adsy_conn_close(c);
         return ADSY_NET_NOMEM;
+    }
     c->s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     if (c->s == INVALID_SOCKET) {
         adsy_conn_close(c);

@@ -1,5 +1,6 @@
 /* BCrypt: HMAC-SHA256 (handshake, HKDF), the system RNG (nonces, event ids) and
- * AES-256-GCM (spool records). Algorithm handles are opened once and shared. */
+ * AES-256-GCM (spool records; sealed frames of protocol version 2, one key per direction
+ * of each connection). Algorithm handles are opened once and shared. */
 #include "internal.h"
 
 #include <bcrypt.h>
@@ -74,14 +75,19 @@ static void gcm_info(BCRYPT_AUTHENTICATED_CIPHER_MODE_INFO *i, const uint8_t non
     i->cbTag = 16;
 }
 
+/* ctx: a key of adsy_gcm_key (a connection's direction), or NULL for the spool key. */
+static BCRYPT_KEY_HANDLE key_of(void *ctx)
+{
+    return ctx ? (BCRYPT_KEY_HANDLE)ctx : g_aes_key;
+}
+
 static int gcm_seal(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
                     const uint8_t *pt, size_t len, uint8_t *ct, uint8_t tag[16])
 {
-    (void)ctx;
     BCRYPT_AUTHENTICATED_CIPHER_MODE_INFO info;
     ULONG out = 0;
     gcm_info(&info, nonce, aad, aad_len, tag);
-    return BCryptEncrypt(g_aes_key, (PUCHAR)pt, (ULONG)len, &info, NULL, 0, ct, (ULONG)len,
+    return BCryptEncrypt(key_of(ctx), (PUCHAR)pt, (ULONG)len, &info, NULL, 0, ct, (ULONG)len,
                          &out, 0) == 0 && out == len
                ? 0
                : -1;
@@ -90,13 +96,12 @@ static int gcm_seal(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size
 static int gcm_open(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
                     const uint8_t *ct, size_t len, const uint8_t tag[16], uint8_t *pt)
 {
-    (void)ctx;
     BCRYPT_AUTHENTICATED_CIPHER_MODE_INFO info;
     ULONG out = 0;
     uint8_t t[16];
     memcpy(t, tag, 16);
     gcm_info(&info, nonce, aad, aad_len, t);
-    if (BCryptDecrypt(g_aes_key, (PUCHAR)ct, (ULONG)len, &info, NULL, 0, pt, (ULONG)len, &out,
+    if (BCryptDecrypt(key_of(ctx), (PUCHAR)ct, (ULONG)len, &info, NULL, 0, pt, (ULONG)len, &out,
                       0) != 0 || out != len) {
         SecureZeroMemory(pt, len);
         return -1;
@@ -105,4 +110,23 @@ static int gcm_open(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size
 }
 
 const adsy_aead ADSY_AEAD = {gcm_seal, gcm_open, NULL};
+
+int adsy_gcm_key(const uint8_t key[32], adsy_aead *out)
+{
+    BCRYPT_KEY_HANDLE h = NULL;
+    if (BCryptGenerateSymmetricKey(g_aes_alg, &h, NULL, 0, (PUCHAR)key, 32, 0) != 0)
+        return ADSY_E_CRYPTO;
+    out->seal = gcm_seal;
+    out->open = gcm_open;
+    out->ctx = h;
+    return ADSY_OK;
+}
+
+void adsy_gcm_key_free(adsy_aead *a)
+{
+    if (a->ctx) {
+        BCryptDestroyKey((BCRYPT_KEY_HANDLE)a->ctx);
+        a->ctx = NULL;
+    }
+}
 const adsy_mac ADSY_MAC = {adsy_bcrypt_hmac, NULL};

@@ -23,7 +23,7 @@ static HANDLE g_wake;
 static adsy_change g_batch[BATCH];            /* worker-only: the batch in flight */
 static adsy_change g_moving[BATCH];           /* worker-only: memory -> spool */
 static uint8_t g_tx[BATCH * (ADSY_MAX_ACCOUNT + ADSY_MAX_PASSWORD + 2 * ADSY_MAX_STRING + 128)];
-static adsy_conn g_conn = {INVALID_SOCKET, NULL, 1};
+static adsy_conn g_conn = {.s = INVALID_SOCKET, .next_request_id = 1};
 static adsy_link g_link;
 static unsigned long long g_sent, g_refused;
 

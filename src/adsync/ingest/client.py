@@ -29,14 +29,18 @@ from adsync.ingest.codec import (
     Limits,
     Message,
     ProtocolError,
+    SealError,
     VerdictReply,
     decode,
     encode,
 )
+from adsync.ingest.wire import SEALED_VERSION, VERSION
 from adsync.secret import Secret
 
 if TYPE_CHECKING:
     import uuid
+
+    from adsync.ingest.sealing import SealedSplitter, Sealer
 
 CLIENT_NAME: Final = "adsync-python/1"
 _RECV_SIZE: Final = 65536
@@ -76,7 +80,10 @@ class IngestClient:
         self._sock: socket.socket | None = sock
         self.timeout = timeout
         self.peer = peer
-        self._splitter = FrameSplitter()
+        self._splitter: FrameSplitter | SealedSplitter = FrameSplitter()
+        self._sealer: Sealer | None = None
+        self.version = VERSION  # 2 on TCP: every frame after the handshake is sealed
+        self._versions = frozenset({VERSION})
         self._limits = Limits()
         self._next_id = 1
         self._stash: dict[int, Message] = {}
@@ -122,7 +129,8 @@ class IngestClient:
         timeout: float = 10.0,
         client_name: str = CLIENT_NAME,
     ) -> IngestClient:
-        """Connect and run the mutual handshake; ``DaemonAuthError`` if the daemon lacks the key."""
+        """Connect and run the mutual handshake of version 2 (sealed frames after it);
+        ``DaemonAuthError`` if the daemon lacks the key."""
         deadline = time.monotonic() + timeout
         try:
             sock = socket.create_connection((host, port), timeout=_remaining(deadline))
@@ -138,20 +146,32 @@ class IngestClient:
         return client
 
     def _handshake(self, psk: bytes, client_name: str, deadline: float) -> None:
+        from adsync.ingest import sealing  # cryptography: TCP only (the hooks use Unix)
+
+        self.version = SEALED_VERSION
+        # an ERROR before the HELLO is read (too many connections) is a version 1 frame
+        self._versions = frozenset({VERSION, SEALED_VERSION})
         client_nonce = handshake.new_nonce()
         rid = self.send(Hello(client_nonce, client_name))
         challenge = self._expect(rid, Challenge, deadline)
+        self._versions = frozenset({SEALED_VERSION})
         if not handshake.verify_daemon_proof(
-            psk, client_nonce, challenge.daemon_nonce, challenge.daemon_proof
+            psk, client_nonce, challenge.daemon_nonce, challenge.daemon_proof, SEALED_VERSION
         ):
             self.close()
             raise DaemonAuthError(
                 f"the peer at {self.peer} could not prove the pre-shared key; "
                 "nothing was sent to it"
             )
-        proof = handshake.client_proof(psk, client_nonce, challenge.daemon_nonce)
+        proof = handshake.client_proof(psk, client_nonce, challenge.daemon_nonce, SEALED_VERSION)
         rid = self.send(Auth(proof))
         self._expect(rid, AuthOk, deadline)
+        if self._stash or self._splitter.in_frame:
+            self.close()
+            raise IngestError(f"{self.peer} sent frames before sealing began")
+        keys = sealing.session_keys(psk, client_nonce, challenge.daemon_nonce)
+        self._sealer = sealing.Sealer(keys.client_to_daemon)
+        self._splitter = sealing.SealedSplitter(keys.daemon_to_client)
 
     # --- requests -------------------------------------------------------------------------
 
@@ -233,7 +253,9 @@ class IngestClient:
         sock = self._open_socket()
         request_id = self._next_id
         self._next_id += 1
-        frame = encode(message, request_id)
+        frame = encode(message, request_id, self.version)
+        if self._sealer is not None:
+            frame = self._sealer.seal(frame)
         sock.settimeout(self.timeout)
         try:
             sock.sendall(frame)
@@ -266,7 +288,7 @@ class IngestClient:
                 raise ConnectionClosed(f"{self.peer} closed the connection")
             try:
                 for payload in self._splitter.feed(data):
-                    request_id, message = decode(payload, self._limits)
+                    request_id, message = decode(payload, self._limits, self._versions)
                     if isinstance(message, ErrorReply):
                         self.close()
                         raise DaemonError(message.reason)
@@ -274,6 +296,11 @@ class IngestClient:
             except ProtocolError as exc:
                 self.close()
                 raise IngestError(f"malformed reply from {self.peer}: {exc.reason}") from None
+            except SealError:
+                self.close()
+                raise IngestError(
+                    f"a reply from {self.peer} failed authentication; connection closed"
+                ) from None
 
     def _expect(self, request_id: int, kind: type[_T], deadline: float) -> _T:
         if request_id in self._stash:

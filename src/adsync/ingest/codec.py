@@ -56,6 +56,11 @@ class ProtocolError(ValueError):
         self.msg_type = msg_type
 
 
+class SealError(Exception):
+    """A sealed frame (version 2, ``sealing``) that does not open: changed, replayed or
+    reordered. The connection is closed and nothing is answered."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What the daemon accepts; the defaults are the spec's."""
@@ -345,12 +350,12 @@ def message_type(message: Message) -> MsgType:
 _TLV_HEADER = struct.Struct(">BH")
 
 
-def encode(message: Message, request_id: int) -> bytes:
-    """The whole frame, length prefix included."""
+def encode(message: Message, request_id: int, version: int = VERSION) -> bytes:
+    """The whole frame, length prefix included; ``version`` is the connection's (1 or 2)."""
     if not 0 <= request_id <= MAX_REQUEST_ID:
         raise ValueError("request_id must fit in 64 bits")
     msg_type, plan = _WRITE_PLAN[type(message)]
-    parts = [HEADER.pack(MAGIC, VERSION, msg_type, 0, request_id)]
+    parts = [HEADER.pack(MAGIC, version, msg_type, 0, request_id)]
     for tag, attr, omitted, to_bytes in plan:
         value = getattr(message, attr)
         if omitted is not _ALWAYS and value == omitted:
@@ -485,14 +490,20 @@ def _field_value(
     raise AssertionError(f.kind)  # pragma: no cover
 
 
-def decode_header(payload: bytes) -> tuple[int, MsgType]:
-    """Request id and type, validated; lets a server refuse a type before parsing its fields."""
+_V1: Final = frozenset({VERSION})
+
+
+def decode_header(payload: bytes, versions: frozenset[int] = _V1) -> tuple[int, MsgType]:
+    """Request id and type, validated; lets a server refuse a type before parsing its fields.
+
+    ``versions`` are those the connection accepts (its own, or 1 and 2 for a first HELLO);
+    the frame's is ``payload[4]``."""
     if len(payload) < HEADER_SIZE:
         raise ProtocolError(f"frame of {len(payload)} bytes is shorter than its header")
     magic, version, raw_type, flags, request_id = HEADER.unpack_from(payload)
     if magic != MAGIC:
         raise ProtocolError("bad magic")
-    if version != VERSION:
+    if version not in versions:
         raise ProtocolError(f"unsupported version {version}", request_id=request_id)
     try:
         msg_type = MsgType(raw_type)
@@ -510,10 +521,12 @@ def decode_header(payload: bytes) -> tuple[int, MsgType]:
 _DEFAULT_LIMITS: Final = Limits()
 
 
-def decode(payload: bytes, limits: Limits | None = None) -> tuple[int, Message]:
+def decode(
+    payload: bytes, limits: Limits | None = None, versions: frozenset[int] = _V1
+) -> tuple[int, Message]:
     """Validate one payload (without its length prefix) completely and build its message."""
     limits = limits or _DEFAULT_LIMITS
-    request_id, msg_type = decode_header(payload)
+    request_id, msg_type = decode_header(payload, versions)
 
     def fail(reason: str) -> ProtocolError:
         return ProtocolError(reason, request_id=request_id, msg_type=msg_type)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Final
 
 from adsync.ingest.codec import ErrorReply, encode
+from adsync.ingest.wire import VERSION
 
 ERROR_WRITE_TIMEOUT: Final = 1.0  # the last ERROR before a close, or the wait for the close
 
@@ -41,12 +42,17 @@ class ReplyWriter:
         self._drainer: asyncio.Task[None] | None = None
         self._high_water = self._transport.get_write_buffer_limits()[1]
         self.broken = False  # set when the peer is gone: close by aborting, write nothing
+        self.version = VERSION  # the connection's protocol version (HELLO's on TCP)
+        # Version 2 after AUTH_OK: seals each frame as it is queued, so the wire order is
+        # the counter order (sealing.Sealer).
+        self.seal: Callable[[bytes], bytes] | None = None
 
     async def write(self, *frames: bytes) -> None:
         """Queue encoded replies; returns once the peer's buffer has room again."""
         if self.broken:
             return
-        self._out.extend(frames)
+        seal = self.seal
+        self._out.extend(frames if seal is None else map(seal, frames))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
@@ -92,7 +98,8 @@ class ReplyWriter:
         if self.broken:
             return
         with contextlib.suppress(Exception):
-            self._writer.write(encode(ErrorReply(reason), request_id))
+            frame = encode(ErrorReply(reason), request_id, self.version)
+            self._writer.write(frame if self.seal is None else self.seal(frame))
             await asyncio.wait_for(self._writer.drain(), ERROR_WRITE_TIMEOUT)
 
     async def close(self) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import structlog
 
-from adsync.ingest import handshake
+from adsync.ingest import handshake, sealing
 from adsync.ingest.budget import HandshakeBudget
 from adsync.ingest.codec import (
     AckReply,
@@ -50,7 +50,14 @@ from adsync.ingest.codec import (
 from adsync.ingest.handler import Ack, IngestHandler, Peer
 from adsync.ingest.peeruid import peer_uid
 from adsync.ingest.replies import ReplyWriter
-from adsync.ingest.wire import CLIENT_TYPES, AckCode, MsgType, VerdictCode
+from adsync.ingest.wire import (
+    CLIENT_TYPES,
+    SEALED_VERSION,
+    VERSION,
+    AckCode,
+    MsgType,
+    VerdictCode,
+)
 from adsync.plugin import Candidate, Change, CheckResult
 from adsync.secret import Secret, SecretIndex, scrub
 
@@ -82,6 +89,8 @@ class IngestCounters:
     changes_received: int = 0
     checks_received: int = 0
     handler_errors: int = 0
+    unsealed_refused: int = 0  # TCP clients of version 1 while allow_unsealed_v1 is off
+    seal_failures: int = 0  # sealed frames that failed authentication (closed, no reply)
 
 
 class _Close(Exception):
@@ -124,6 +133,7 @@ class IngestServer:
         socket_group: int | None = None,
         tcp: tuple[str, int] | None = None,
         psk: bytes | None = None,
+        allow_unsealed_v1: bool = False,
     ) -> None:
         if unix_path is None and tcp is None:
             raise ValueError("the ingest server needs a Unix socket path or a TCP address")
@@ -138,6 +148,7 @@ class IngestServer:
         self.socket_group = socket_group
         self._tcp = tcp
         self._psk = psk
+        self.allow_unsealed_v1 = allow_unsealed_v1
         self.counters = IngestCounters()
         self._servers: list[asyncio.Server] = []
         self._connections: set[_Connection] = set()
@@ -470,7 +481,10 @@ class _Connection:
         self.needs_auth = needs_auth
         self.done = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._splitter = FrameSplitter(self.limits.max_frame)
+        self._splitter: FrameSplitter | sealing.SealedSplitter = FrameSplitter(
+            self.limits.max_frame
+        )
+        self._versions = _V1  # what this connection's frames may carry (HELLO: 1 or 2)
         self._ready: deque[bytes] = deque()
         self._frame_deadline = 0.0
         self._slots = asyncio.Semaphore(self.limits.max_in_flight)
@@ -572,6 +586,13 @@ class _Connection:
         except ProtocolError as exc:
             self._refused(exc.reason, None, 0)
             raise _Close(exc.reason) from None
+        except sealing.SealError:
+            # changed, replayed or reordered: nothing is answered to such a peer
+            self.counters.seal_failures += 1
+            log.warning(
+                "ingest_seal_failed", transport=self.peer.transport, peer=self.peer.description
+            )
+            raise _Close(None) from None
 
     async def _read_loop(self) -> None:
         if self.needs_auth:
@@ -620,12 +641,12 @@ class _Connection:
         """Validate ``payload``; refuse a type out of place before its fields are parsed."""
         msg_type: int | None = None
         try:
-            request_id, msg_type = decode_header(payload)
+            request_id, msg_type = decode_header(payload, self._versions)
             if msg_type not in allowed:
                 raise ProtocolError(
                     self._misplaced(msg_type, allowed), request_id=request_id, msg_type=msg_type
                 )
-            return decode(payload, self.limits)
+            return decode(payload, self.limits, self._versions)
         except ProtocolError as exc:
             self._refused(
                 exc.reason, exc.msg_type if exc.msg_type is not None else msg_type, len(payload)
@@ -658,31 +679,47 @@ class _Connection:
     # --- handshake ------------------------------------------------------------------------
 
     async def _handshake(self, hard_deadline: float) -> bool:
+        """HELLO's version is the connection's: 2 seals every frame after AUTH_OK; 1 (clear)
+        only with ``allow_unsealed_v1``. The proofs are bound to it (``handshake``)."""
         psk = self.server._psk
         assert psk is not None
         payload = await self._next_payload(hard_deadline)
         if payload is None:
             return False
+        self._versions = _HELLO_VERSIONS
         request_id, hello = self._decode(payload, _HELLO_ONLY)
         assert isinstance(hello, Hello)
+        version = self.replies.version = payload[4]
+        self._versions = frozenset({version})
+        if version == VERSION and not self.server.allow_unsealed_v1:
+            self.counters.unsealed_refused += 1
+            log.warning("ingest_unsealed_refused", transport="tcp", peer=self.peer.description)
+            raise _Close(_UNSEALED_REFUSED, request_id)
         daemon_nonce = handshake.new_nonce()
-        proof = handshake.daemon_proof(psk, hello.client_nonce, daemon_nonce)
-        await self.replies.write(encode(Challenge(daemon_nonce, proof), request_id))
+        proof = handshake.daemon_proof(psk, hello.client_nonce, daemon_nonce, version)
+        await self.replies.write(encode(Challenge(daemon_nonce, proof), request_id, version))
         payload = await self._next_payload(hard_deadline)
         if payload is None:
             return False
         request_id, auth = self._decode(payload, _AUTH_ONLY)
         assert isinstance(auth, Auth)
         if not handshake.verify_client_proof(
-            psk, hello.client_nonce, daemon_nonce, auth.client_proof
+            psk, hello.client_nonce, daemon_nonce, auth.client_proof, version
         ):
             self.counters.auth_failures += 1
             log.warning("ingest_auth_failed", transport="tcp", peer=self.peer.description)
             raise _Close("authentication failed", request_id)
+        if version == SEALED_VERSION and (self._ready or self._splitter.in_frame):
+            self._refused(_BEFORE_AUTH_OK, None, 0)  # those bytes were never sealed for us
+            raise _Close(_BEFORE_AUTH_OK, request_id)
         if not await self.server._authenticated(self):
             raise _Close(_TOO_MANY, request_id)
         self.established = True
-        await self.replies.write(encode(AuthOk(), request_id))
+        await self.replies.write(encode(AuthOk(), request_id, version))
+        if version == SEALED_VERSION:
+            keys = sealing.session_keys(psk, hello.client_nonce, daemon_nonce)
+            self.replies.seal = sealing.Sealer(keys.daemon_to_client).seal
+            self._splitter = sealing.SealedSplitter(keys.client_to_daemon, self.limits.max_frame)
         return True
 
     # --- requests -------------------------------------------------------------------------
@@ -691,7 +728,7 @@ class _Connection:
         try:
             self.counters.checks_received += 1
             reply = await self._check(message)
-            await self.replies.write(encode(reply, request_id))
+            await self.replies.write(encode(reply, request_id, self.replies.version))
         finally:
             self._slots.release()
 
@@ -700,7 +737,10 @@ class _Connection:
             self.counters.changes_received += len(batch)
             replies = await self._changes([message for _, message in batch])
             await self.replies.write(
-                *(encode(reply, rid) for (rid, _), reply in zip(batch, replies, strict=True))
+                *(
+                    encode(reply, rid, self.replies.version)
+                    for (rid, _), reply in zip(batch, replies, strict=True)
+                )
             )
         finally:
             for _ in batch:
@@ -787,6 +827,10 @@ _MAX_BATCH: Final = 512  # CHANGEs handed to the handler in one call
 _STORED_REPLY: Final = AckReply(AckCode.STORED)
 _HANDLER_BUSY: Final = AckReply(AckCode.BUSY, "the daemon could not store the change; resend later")
 _HELLO_ONLY: Final = frozenset({MsgType.HELLO})
+_V1: Final = frozenset({VERSION})
+_HELLO_VERSIONS: Final = frozenset({VERSION, SEALED_VERSION})
+_UNSEALED_REFUSED: Final = "unsealed version 1 refused on TCP (ingest.allow_unsealed_v1 is off)"
+_BEFORE_AUTH_OK: Final = "frames sent before AUTH_OK"
 _AUTH_ONLY: Final = frozenset({MsgType.AUTH})
 
 

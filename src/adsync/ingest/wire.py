@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from typing import Final
 
 MAGIC: Final = b"ADSY"
-VERSION: Final = 1
+VERSION: Final = 1  # cleartext frames: the Unix socket, and TCP only with allow_unsealed_v1
+SEALED_VERSION: Final = 2  # TCP: the handshake in clear, then every frame sealed (sealing.py)
 HEADER = struct.Struct(">4sBBHQ")  # magic, version, type, flags, request_id
 HEADER_SIZE: Final = HEADER.size  # 16: the smallest possible frame
 LENGTH = struct.Struct(">I")

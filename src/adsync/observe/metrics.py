@@ -103,6 +103,8 @@ class _LiveCollector(Collector):
             ("connections_over_limit", counters.connections_over_limit, "Over max_connections."),
             ("frames_refused", counters.frames_refused, "Malformed or misplaced frames refused."),
             ("handler_errors", counters.handler_errors, "Requests the daemon failed to handle."),
+            ("unsealed_refused", counters.unsealed_refused, "TCP clients of unsealed v1 refused."),
+            ("seal_failures", counters.seal_failures, "Sealed frames that failed their tag."),
         ):
             yield CounterMetricFamily(f"adsync_ingest_{name}", text, value=value)
 

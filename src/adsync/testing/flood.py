@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from adsync.ingest import handshake
+from adsync.ingest import handshake, sealing
 from adsync.ingest.codec import (
     Auth,
     AuthOk,
@@ -41,6 +41,7 @@ from adsync.ingest.codec import (
     decode,
     encode,
 )
+from adsync.ingest.wire import SEALED_VERSION
 from adsync.secret import Secret
 
 FUZZ_PASSWORD = "Fuzz-Pässwort-€-1"  # noqa: S105 - the seed frames' password (tests register it)
@@ -195,10 +196,12 @@ def authed_fuzz(
             else:
                 assert tcp is not None and psk is not None
                 sock = socket.create_connection(tcp, timeout=10)
-                if not _handshake(sock, psk):
+                sealer = _handshake(sock, psk)
+                if sealer is None:
                     stats["handshake_failed"] += 1
                     sock.close()
                     continue
+                frame = sealer.seal(_as_version(frame, SEALED_VERSION))
             sock.sendall(frame)
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(65536):
@@ -212,20 +215,31 @@ def authed_fuzz(
     return stats
 
 
-def _handshake(sock: socket.socket, psk: bytes) -> bool:
+def _as_version(frame: bytes, version: int) -> bytes:
+    """The frame with the header's version byte set (a mutation of that byte is kept)."""
+    if len(frame) > 8 and frame[8] == 1:
+        return frame[:8] + bytes([version]) + frame[9:]
+    return frame
+
+
+def _handshake(sock: socket.socket, psk: bytes) -> sealing.Sealer | None:
+    """A real version-2 handshake; the sealer for what the client sends next."""
     splitter = FrameSplitter()
     client_nonce = handshake.new_nonce()
-    sock.sendall(encode(Hello(client_nonce, "fuzz/1"), 1))
+    sock.sendall(encode(Hello(client_nonce, "fuzz/2"), 1, SEALED_VERSION))
     challenge = _read_one(sock, splitter)
     if challenge is None:
-        return False
-    _rid, message = decode(challenge)
+        return None
+    _rid, message = decode(challenge, versions=frozenset({SEALED_VERSION}))
     if not isinstance(message, Challenge):
-        return False
-    proof = handshake.client_proof(psk, client_nonce, message.daemon_nonce)
-    sock.sendall(encode(Auth(proof), 2))
+        return None
+    proof = handshake.client_proof(psk, client_nonce, message.daemon_nonce, SEALED_VERSION)
+    sock.sendall(encode(Auth(proof), 2, SEALED_VERSION))
     ok = _read_one(sock, splitter)
-    return ok is not None and isinstance(decode(ok)[1], AuthOk)
+    if ok is None or not isinstance(decode(ok, versions=frozenset({SEALED_VERSION}))[1], AuthOk):
+        return None
+    keys = sealing.session_keys(psk, client_nonce, message.daemon_nonce)
+    return sealing.Sealer(keys.client_to_daemon)
 
 
 def _read_one(sock: socket.socket, splitter: FrameSplitter) -> bytes | None:

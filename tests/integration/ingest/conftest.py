@@ -134,6 +134,9 @@ class Harness:
             allowed_uids=kwargs.pop("allowed_uids", {0}),
             tcp=("127.0.0.1", 0) if tcp else None,
             psk=PSK if tcp else None,
+            # the raw-frame tests speak version 1 (clear) on TCP too; the sealed version 2
+            # has its own tests (test_sealed.py), which also check the default refusal
+            allow_unsealed_v1=kwargs.pop("allow_unsealed_v1", True),
             **kwargs,
         )
         await server.start()

@@ -110,10 +110,11 @@ async def test_client_refuses_fake_daemon_without_the_key() -> None:
         while data := await reader.read(65536):
             received.extend(data)
             for payload in splitter.feed(data):
-                request_id, msg_type = decode_header(payload)
+                request_id, msg_type = decode_header(payload, frozenset({2}))
                 if msg_type is MsgType.HELLO:
                     # it cannot compute sp without the key: answer with a guess
-                    writer.write(encode(Challenge(os.urandom(32), os.urandom(32)), request_id))
+                    challenge = Challenge(os.urandom(32), os.urandom(32))
+                    writer.write(encode(challenge, request_id, 2))
                     await writer.drain()
         closed.set()
         writer.close()
@@ -127,7 +128,7 @@ async def test_client_refuses_fake_daemon_without_the_key() -> None:
     finally:
         server.close()
     frames = FrameSplitter().feed(bytes(received))
-    assert [type(decode(p)[1]) for p in frames] == [Hello]
+    assert [type(decode(p, versions=frozenset({2}))[1]) for p in frames] == [Hello]
     assert len(received) == 4 + len(frames[0])
     found = PASSWORD.encode() in received
     assert not found

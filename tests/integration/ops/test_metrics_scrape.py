@@ -38,6 +38,8 @@ def bad_handshake(port: int) -> None:
     """A TCP peer that does not know the PSK: its AUTH proof is wrong."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     with IngestClient(sock, timeout=5, peer="test") as client:
+        client.version = 2  # the sealed protocol: v1 would be refused before any proof
+        client._versions = frozenset({2})
         rid = client.send(Hello(os.urandom(32), "intruder"))
         client.receive(time.monotonic() + 5)  # the challenge
         client.send(Auth(os.urandom(32)))
