@@ -182,6 +182,54 @@ class SambaConfig(StrictModel):
     check_deadline: Duration = Field(default=8.0, gt=0, lt=10.0)
 
 
+class DirectoryConfig(StrictModel):
+    """The local DC's own directory (group/OU scope, the stale-password guard, the audit)."""
+
+    url: str = Field(
+        description="ldapi:///PATH (Samba: PRIVATE_DIR/ldap_priv/ldapi), ldap://127.0.0.1 "
+        "or ldaps://127.0.0.1 (loopback only)"
+    )
+    auth: Literal["simple", "external", "negotiate", "none"] = Field(
+        default="simple",
+        description="simple: bind_dn + bind_password; external: SASL EXTERNAL; "
+        "negotiate: the machine account (Windows); none: anonymous",
+    )
+    bind_dn: str | None = None
+    bind_password: plugin.SecretRef | None = None
+    base_dn: str | None = Field(default=None, description="default: the defaultNamingContext")
+    cache_ttl: Duration = Field(default=5.0, ge=0, description="how long an answer is reused")
+    budget: Duration = Field(
+        default=2.0, gt=0, description="the longest a delivery waits for the directory"
+    )
+    batch_window: Duration = Field(default=0.005, ge=0, le=1.0)
+    tls: plugin.TLSConfig = plugin.TLSConfig()
+
+    @field_validator("url")
+    @classmethod
+    def _local_only(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        scheme = scheme.lower()
+        if not sep or scheme not in ("ldapi", "ldap", "ldaps"):
+            raise ValueError("must be ldapi:///PATH, ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        if scheme == "ldapi":
+            if not rest.strip("/"):
+                raise ValueError("ldapi:// needs the socket's path, e.g. ldapi:///run/x/ldapi")
+            return value
+        host = rest.split("/", 1)[0]
+        host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if not is_loopback_host(host):
+            raise ValueError("the directory is the local DC: a loopback host or ldapi:// only")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_keys(self) -> DirectoryConfig:
+        if self.auth == "simple" and (self.bind_dn is None or self.bind_password is None):
+            raise ValueError("auth: simple needs bind_dn and bind_password")
+        if self.auth != "simple" and (self.bind_dn or self.bind_password):
+            raise ValueError(f"auth: {self.auth} takes no bind_dn or bind_password")
+        return self
+
+
 # --- backends -------------------------------------------------------------------------------
 
 
@@ -233,6 +281,7 @@ class Config(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     dispatch: DispatchConfig = DispatchConfig()
     samba: SambaConfig = SambaConfig()
+    directory: DirectoryConfig | None = None
     backends: Annotated[dict[BackendName, BackendConfig], BeforeValidator(_backends_before)] = (
         Field(default_factory=dict)
     )
@@ -447,6 +496,15 @@ def _build(
             raws.append(
                 _Raw(("precheck", "backends", i), f"backend {item!r} offers no policy check")
             )
+    if data.get("directory") is None:
+        for name, entry in backends.items():
+            if entry.scope.needs_directory:
+                raws.append(
+                    _Raw(
+                        ("backends", name, "scope"),
+                        "group and OU rules need the top-level directory: section",
+                    )
+                )
     core = {k: v for k, v in data.items() if k != "backends"}
     core["backends"] = backends
     try:
@@ -545,6 +603,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigProblem",
+    "DirectoryConfig",
     "DispatchConfig",
     "IngestConfig",
     "KeysConfig",

@@ -7,7 +7,7 @@ backends at each request: a reload swaps both between two requests, never during
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -39,6 +39,7 @@ class Intake:
         self._view = view
         self._metrics = view.metrics
         self._queue: Queue | None = None
+        self.on_stored: Callable[[Sequence[Change]], None] | None = None  # capture history
 
     def open(self, queue: Queue) -> None:
         """CHANGEs are stored in ``queue`` from now on."""
@@ -53,6 +54,14 @@ class Intake:
             self._metrics.on_change(peer.transport, "busy", len(changes))
             return [_SHUTTING_DOWN] * len(changes)
         results = await self._queue.append_many(changes)
+        if self.on_stored is not None:
+            self.on_stored(
+                [
+                    c
+                    for c, r in zip(changes, results, strict=True)
+                    if r.status is AppendStatus.STORED
+                ]
+            )
         for status, count in Counter(r.status for r in results).items():
             self._metrics.on_change(peer.transport, status.value, count)
         return [

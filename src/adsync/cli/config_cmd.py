@@ -34,6 +34,11 @@ def check_config(config_path: Path) -> None:
     names = ", ".join(sorted(config.backends))
     count = len(config.backends)
     click.echo(f"OK: {count} backend{'s' if count != 1 else ''} ({names})")
+    if config.directory is None:
+        click.echo(
+            "note: no directory: section: account globs and the built-in exclusions apply; "
+            "group/OU scope, the stale-password guard and adsync audit need it"
+        )
 
 
 def schema_text() -> str:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import structlog
 
 from adsync.clock import Clock
+from adsync.directory.gate import DeliveryGate
 from adsync.dispatch.retry import NextState, decide
 from adsync.dispatch.scrub import scrub_reason
 from adsync.plugin import Backend, BackendConfig, Outcome
@@ -43,8 +44,10 @@ class Lane:
         *,
         random: Callable[[], float],
         idle_poll: float,
+        gate: DeliveryGate | None = None,
     ) -> None:
         self.queue = queue
+        self.gate = gate  # scope and stale-password checks before each attempt
         self.name = name
         self.backend = backend
         self.config = config
@@ -143,6 +146,10 @@ class Lane:
     # --- one delivery ----------------------------------------------------------------------
 
     async def _attempt(self, claim: Claim) -> Outcome:
+        if self.gate is not None:
+            verdict = await self.gate.admit(self.config.scope, claim.change)
+            if verdict is not None:
+                return verdict
         timeout = self.config.timeout
         try:
             async with asyncio.timeout(timeout):

@@ -4,6 +4,8 @@ Rules (docs/queue.md has the operator's version):
 
 * delivered → delivered.
 * failed → failed at once.
+* skipped (out of scope) and superseded (newer password on another DC) → final at
+  once, with the reason; never retried, never sent.
 * rejected → counted; the ``max_rejections``-th rejection is still retried, the
   next one fails the delivery (``max_rejections: 0`` fails the first).
 * unreachable → retried, never counted.
@@ -30,6 +32,8 @@ class NextState(enum.StrEnum):
     DELIVERED = "delivered"
     PENDING = "pending"
     FAILED = "failed"
+    SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,10 @@ def decide(
         return done(NextState.DELIVERED, "")
     if kind is OutcomeKind.FAILED:
         return done(NextState.FAILED, "failed")
+    if kind is OutcomeKind.SKIPPED:
+        return done(NextState.SKIPPED, "skipped")
+    if kind is OutcomeKind.SUPERSEDED:
+        return done(NextState.SUPERSEDED, "superseded")
     if now >= counters.expires_at:
         return done(NextState.FAILED, "expired")
 

@@ -27,10 +27,16 @@ class DeliveryState(enum.StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    SKIPPED = "skipped"  # out of the backend's scope: never sent
 
 
 TERMINAL_STATES = frozenset(
-    {DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.SUPERSEDED}
+    {
+        DeliveryState.DELIVERED,
+        DeliveryState.FAILED,
+        DeliveryState.SUPERSEDED,
+        DeliveryState.SKIPPED,
+    }
 )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from adsync.queue.errors import QueueError
 
-STATES = ("pending", "in_flight", "delivered", "failed", "superseded")
+STATES = ("pending", "in_flight", "delivered", "failed", "superseded", "skipped")
 ACTIVE_STATES = ("pending", "in_flight")
 
 _V1 = """
@@ -68,7 +68,45 @@ CREATE TABLE seen_events (
 CREATE INDEX seen_events_age ON seen_events (seen_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3 (issue 14): the 'skipped' state (SQLite cannot alter a CHECK: the table is rebuilt),
+# and the capture history the gap audit and the stale-password guard read. A capture
+# row holds no password: a keyed hash of the account, the password version the
+# directory showed right after the change (NULL: unknown) and when.
+_V3 = """
+CREATE TABLE deliveries_v3 (
+    change_id             INTEGER NOT NULL REFERENCES changes(id) ON DELETE CASCADE,
+    backend               TEXT NOT NULL,
+    account_hash          BLOB NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN
+                              ('pending','in_flight','delivered','failed','superseded','skipped')),
+    attempts              INTEGER NOT NULL DEFAULT 0,
+    rejections            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at       REAL NOT NULL,
+    expires_at            REAL NOT NULL,
+    first_unknown_user_at REAL,
+    last_outcome          TEXT,
+    last_error            TEXT,
+    created_at            REAL NOT NULL,
+    updated_at            REAL NOT NULL,
+    PRIMARY KEY (change_id, backend)
+) WITHOUT ROWID;
+INSERT INTO deliveries_v3 SELECT * FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v3 RENAME TO deliveries;
+CREATE INDEX deliveries_due ON deliveries (backend, state, next_attempt_at);
+CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id);
+CREATE TABLE captures (
+    event_id      BLOB PRIMARY KEY,
+    account_hash  BLOB NOT NULL,     -- Sealer.account_hash("", account): no domain
+    pwd_version   INTEGER,           -- unicodePwd metadata version (or pwdLastSet), NULL: unknown
+    version_kind  TEXT,              -- 'meta' | 'pwdlastset' | NULL
+    captured_at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX captures_account ON captures (account_hash, captured_at);
+CREATE INDEX captures_age ON captures (captured_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 LATEST = len(MIGRATIONS)
 
 

@@ -409,7 +409,7 @@ def _delete_orphans(conn: sqlite3.Connection, change_ids: Sequence[int], now: fl
 def prune_completed(
     conn: sqlite3.Connection, received_before: float, forget_before: float, now: float
 ) -> int:
-    """Delete changes all of whose deliveries succeeded or were superseded.
+    """Delete changes all of whose deliveries succeeded, were superseded or skipped.
 
     Their event ids stay in ``seen_events`` until ``forget_before`` so a late
     resend is still recognised as a duplicate.
@@ -419,7 +419,7 @@ def prune_completed(
         for r in conn.execute(
             "SELECT id FROM changes c WHERE c.received_at < ? AND NOT EXISTS"
             " (SELECT 1 FROM deliveries d WHERE d.change_id = c.id"
-            " AND d.state NOT IN ('delivered', 'superseded'))",
+            " AND d.state NOT IN ('delivered', 'superseded', 'skipped'))",
             (received_before,),
         )
     ]
@@ -431,3 +431,48 @@ def prune_completed(
     conn.executemany("DELETE FROM changes WHERE id = ?", [(cid,) for cid in ids])
     conn.execute("DELETE FROM seen_events WHERE seen_at < ?", (forget_before,))
     return len(ids)
+
+
+# --- capture history (issue 14): no password, kept for the audit window ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRow:
+    event_id: bytes
+    account_hash: bytes
+    pwd_version: int | None
+    version_kind: str | None
+    captured_at: float
+
+
+def insert_captures(conn: sqlite3.Connection, rows: Sequence[CaptureRow]) -> None:
+    """Record captures; a repeat of an event id keeps the first row (its version is older)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO captures"
+        " (event_id, account_hash, pwd_version, version_kind, captured_at) VALUES (?,?,?,?,?)",
+        [(r.event_id, r.account_hash, r.pwd_version, r.version_kind, r.captured_at) for r in rows],
+    )
+
+
+def capture_of(conn: sqlite3.Connection, event_id: bytes) -> CaptureRow | None:
+    row = conn.execute(
+        "SELECT event_id, account_hash, pwd_version, version_kind, captured_at"
+        " FROM captures WHERE event_id = ?",
+        (event_id,),
+    ).fetchone()
+    return None if row is None else CaptureRow(bytes(row[0]), bytes(row[1]), *row[2:])
+
+
+def captures_since(conn: sqlite3.Connection, since: float) -> list[CaptureRow]:
+    return [
+        CaptureRow(bytes(r[0]), bytes(r[1]), r[2], r[3], r[4])
+        for r in conn.execute(
+            "SELECT event_id, account_hash, pwd_version, version_kind, captured_at"
+            " FROM captures WHERE captured_at >= ? ORDER BY captured_at",
+            (since,),
+        )
+    ]
+
+
+def prune_captures(conn: sqlite3.Connection, before: float) -> int:
+    return conn.execute("DELETE FROM captures WHERE captured_at < ?", (before,)).rowcount

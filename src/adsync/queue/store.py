@@ -580,7 +580,7 @@ class Queue:
         if backend in self._expire_after:
             raise QueueError(f"backend {backend!r} is configured; remove it from the config first")
         now = self._clock.time()
-        states = ("pending", "in_flight", "failed", "delivered", "superseded")
+        states = ("pending", "in_flight", "failed", "delivered", "superseded", "skipped")
         return await self._writer.op(
             lambda c: sql.purge_failed(c, backend, None, None, now, states)
         )

@@ -1,0 +1,128 @@
+"""The capture history: which password version this DC showed right after each change.
+
+Written for every stored change (account hash, version, time; never a password),
+read by the stale-password guard before each delivery and by ``adsync audit``.
+The lookup runs after the ACK, so a source never waits for the directory; a
+delivery of a change whose capture is still being recorded waits for it (within
+the gate's budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from adsync.clock import Clock
+from adsync.directory.client import DirectoryClient, DirectoryError
+from adsync.directory.metadata import VersionKind
+from adsync.plugin import Change
+from adsync.queue import sql
+
+if TYPE_CHECKING:
+    from adsync.queue.store import Queue
+
+log = structlog.get_logger("adsync.directory")
+
+Captured = tuple[int, VersionKind] | None
+_REMEMBER = 10_000  # recent captures kept in memory; older ones are read from the queue
+
+
+class CaptureBook:
+    def __init__(self, queue: Queue, directory: DirectoryClient | None, clock: Clock) -> None:
+        self._queue = queue
+        self._directory = directory
+        self._clock = clock
+        self._recent: OrderedDict[bytes, Captured] = OrderedDict()
+        self._pending: dict[bytes, asyncio.Future[Captured]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def account_hash(self, account: str) -> bytes:
+        """The history's account key: keyed hash of the name alone (one domain per DC)."""
+        return self._queue.sealer.account_hash("", account)
+
+    def on_stored(self, changes: Sequence[Change]) -> None:
+        """Called by the intake after ``changes`` were committed (never blocks the ACK)."""
+        if not changes:
+            return
+        loop = asyncio.get_running_loop()
+        for change in changes:
+            if change.event_id not in self._pending:
+                self._pending[change.event_id] = loop.create_future()
+            if self._directory is not None:
+                self._directory.forget(change.account)
+        task = asyncio.ensure_future(self._record(list(changes)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, changes: list[Change]) -> None:
+        versions: dict[bytes, Captured] = {}
+        if self._directory is not None:
+            found = await asyncio.gather(
+                *(self._directory.lookup(c.account, fresh=True) for c in changes),
+                return_exceptions=True,
+            )
+            for change, record in zip(changes, found, strict=True):
+                if isinstance(record, DirectoryError):
+                    log.warning("capture_version_unknown", reason=str(record))
+                elif isinstance(record, BaseException):
+                    log.error("capture_version_failed", error=type(record).__name__)
+                elif record.version is not None:
+                    versions[change.event_id] = (record.version.value, record.version.kind)
+        now = self._clock.time()
+        rows = []
+        for c in changes:
+            v = versions.get(c.event_id)
+            rows.append(
+                sql.CaptureRow(
+                    c.event_id,
+                    self.account_hash(c.account),
+                    None if v is None else v[0],
+                    None if v is None else v[1].value,
+                    now,
+                )
+            )
+        try:
+            await self._queue.write(lambda conn: sql.insert_captures(conn, rows))
+        except Exception as exc:
+            log.error("capture_history_write_failed", error=type(exc).__name__)
+        for c in changes:
+            self._remember(c.event_id, versions.get(c.event_id))
+            fut = self._pending.pop(c.event_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(versions.get(c.event_id))
+
+    def _remember(self, event_id: bytes, captured: Captured) -> None:
+        self._recent[event_id] = captured
+        self._recent.move_to_end(event_id)
+        while len(self._recent) > _REMEMBER:
+            self._recent.popitem(last=False)
+
+    async def captured(self, event_id: bytes) -> Captured:
+        """The version recorded at capture, or None (unknown: the guard does not apply)."""
+        if event_id in self._recent:
+            return self._recent[event_id]
+        pending = self._pending.get(event_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        row = await self._queue.read(lambda conn: sql.capture_of(conn, event_id))
+        result: Captured = None
+        if row is not None and row.pwd_version is not None and row.version_kind:
+            result = (row.pwd_version, VersionKind(row.version_kind))
+        self._remember(event_id, result)
+        return result
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - closing
+                pass
+
+
+__all__ = ["CaptureBook", "Captured"]
