@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "adsync.cli.demo:demo",
     "keys": "adsync.cli.keys_cmd:keys",
     "service": "adsync.cli.service_cmd:service",
+    "audit": "adsync.cli.audit_cmd:audit",
 }
 
 

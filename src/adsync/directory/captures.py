@@ -10,6 +10,7 @@ the gate's budget).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from adsync.clock import Clock
+from adsync.directory.audit import HISTORY_RETENTION
 from adsync.directory.client import DirectoryClient, DirectoryError
 from adsync.directory.metadata import VersionKind
 from adsync.plugin import Change
@@ -39,6 +41,7 @@ class CaptureBook:
         self._recent: OrderedDict[bytes, Captured] = OrderedDict()
         self._pending: dict[bytes, asyncio.Future[Captured]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_prune = float("-inf")
 
     def account_hash(self, account: str) -> bytes:
         """The history's account key: keyed hash of the name alone (one domain per DC)."""
@@ -85,8 +88,17 @@ class CaptureBook:
                     now,
                 )
             )
+        prune_before = now - HISTORY_RETENTION if now - self._last_prune > 3600 else None
+        if prune_before is not None:
+            self._last_prune = now
+
+        def write(conn: sqlite3.Connection) -> None:
+            sql.insert_captures(conn, rows)
+            if prune_before is not None:
+                sql.prune_captures(conn, prune_before)
+
         try:
-            await self._queue.write(lambda conn: sql.insert_captures(conn, rows))
+            await self._queue.write(write)
         except Exception as exc:
             log.error("capture_history_write_failed", error=type(exc).__name__)
         for c in changes:

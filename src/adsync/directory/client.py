@@ -139,6 +139,15 @@ class DirectoryClient:
         self._waiting: dict[str, list[tuple[frozenset[str], asyncio.Future[AccountRecord]]]] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # bonsai's asyncio connection registers one reader per socket: a second operation
+        # in flight replaces the first one's wake-up. One operation at a time (batching
+        # keeps that cheap).
+        self._io: asyncio.Lock | None = None
+
+    def _io_lock(self) -> asyncio.Lock:
+        if self._io is None:
+            self._io = asyncio.Lock()
+        return self._io
 
     # --- connection --------------------------------------------------------------------
 
@@ -285,6 +294,7 @@ class DirectoryClient:
                 for _, fut in waits:
                     if not fut.done():
                         fut.set_exception(DirectoryError(str(exc)))
+                        fut.add_done_callback(_retrieved)  # its waiter may have given up
             return
         self.stats.last_ok_at = self.clock.time()
         for account, waits in batch.items():
@@ -295,6 +305,21 @@ class DirectoryClient:
                     fut.set_result(record)
 
     async def _fetch(
+        self, accounts: Sequence[str], groups: frozenset[str]
+    ) -> dict[str, AccountRecord]:
+        async with self._io_lock():
+            started = self.clock.time()
+            try:
+                return await self._fetch_locked(accounts, groups)
+            finally:
+                log.debug(
+                    "directory_batch",
+                    accounts=len(accounts),
+                    groups=len(groups),
+                    seconds=round(self.clock.time() - started, 4),
+                )
+
+    async def _fetch_locked(
         self, accounts: Sequence[str], groups: frozenset[str]
     ) -> dict[str, AccountRecord]:
         bonsai = import_bonsai()
@@ -369,17 +394,23 @@ class DirectoryClient:
         bonsai = import_bonsai()
         conn = await self._connection()
         try:
-            entries = await conn.search(
-                await self.base_dn(), bonsai.LDAPSearchScope.SUB,
-                f"(&(objectClass=user)(pwdLastSet>={since_filetime}))",
-                attrlist=ACCOUNT_ATTRS, timeout=max(self.config.budget, 30.0),
-            )  # fmt: skip
+            async with self._io_lock():
+                entries = await conn.search(
+                    await self.base_dn(), bonsai.LDAPSearchScope.SUB,
+                    f"(&(objectClass=user)(pwdLastSet>={since_filetime}))",
+                    attrlist=ACCOUNT_ATTRS, timeout=max(self.config.budget, 30.0),
+                )  # fmt: skip
         except bonsai.errors.LDAPError as exc:
-            self._drop(str(exc))
+            self._drop(f"search failed: {_ldap_reason(exc)}")
             raise DirectoryError(f"search failed: {_ldap_reason(exc)}") from None
         return [
             (str(e["sAMAccountName"][0]), version_of(e)) for e in entries if e.get("sAMAccountName")
         ]
+
+
+def _retrieved(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _ldap_reason(exc: Exception) -> str:
