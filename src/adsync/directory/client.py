@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,7 +134,7 @@ class DirectoryClient:
         self._connecting: asyncio.Lock | None = None
         self._password: Secret | None = None
         self._base: str | None = config.base_dn
-        self._invocation_id: Any = None
+        self._invocation_id: uuid.UUID | None = None
         self._cache: dict[str, AccountRecord] = {}
         self._group_dns: dict[str, str] = {}  # group_key → DN
         self._waiting: dict[str, list[tuple[frozenset[str], asyncio.Future[AccountRecord]]]] = {}
@@ -199,9 +200,7 @@ class DirectoryClient:
             raise DirectoryError(f"cannot connect: {type(exc).__name__}") from None
         return conn
 
-    async def _read_invocation_id(self, conn: Any, root: Any, bonsai: Any) -> Any:
-        import uuid
-
+    async def _read_invocation_id(self, conn: Any, root: Any, bonsai: Any) -> uuid.UUID | None:
         names = root.get("dsServiceName") or []
         if not names:
             return None
@@ -214,7 +213,7 @@ class DirectoryClient:
         raw = entries[0]["invocationId"][0]
         return uuid.UUID(bytes_le=raw) if isinstance(raw, bytes) else uuid.UUID(str(raw))
 
-    async def invocation_id(self) -> Any:
+    async def invocation_id(self) -> uuid.UUID | None:
         """This DC's DSA invocation id (which DC made a change), or None if unreadable."""
         await self._connection()
         return self._invocation_id

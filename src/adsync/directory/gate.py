@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
+from typing import Protocol
 
-from adsync.directory.captures import CaptureBook
-from adsync.directory.client import DirectoryClient, DirectoryError
+from adsync.directory.captures import Captured
+from adsync.directory.client import AccountRecord, DirectoryError
+from adsync.directory.metadata import VersionKind
 from adsync.directory.scope import account_rule, directory_rule, rule_groups
 from adsync.plugin import Change, Outcome, ScopeConfig
+
+
+class Directory(Protocol):
+    """What the gate needs of ``DirectoryClient``."""
+
+    async def lookup(self, account: str, groups: Iterable[str] = ()) -> AccountRecord: ...
+
+    async def invocation_id(self) -> uuid.UUID | None: ...
+
+
+class CaptureHistory(Protocol):
+    async def captured(self, event_id: bytes) -> Captured: ...
 
 
 class DeliveryGate:
     def __init__(
         self,
-        directory: DirectoryClient | None = None,
-        captures: CaptureBook | None = None,
+        directory: Directory | None = None,
+        captures: CaptureHistory | None = None,
         *,
         budget: float = 2.0,
     ) -> None:
@@ -44,7 +59,7 @@ class DeliveryGate:
             return Outcome.unreachable(f"directory: {exc}")
 
     async def _directory_checks(
-        self, scope: ScopeConfig, change: Change, directory: DirectoryClient
+        self, scope: ScopeConfig, change: Change, directory: Directory
     ) -> Outcome | None:
         record = await directory.lookup(change.account, rule_groups(scope))
         if scope.needs_directory:
@@ -60,9 +75,11 @@ class DeliveryGate:
         own = await directory.invocation_id()
         if own is not None and record.version.origin_invocation_id == own:
             where = "this DC"
-        return Outcome.superseded(
-            f"newer password set on {where} (version {record.version.value} > {captured[0]})"
-        )
+        if record.version.kind is VersionKind.META:
+            detail = f"password version {record.version.value} > {captured[0]}"
+        else:
+            detail = "pwdLastSet changed since the capture"
+        return Outcome.superseded(f"newer password set on {where} ({detail})")
 
 
 __all__ = ["DeliveryGate"]
