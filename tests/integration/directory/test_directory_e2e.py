@@ -305,6 +305,55 @@ async def test_directory_down_is_unreachable_then_delivered_when_it_returns(
         await asyncio.to_thread(daemon.stop)
 
 
+# --- the stale-password guard ----------------------------------------------------------
+
+
+async def test_a_queued_password_is_superseded_by_a_newer_one_the_directory_shows(
+    populated_dc: SambaDC, targets: dict[str, WebhookTarget], tmp_path: Path, secret_env: None
+) -> None:
+    """A change waits (target down); a newer password reaches the directory without passing
+    through this daemon (as one set on another DC replicates in): the old one is never sent.
+
+    One DC stands in for the replication here: the newer write is made with samba-tool and
+    no CHANGE is sent. The two-DC rig (docs/samba.md) is the full scenario.
+    """
+    target = targets["hr"]
+    daemon = make_daemon(
+        tmp_path / "d",
+        {"hr": webhook(target, {})},
+        directory_section(populated_dc, tmp_path, cache_ttl="200ms"),
+    )
+    try:
+        await asyncio.to_thread(daemon.start)
+        target.respond(503)  # the target is down
+        old = pw("bob-old")
+        result = await asyncio.to_thread(populated_dc.set_password, "bob", old)
+        assert result.returncode == 0, result.stderr
+        await asyncio.to_thread(send, daemon, "bob", old)
+
+        def retried() -> bool:
+            r = row(daemon, "hr", "bob")
+            return r is not None and r["attempts"] >= 1 and r["last_outcome"] == "unreachable"
+
+        await eventually(retried, 30, "the first attempt failed (target down)", daemon.log_tail)
+        newer = pw("bob-newer")
+        result = await asyncio.to_thread(populated_dc.set_password, "bob", newer)
+        assert result.returncode == 0, result.stderr
+        target.clear_responses()  # the target is back
+
+        def superseded() -> bool:
+            r = row(daemon, "hr", "bob")
+            return r is not None and r["state"] == "superseded"
+
+        await eventually(superseded, 30, "the old password superseded", daemon.log_tail)
+        r = row(daemon, "hr", "bob")
+        assert r is not None
+        assert r["last_error"].startswith("newer password set on this DC (password version ")
+        assert target.deliveries == []  # the old password never reached the target
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+
 # --- the audit ----------------------------------------------------------------------------
 
 
