@@ -29,7 +29,7 @@ import structlog
 from adsync.clock import SystemClock
 from adsync.config import Config
 from adsync.directory.captures import CaptureBook
-from adsync.directory.client import DirectoryClient
+from adsync.directory.client import DirectoryClient, import_bonsai
 from adsync.directory.gate import DeliveryGate
 from adsync.directory.metrics import DirectoryCollector
 from adsync.dispatch.dispatcher import Dispatcher
@@ -97,6 +97,8 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.config
+        if config.directory is not None:
+            import_bonsai()  # a missing LDAP extra stops the start with a one-line reason
         queue = await WatchedQueue.open(
             config.queue.path,
             self._keys,

@@ -14,6 +14,7 @@ from adsync.cli.common import config_option, load_or_exit
 def run(config_path: Path) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
     from adsync.daemon import run as run_daemon
+    from adsync.directory.client import DirectoryError
     from adsync.observe.logs import configure_logging
     from adsync.queue.errors import QueueError
 
@@ -23,4 +24,7 @@ def run(config_path: Path) -> None:
         run_daemon(config, config_path)
     except QueueError as exc:
         click.echo(f"adsync: cannot open the queue: {exc}", err=True)
+        raise SystemExit(2) from None
+    except DirectoryError as exc:
+        click.echo(f"adsync: {exc}", err=True)
         raise SystemExit(2) from None
