@@ -87,6 +87,7 @@ def render_status(data: dict[str, Any]) -> None:
         ("pending", "right"),
         ("delivered", "right"),
         ("failed", "right"),
+        ("skipped", "right"),
         ("oldest pending", "right"),
         ("last error", "left"),
     ):
@@ -106,6 +107,7 @@ def render_status(data: dict[str, Any]) -> None:
             str(entry.get("pending", 0)),
             str(counts.get("delivered", 0)),
             str(counts.get("failed", 0)),
+            str(counts.get("skipped", 0)),
             age(entry.get("oldest_pending_age")),
             _last_error(entry),
         )
@@ -117,6 +119,7 @@ def render_status(data: dict[str, Any]) -> None:
     )
     ingest = data.get("ingest") or {}
     console.print(f"source connections open: {ingest.get('connections_open', 0)}")
+    _render_directory(console, data)
     last = data.get("last_reload")
     if last:
         outcome = "applied" if last.get("ok") else f"refused: {last.get('error')}"
@@ -134,6 +137,31 @@ def render_status(data: dict[str, Any]) -> None:
         console.print(
             "rows of backends removed from the config are kept; `adsync queue purge` deletes them"
         )
+
+
+def _render_directory(console: Any, data: dict[str, Any]) -> None:
+    import time
+
+    directory = data.get("directory")
+    if directory:
+        line = (
+            f"directory {directory.get('url')}: {directory.get('searches', 0)} searches, "
+            f"{directory.get('cache_hits', 0)} cache hits, {directory.get('errors', 0)} errors"
+        )
+        if directory.get("last_error"):
+            line += f"; last error {directory['last_error']}"
+        console.print(line)
+    audit = data.get("audit")
+    if audit:
+        when = age(max(0.0, time.time() - float(audit.get("at") or 0)))
+        if audit.get("error"):
+            console.print(f"last audit {when} ago: could not run: {audit['error']}")
+        else:
+            console.print(
+                f"last audit {when} ago: {audit.get('gaps', 0)} uncaptured password changes"
+            )
+    else:
+        console.print("no audit yet (`adsync audit`)")
 
 
 @click.command()
