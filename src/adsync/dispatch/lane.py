@@ -147,7 +147,10 @@ class Lane:
 
     async def _attempt(self, claim: Claim) -> Outcome:
         if self.gate is not None:
-            verdict = await self.gate.admit(self.config.scope, claim.change)
+            try:
+                verdict = await self.gate.admit(self.config.scope, claim.change)
+            except Exception as exc:  # a bug must not spin the row: retried, counted
+                return Outcome.unreachable(f"directory check raised {type(exc).__name__}")
             if verdict is not None:
                 return verdict
         timeout = self.config.timeout

@@ -17,6 +17,7 @@ their ``/etc/netns`` directories, the gpg agents.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shlex
 import shutil
@@ -204,6 +205,8 @@ class SambaPair:
             self._ns2 = False
         for ns in (self.ns1, self.ns2):
             shutil.rmtree(Path(NETS) / ns, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(NETS).rmdir()  # only if empty: another test's namespaces keep it
         _stop_gpg_agent(self.root2 / "gnupg")
         shutil.rmtree(self.root2, ignore_errors=True)
 
