@@ -143,7 +143,7 @@ class Daemon:
         if cfg is not None:
             self.directory = DirectoryClient(cfg, self._clock)
         self.captures = CaptureBook(queue, self.directory, self._clock)
-        self.intake.on_stored = self.captures.on_stored
+        self.intake.captures = self.captures
         DirectoryCollector.register(
             self.view.metrics.registry,
             lambda: self.directory.stats if self.directory else None,

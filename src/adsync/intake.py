@@ -7,7 +7,7 @@ backends at each request: a reload swaps both between two requests, never during
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -33,13 +33,19 @@ class Running(Protocol):
     def backends(self) -> Mapping[str, Backend[Any]]: ...  # the started ones
 
 
+class CaptureHook(Protocol):
+    def expect(self, changes: Sequence[Change]) -> None: ...
+
+    def on_stored(self, changes: Sequence[Change], stored: Sequence[bool]) -> None: ...
+
+
 class Intake:
     def __init__(self, running: Running, view: StatusView) -> None:
         self._running = running
         self._view = view
         self._metrics = view.metrics
         self._queue: Queue | None = None
-        self.on_stored: Callable[[Sequence[Change]], None] | None = None  # capture history
+        self.captures: CaptureHook | None = None  # the capture history (adsync.directory)
 
     def open(self, queue: Queue) -> None:
         """CHANGEs are stored in ``queue`` from now on."""
@@ -53,15 +59,11 @@ class Intake:
         if self._queue is None:
             self._metrics.on_change(peer.transport, "busy", len(changes))
             return [_SHUTTING_DOWN] * len(changes)
+        if self.captures is not None:
+            self.captures.expect(changes)
         results = await self._queue.append_many(changes)
-        if self.on_stored is not None:
-            self.on_stored(
-                [
-                    c
-                    for c, r in zip(changes, results, strict=True)
-                    if r.status is AppendStatus.STORED
-                ]
-            )
+        if self.captures is not None:
+            self.captures.on_stored(changes, [r.status is AppendStatus.STORED for r in results])
         for status, count in Counter(r.status for r in results).items():
             self._metrics.on_change(peer.transport, status.value, count)
         return [

@@ -47,17 +47,31 @@ class CaptureBook:
         """The history's account key: keyed hash of the name alone (one domain per DC)."""
         return self._queue.sealer.account_hash("", account)
 
-    def on_stored(self, changes: Sequence[Change]) -> None:
-        """Called by the intake after ``changes`` were committed (never blocks the ACK)."""
-        if not changes:
-            return
+    def expect(self, changes: Sequence[Change]) -> None:
+        """Called by the intake before ``changes`` are stored: a lane that claims one before
+        its capture is recorded waits for it instead of skipping the guard."""
         loop = asyncio.get_running_loop()
         for change in changes:
             if change.event_id not in self._pending:
                 self._pending[change.event_id] = loop.create_future()
-            if self._directory is not None:
+
+    def on_stored(self, changes: Sequence[Change], stored: Sequence[bool] | None = None) -> None:
+        """Called by the intake after the commit; ``stored[i]`` False: not stored now
+        (a duplicate or busy), nothing to record for it."""
+        flags = list(stored) if stored is not None else [True] * len(changes)
+        fresh = [c for c, ok in zip(changes, flags, strict=True) if ok]
+        for change, ok in zip(changes, flags, strict=True):
+            if not ok:
+                fut = self._pending.pop(change.event_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)  # its earlier capture (if any) is in the history
+        if not fresh:
+            return
+        self.expect(fresh)
+        if self._directory is not None:
+            for change in fresh:
                 self._directory.forget(change.account)
-        task = asyncio.ensure_future(self._record(list(changes)))
+        task = asyncio.ensure_future(self._record(fresh))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -119,10 +133,14 @@ class CaptureBook:
             return self._recent[event_id]
         pending = self._pending.get(event_id)
         if pending is not None:
-            return await asyncio.shield(pending)
+            result = await asyncio.shield(pending)
+            if result is not None or event_id in self._recent:
+                return result
         row = await self._queue.read(lambda conn: sql.capture_of(conn, event_id))
-        result: Captured = None
-        if row is not None and row.pwd_version is not None and row.version_kind:
+        if row is None:
+            return None  # not remembered: a capture recorded later is still found
+        result = None
+        if row.pwd_version is not None and row.version_kind:
             result = (row.pwd_version, VersionKind(row.version_kind))
         self._remember(event_id, result)
         return result

@@ -15,7 +15,7 @@ import contextlib
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -298,10 +298,35 @@ class DirectoryClient:
         self.stats.last_ok_at = self.clock.time()
         for account, waits in batch.items():
             record = records[account.casefold()]
-            self._cache[account.casefold()] = record
+            self._cache[account.casefold()] = self._merged(record)
             for _, fut in waits:
                 if not fut.done():
                     fut.set_result(record)
+
+    def _merged(self, record: AccountRecord) -> AccountRecord:
+        """Keep the cached answers for groups this fetch did not ask about (a capture's
+        lookup asks none), so the delivery that follows needs no second search. The merged
+        entry expires with its older part."""
+        prev = self._cache.get(record.account.casefold())
+        if (
+            prev is None
+            or prev.facts is None
+            or record.facts is None
+            or prev.facts.dn != record.facts.dn
+            or record.fetched_at - prev.fetched_at >= self.config.cache_ttl
+        ):
+            return record
+        extra = prev.asked_groups - record.asked_groups
+        if not extra:
+            return record
+        keys = {group_key(g) for g in extra}
+        kept = frozenset(k for k in prev.facts.groups if k in keys)
+        return replace(
+            record,
+            facts=AccountFacts(record.facts.dn, record.facts.groups | kept),
+            asked_groups=record.asked_groups | extra,
+            fetched_at=prev.fetched_at,
+        )
 
     async def _fetch(
         self, accounts: Sequence[str], groups: frozenset[str]
