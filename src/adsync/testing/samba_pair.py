@@ -113,10 +113,15 @@ class SambaPair:
         conf = self.dc1.conf.read_text().replace(
             "\tinterfaces = lo\n", f"\tinterfaces = lo {DC1_IP}/24\n"
         )
-        self.dc1.conf.write_text(conf)
-        self.dc1.start()
+        self.dc1.conf.write_text(_no_scheduled_replication(conf))
+        Path("/run/samba").mkdir(parents=True, exist_ok=True)
+        self.dc1.proc = self._start_samba(
+            self.ns1, self.dc1.conf, self.dc1.target, self.dc1.env(), self.dc1.log_path
+        )
         self._join()
-        self._start2()
+        self.proc2 = self._start_samba(
+            self.ns2, self.conf2, self.target2, self.env2(), self.root2 / "samba.out"
+        )
         g1, g2 = self._ntds_guid(1, "DC1"), self._ntds_guid(2, "DC2")
         self._hosts(f"{DC1_IP} {g1}._msdcs.adsync.test\n{DC2_IP} {g2}._msdcs.adsync.test\n")
 
@@ -148,30 +153,37 @@ class SambaPair:
             )
         )
 
-    def _start2(self, wait: float = 60.0) -> None:
+    @staticmethod
+    def _start_samba(
+        ns: str, conf: Path, target: Path, env: dict[str, str], log_path: Path, wait: float = 60.0
+    ) -> subprocess.Popen[bytes]:
+        """samba in ``ns`` with ``-M standard`` (a process per connection): with ``-M single``
+        one stalled call (seen under load) made the DC unanswering for a minute."""
         script = (
-            f"mount --bind {shlex.quote(str(self.target2 / 'run'))} /run/samba && "
-            f"exec samba -F -s {shlex.quote(str(self.conf2))} -M single"
+            f"mount --bind {shlex.quote(str(target / 'run'))} /run/samba && "
+            f"exec samba -F -s {shlex.quote(str(conf))} -M standard"
         )
-        with (self.root2 / "samba.out").open("ab") as log:
-            self.proc2 = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns2, "unshare", "--mount", "--propagation",
+        (target / "run").mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", ns, "unshare", "--mount", "--propagation",
                  "private", "sh", "-c", script],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env2(),
+                stdout=log, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if self.proc2.poll() is not None:
-                raise SambaError(f"DC2's samba exited with {self.proc2.returncode}")
+            if proc.poll() is not None:
+                raise SambaError(f"samba in {ns} exited with {proc.returncode}")
             probe = subprocess.run(
-                ["ip", "netns", "exec", self.ns2, "ldapsearch", "-x", "-H", "ldap://127.0.0.1",
+                ["ip", "netns", "exec", ns, "ldapsearch", "-x", "-H", "ldap://127.0.0.1",
                  "-b", "", "-s", "base"],
-                capture_output=True, env=self.env2(), timeout=20, check=False,
+                capture_output=True, env=env, timeout=20, check=False,
             )  # fmt: skip
             if probe.returncode == 0:
-                return
+                return proc
             time.sleep(0.2)
-        raise SambaError(f"DC2's LDAP did not answer within {wait}s")
+        proc.terminate()
+        raise SambaError(f"samba's LDAP in {ns} did not answer within {wait}s")
 
     def _ntds_guid(self, which: int, name: str) -> uuid.UUID:
         ns = self.ns1 if which == 1 else self.ns2
