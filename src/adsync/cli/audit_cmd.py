@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import config_option, echo_json, load_or_exit, plural
 from adsync.duration import parse_duration
 
 
@@ -71,10 +71,8 @@ def audit(config_path: Path, window: float, as_json: bool) -> None:
                 else "?"
             )
             click.echo(f"NOT CAPTURED  {g.account}  password version {g.version}  set {when}")
-        click.echo(
-            f"{len(gaps)} uncaptured password change{'s' if len(gaps) != 1 else ''} "
-            f"on this DC since {datetime.fromtimestamp(since, UTC):%Y-%m-%d %H:%M}Z"
-        )
+        start = f"{datetime.fromtimestamp(since, UTC):%Y-%m-%d %H:%M}Z"
+        click.echo(f"{plural(len(gaps), 'uncaptured password change')} on this DC since {start}")
     if gaps:
         raise SystemExit(1)
 
