@@ -604,6 +604,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return config_from_document(doc, source=source, base_dir=path.absolute().parent)
 
 
+def key_line(path: str | os.PathLike[str], key: KeyPath) -> int | None:
+    """The line of ``key`` in the config file at ``path`` (for messages after loading)."""
+    try:
+        return parse_yaml(Path(path).read_text(encoding="utf-8")).line_of(key)
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return None
+
+
 # --- JSON Schema ----------------------------------------------------------------------------
 
 
@@ -641,6 +649,7 @@ __all__ = [
     "config_model",
     "default_config_path",
     "is_loopback_host",
+    "key_line",
     "load_config",
     "parse_listen_address",
 ]

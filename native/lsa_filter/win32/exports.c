@@ -43,9 +43,10 @@ static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str
         s->len = len;
 }
 
-/* Everything InitializeChangeNotify does on LSASS's boot thread: settings, the key file
- * (32 bytes), key derivation, the queue, the worker. The spool (directory, open, read and
- * decrypt every record) is the worker's first job, never done here. */
+/* Everything InitializeChangeNotify does on LSASS's boot thread: settings, the exclusions,
+ * the key file (a DPAPI blob or 32 raw bytes, its ACL checked), key derivation, the queue,
+ * the worker. The spool (directory, open, read and decrypt every record) is the worker's
+ * first job, never done here. */
 static BOOLEAN initialize(void)
 {
     adsy_settings_load(&g_settings);

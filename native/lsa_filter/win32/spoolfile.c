@@ -10,6 +10,8 @@
  * replay`) only when no record in it opens under the current key. */
 #include "internal.h"
 
+#include "../core/spooler.h"
+
 #include <sddl.h>
 #include <stdio.h>
 #include <wchar.h>
@@ -28,6 +30,7 @@ static uint64_t g_skip_reported; /* damaged bytes before this offset are already
 static unsigned long long g_skipped;
 static uint8_t g_rec[ADSY_SPOOL_MAX_RECORD]; /* guarded by g_lock */
 static adsy_spool_reader g_reader;          /* guarded by g_lock */
+static DWORD g_last_error;                  /* of the last failed write or flush */
 
 static int read_once(uint64_t off, void *buf, DWORD n)
 {
@@ -71,6 +74,43 @@ static int truncate_at(uint64_t off)
     return SetFilePointerEx(g_file, li, NULL, FILE_BEGIN) && SetEndOfFile(g_file) &&
            FlushFileBuffers(g_file);
 }
+
+/* The file callbacks of core/spooler.c (which decides what is written and flushed when). */
+static int file_write(void *ctx, uint64_t off, const uint8_t *buf, size_t n)
+{
+    (void)ctx;
+    if (write_at(off, buf, (DWORD)n))
+        return 0;
+    g_last_error = GetLastError();
+    return -1;
+}
+
+static int file_flush(void *ctx)
+{
+    (void)ctx;
+    if (FlushFileBuffers(g_file))
+        return 0;
+    g_last_error = GetLastError();
+    return -1;
+}
+
+static int file_truncate(void *ctx, uint64_t size)
+{
+    (void)ctx;
+    return truncate_at(size) ? 0 : -1;
+}
+
+static int file_random(void *ctx, uint8_t *buf, size_t n)
+{
+    (void)ctx;
+    if (adsy_random(buf, (ULONG)n) == ADSY_OK)
+        return 0;
+    g_last_error = GetLastError();
+    return -1;
+}
+
+static const adsy_spool_file g_spool_file = {file_write, file_flush, file_truncate, file_random,
+                                             NULL};
 
 int adsy_path_join(WCHAR *out, size_t cap, const WCHAR *dir, const WCHAR *name)
 {
@@ -151,42 +191,28 @@ static int set_aside(const WCHAR *dir, uint64_t end)
     return ADSY_OK;
 }
 
-/* Checks every record once at start: counts those that open, reports the damaged ones
- * (kept in place and skipped when read), cuts a torn tail. Under g_lock. */
+static void report_skip(void *ctx, int why, unsigned long long skipped)
+{
+    (void)ctx;
+    adsy_log(ADSY_LOG_ERROR, "spool_record_skipped", why, skipped);
+}
+
+/* Checks every record once at start (core/spooler.c decides): counts those that open,
+ * reports the damaged ones (kept in place and skipped when read), cuts a torn tail.
+ * Under g_lock. */
 static int scan_at_start(const WCHAR *dir, uint64_t end)
 {
-    static adsy_change c;
-    uint64_t off = 0, next;
-    unsigned long long ok = 0, skipped = 0;
-    int why = 0, st;
-    while ((st = adsy_spool_step(&g_reader, off, end, &c, &next, &why)) == ADSY_STEP_RECORD ||
-           st == ADSY_STEP_SKIP) {
-        if (st == ADSY_STEP_RECORD)
-            ok++;
-        else
-            skipped++;
-        if (st == ADSY_STEP_SKIP)
-            adsy_log(ADSY_LOG_ERROR, "spool_record_skipped", why, skipped);
-        off = next;
-    }
-    SecureZeroMemory(&c, sizeof c);
-    g_skipped += skipped;
-    g_skip_reported = off;
-    if (st == ADSY_STEP_IOERR) {
-        /* nothing decided: the worker reads (and checks) the rest later */
-        g_end_off = end;
-        g_pending = ok;
-        return ADSY_OK;
-    }
-    if (ok == 0 && skipped > 0)
+    adsy_spool_scan sc;
+    adsy_spool_check(&g_reader, &g_spool_file, end, report_skip, NULL, &sc);
+    g_skipped += sc.skipped;
+    g_skip_reported = sc.stop;
+    if (sc.action == ADSY_SCAN_SET_ASIDE)
         return set_aside(dir, end);
-    if (st == ADSY_STEP_TORN) {
-        adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", why, end - off);
-        truncate_at(off);
-        end = off;
-    }
-    g_end_off = end;
-    g_pending = ok;
+    if (sc.action == ADSY_SCAN_CUT)
+        adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", sc.why, end - sc.cut_at);
+    /* ADSY_SCAN_UNDECIDED (a read failed): the worker reads (and checks) the rest later */
+    g_end_off = sc.end;
+    g_pending = sc.ok;
     return ADSY_OK;
 }
 
@@ -234,38 +260,18 @@ int adsy_spool_init(const WCHAR *dir)
 
 int adsy_spool_append(const adsy_change *const *changes, size_t n)
 {
-    int rc = ADSY_OK;
     EnterCriticalSection(&g_lock);
     ADSY_TEST_STALL(); /* a stalled disk, with the lock held */
     if (g_file == INVALID_HANDLE_VALUE) {
         LeaveCriticalSection(&g_lock);
         return ADSY_E_SPACE; /* no spool (its directory failed): kept in memory */
     }
-    uint64_t start = g_end_off, off = start;
-    for (size_t i = 0; i < n && rc == ADSY_OK; i++) {
-        uint8_t nonce[ADSY_SPOOL_NONCE_LEN];
-        size_t len;
-        if (adsy_random(nonce, sizeof nonce) != ADSY_OK)
-            rc = ADSY_E_CRYPTO;
-        else
-            rc = adsy_spool_seal(ADSY_AEAD, changes[i], nonce, g_rec, sizeof g_rec, &len);
-        if (rc == ADSY_OK) {
-            if (write_at(off, g_rec, (DWORD)len))
-                off += len;
-            else
-                rc = ADSY_E_SPACE;
-        }
-        SecureZeroMemory(g_rec, sizeof g_rec);
-    }
-    if (rc == ADSY_OK && !FlushFileBuffers(g_file))
-        rc = ADSY_E_SPACE;
-    if (rc == ADSY_OK) {
-        g_end_off = off;
+    g_last_error = 0;
+    int rc = adsy_spool_write_batch(ADSY_AEAD, &g_spool_file, g_rec, changes, n, &g_end_off);
+    if (rc == ADSY_OK)
         g_pending += n;
-    } else {
-        adsy_log(ADSY_LOG_ERROR, "spool_write_failed", (long)GetLastError(), n);
-        truncate_at(start); /* nothing half-written stays behind */
-    }
+    else
+        adsy_log(ADSY_LOG_ERROR, "spool_write_failed", (long)g_last_error, n);
     LeaveCriticalSection(&g_lock);
     return rc;
 }

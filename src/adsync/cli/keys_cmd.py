@@ -56,13 +56,23 @@ async def _open(config: Config, provider: KeyProvider, *, operator: bool) -> Que
     )
 
 
-def _run(coro: Any) -> Any:
-    from adsync.queue.errors import QueueError
+def _run(coro: Any, config: Config, provider: KeyProvider) -> Any:
+    """Run ``coro``; a queue that does not open is one line and exit 2 (documented)."""
+    import sqlite3
+
+    from adsync.queue.errors import QueueError, QueueKeyError
+    from adsync.queue.keys import interrupted_master_rotation
+    from adsync.startup import interrupted_rotation_line
 
     try:
         return asyncio.run(coro)
+    except QueueKeyError as exc:
+        staged = interrupted_master_rotation(provider, Path(config.queue.path))
+        _fail(interrupted_rotation_line(staged) if staged is not None else str(exc))
     except QueueError as exc:
-        _fail(str(exc))
+        _fail(f"cannot open the queue {config.queue.path}: {exc}")
+    except sqlite3.DatabaseError as exc:
+        _fail(f"the queue {config.queue.path} cannot be read: {exc}")
 
 
 @click.group()
@@ -100,12 +110,12 @@ def rotate(config_path: Path, master: bool, wait: bool, timeout: float, batch: i
     config = load_or_exit(config_path)
     provider = key_provider_from_config(config.keys)
     if master:
-        _run(_rotate_master(config, provider))
+        _run(_rotate_master(config, provider), config, provider)
         return
     if daemon_running(Path(config.queue.path)):
-        _run(_rotate_beside_daemon(config, provider, wait, timeout))
+        _run(_rotate_beside_daemon(config, provider, wait, timeout), config, provider)
     else:
-        _run(_rotate_alone(config, provider, batch, add_key=True))
+        _run(_rotate_alone(config, provider, batch, add_key=True), config, provider)
 
 
 @keys.command()
@@ -120,7 +130,8 @@ def reseal(config_path: Path, batch: int) -> None:
     config = load_or_exit(config_path)
     if daemon_running(Path(config.queue.path)):
         _fail("the daemon is running and re-seals by itself; nothing to do here", 1)
-    _run(_rotate_alone(config, key_provider_from_config(config.keys), batch, add_key=False))
+    provider = key_provider_from_config(config.keys)
+    _run(_rotate_alone(config, provider, batch, add_key=False), config, provider)
 
 
 async def _add_key(queue: Queue, provider: KeyProvider) -> int:
@@ -209,7 +220,12 @@ async def _rotate_beside_daemon(
 
 async def _rotate_master(config: Config, provider: KeyProvider) -> None:
     from adsync.queue.errors import KeyProviderError, QueueKeyError
-    from adsync.queue.keys import MASTER_KEY_BYTES, DpapiKeyProvider, FileKeyProvider
+    from adsync.queue.keys import (
+        MASTER_KEY_BYTES,
+        DpapiKeyProvider,
+        FileKeyProvider,
+        master_opens,
+    )
     from adsync.queue.rotation import rewrap_keys
 
     if not isinstance(provider, FileKeyProvider | DpapiKeyProvider):
@@ -224,7 +240,7 @@ async def _rotate_master(config: Config, provider: KeyProvider) -> None:
     except KeyProviderError as exc:
         raise QueueKeyError(str(exc)) from None
     if staged is not None:  # an earlier run stopped between its steps
-        if _opens(path, staged):
+        if master_opens(path, staged):
             provider.commit_staged()
             click.echo(f"finished an interrupted master key rotation: {provider.path}")
             return
@@ -253,23 +269,6 @@ async def _rotate_master(config: Config, provider: KeyProvider) -> None:
         await queue.close()
 
 
-def _opens(db: Path, master: bytes) -> bool:
-    """Whether ``master`` unwraps the queue's keys (read-only look, no queue opened)."""
-    import sqlite3
-
-    from adsync.queue.errors import SealError
-    from adsync.queue.rotation import verify_master
-
-    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
-    try:
-        verify_master(conn, master)
-    except SealError:
-        return False
-    finally:
-        conn.close()
-    return True
-
-
 @keys.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -279,16 +278,17 @@ def check(config_path: Path, as_json: bool) -> None:
     from adsync.queue.rotation import CheckReport, check_rows
 
     config = load_or_exit(config_path)
+    provider = key_provider_from_config(config.keys)
 
     async def go() -> CheckReport:
-        queue = await _open(config, key_provider_from_config(config.keys), operator=True)
+        queue = await _open(config, provider, operator=True)
         try:
             sealer = queue.sealer
             return await queue.read(lambda c: check_rows(c, sealer))
         finally:
             await queue.close()
 
-    report: CheckReport = _run(go())
+    report: CheckReport = _run(go(), config, provider)
     if as_json:
         echo_json(
             {

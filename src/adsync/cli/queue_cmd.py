@@ -187,6 +187,34 @@ def purge(
     click.echo(f"purged {what}")
 
 
+@queue.command("accept-loss")
+@config_option
+def accept_loss(config_path: Path) -> None:
+    """Let the daemon start on a queue that lost acknowledged changes (daemon stopped).
+
+    The daemon refuses a database that holds fewer changes than it acknowledged
+    (its -wal deleted, or an older copy restored). This records that the database
+    is the truth now; the missing changes are not recovered (docs/operations.md).
+    """
+    from adsync.queue.errors import QueueError
+    from adsync.queue.store import Queue
+
+    config = load_or_exit(config_path)
+    db = Path(config.queue.path)
+    try:
+        before, stored = asyncio.run(Queue.accept_loss(db))
+    except QueueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if before is None or before <= stored:
+        click.echo(f"{db.name} holds every change it acknowledged ({stored}); nothing was lost")
+        return
+    click.echo(
+        f"{db.name}: {before - stored} acknowledged changes are missing "
+        f"({before} acknowledged, {stored} stored); loss accepted, the daemon will start. "
+        "Their passwords reach no target: see docs/operations.md for what to do next."
+    )
+
+
 # `adsync queue drain` reads the running daemon's /status; it lives with `adsync status`.
 from adsync.cli.status import drain  # noqa: E402
 

@@ -272,6 +272,48 @@ def _win32_dpapi() -> tuple[ProtectFn, ProtectFn]:
     return protect, unprotect
 
 
+def master_opens(db: Path, master: bytes) -> bool:
+    """Whether ``master`` unwraps the queue's keys (a read-only look; no queue opened)."""
+    import sqlite3
+
+    from adsync.queue.errors import SealError
+    from adsync.queue.rotation import verify_master
+
+    try:
+        conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        verify_master(conn, master)
+    except (SealError, sqlite3.Error):
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def interrupted_master_rotation(provider: KeyProvider, db: Path) -> Path | None:
+    """``<keys.path>.new`` when it opens the queue and the current key does not.
+
+    That is ``adsync keys rotate --master`` stopped after committing the rewrap and
+    before the rename: running it again finishes it. None in every other state.
+    """
+    if not isinstance(provider, _StagedKeyFile) or not db.exists():
+        return None
+    try:
+        staged = provider.staged_key()
+    except KeyProviderError:
+        return None
+    if staged is None or not master_opens(db, staged):
+        return None
+    try:
+        if master_opens(db, provider.master_key()):
+            return None
+    except KeyProviderError:
+        pass  # the current key is missing or unusable: the staged one is the way out
+    return provider.staged_path
+
+
 class KeysSettings(Protocol):
     """The ``keys:`` config section, as far as key providers need it."""
 

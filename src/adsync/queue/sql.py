@@ -135,12 +135,26 @@ CREATE TABLE seen_events (
 CREATE INDEX seen_events_age ON seen_events (seen_at);
 """
 
-# v3 (issue 14): the 'skipped' state (SQLite cannot alter a CHECK: the table is rebuilt),
+# v3: the count of changes ever stored (compared at start with ``<db>.acked``, which is kept
+# outside the WAL: highwater.py), and the row the health probe rewrites.
+_V3 = """
+CREATE TABLE counters (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    appended  INTEGER NOT NULL               -- changes stored, ever: never goes down
+);
+INSERT INTO counters (id, appended) VALUES (1, 0);
+CREATE TABLE health_probe (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    filler  BLOB NOT NULL
+)
+"""
+
+# v4 (issue 14): the 'skipped' state (SQLite cannot alter a CHECK: the table is rebuilt),
 # and the capture history the gap audit and the stale-password guard read. A capture
 # row holds no password: a keyed hash of the account, the password version the
 # directory showed right after the change (NULL: unknown) and when.
-_V3 = """
-CREATE TABLE deliveries_v3 (
+_V4 = """
+CREATE TABLE deliveries_v4 (
     change_id             INTEGER NOT NULL REFERENCES changes(id) ON DELETE CASCADE,
     backend               TEXT NOT NULL,
     account_hash          BLOB NOT NULL,
@@ -157,9 +171,9 @@ CREATE TABLE deliveries_v3 (
     updated_at            REAL NOT NULL,
     PRIMARY KEY (change_id, backend)
 ) WITHOUT ROWID;
-INSERT INTO deliveries_v3 SELECT * FROM deliveries;
+INSERT INTO deliveries_v4 SELECT * FROM deliveries;
 DROP TABLE deliveries;
-ALTER TABLE deliveries_v3 RENAME TO deliveries;
+ALTER TABLE deliveries_v4 RENAME TO deliveries;
 CREATE INDEX deliveries_due ON deliveries (backend, state, next_attempt_at);
 CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id);
 CREATE TABLE captures (
@@ -173,7 +187,7 @@ CREATE INDEX captures_account ON captures (account_hash, captured_at);
 CREATE INDEX captures_age ON captures (captured_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 LATEST = len(MIGRATIONS)
 
 
@@ -193,8 +207,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
     """Bring the database to ``len(migrations)``; returns the version it was at before.
 
-    The connection must be in autocommit mode (``isolation_level=None``).
+    The connection must be in autocommit mode (``isolation_level=None``). A database
+    that holds tables but no ``schema_migrations`` is another program's: refused untouched.
     """
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "schema_migrations" not in tables:
+        raise QueueError("the database holds tables that are not adsync's: not an adsync queue")
     before = schema_version(conn)
     if before > len(migrations):
         raise QueueError(
@@ -306,7 +324,21 @@ def insert_changes(
             " FROM changes c, b WHERE c.id BETWEEN ? AND ? ORDER BY c.id, b.backend",
             [*(v for pair in backends for v in pair), now, now, now, now, first_id, cid - 1],
         )
+    if cid > first_id:
+        conn.execute("UPDATE counters SET appended = appended + ? WHERE id = 1", (cid - first_id,))
     return inserted
+
+
+def appended(conn: sqlite3.Connection) -> int:
+    """Changes this database ever stored (``counters``); what ``<db>.acked`` is checked against.
+
+    0 for a database without the table (empty, or older than v3). Only reads: it
+    runs before ``configure`` and ``migrate`` on a database that may be refused.
+    """
+    table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'"
+    if conn.execute(table).fetchone() is None:
+        return 0
+    return int(conn.execute("SELECT appended FROM counters WHERE id = 1").fetchone()[0])
 
 
 def pending_changes(conn: sqlite3.Connection) -> int:
@@ -756,6 +788,20 @@ def touch(conn: sqlite3.Connection) -> None:
         "UPDATE schema_migrations SET applied_at = applied_at"
         " WHERE version = (SELECT MAX(version) FROM schema_migrations)"
     )
+
+
+def probe_space(conn: sqlite3.Connection, size: int) -> None:
+    """The health probe's room check: commit a fresh ``size``-byte row in its own transaction.
+
+    Its pages are new WAL frames, as an append's are, so it fails with SQLITE_FULL
+    where an append would; rewriting one existing row (``touch``) still fits in the
+    slack a refused append leaves at the WAL's end. Own transaction: the probe must
+    never make an append's transaction fail. Autocommit connection.
+    """
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO health_probe (id, filler) VALUES (1, zeroblob(?))", (size,)
+        )
 
 
 # --- keys --------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class DaemonProcess:
         self.config = config
         self.config_path = workdir / "adsync.yaml"
         self.config_path.write_text(json.dumps(config, indent=2))
+        self.config_path.chmod(0o600)  # as the daemon wants it (else it warns at start)
         self.log_path = REGISTRY.watch(workdir / "daemon.log")
         queue_path = Path(config["queue"]["path"])
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -78,13 +79,17 @@ class DaemonProcess:
         self.starts += 1
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "adsync", "run", "--config", str(self.config_path)],
+            self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
         log.close()
         self.wait_ready(wait)
+
+    def command(self) -> list[str]:
+        """The argv that runs the daemon (a test may wrap it, e.g. in ``unshare``)."""
+        return [sys.executable, "-m", "adsync", "run", "--config", str(self.config_path)]
 
     def wait_ready(self, wait: float) -> None:
         deadline = time.monotonic() + wait

@@ -1,4 +1,4 @@
-"""Issue 14's queue parts: the 'skipped' final state, migration v3, the capture history."""
+"""Issue 14's queue parts: the 'skipped' final state, migration v4, the capture history."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ async def test_a_skipped_row_is_final_and_counted_and_the_password_goes(
     assert (await queue.claim("soffid", 1)).claims == []
 
 
-async def test_migration_v3_copies_existing_deliveries(tmp_path: Path) -> None:
+async def test_migration_v4_copies_existing_deliveries(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
-    migrate(conn, MIGRATIONS[:2])
+    migrate(conn, MIGRATIONS[:3])
     conn.execute("INSERT INTO keys VALUES (1,'data',x'00',0,1)")
     conn.execute(
         "INSERT INTO changes (id, event_id, key_id, account_hash, account_sealed, domain,"
