@@ -86,8 +86,8 @@ async def run_mode(
             appended = await queue.append_many(changes)
             assert all(a.status.value == "stored" for a in appended), appended
             captures.on_stored(changes, [True] * len(changes))
-            # Until every row of the round is delivered. (Not "nothing pending": a status
-            # read interleaved with the lanes' writes can miss rows.)
+            # Until every row of the round is delivered (Queue.status() reads its counts in
+            # one call on the sqlite thread: a consistent snapshot between the lanes' writes).
             while True:
                 counts = (await queue.status()).counts.get("b", {})
                 if counts.get("delivered", 0) >= done_rounds * len(users):
