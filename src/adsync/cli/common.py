@@ -11,6 +11,7 @@ from adsync.wording import plural as plural  # the commands' one plural helper
 
 if TYPE_CHECKING:
     from adsync.config import Config
+    from adsync.ingest.client import IngestClient
 
 
 def default_config_path() -> Path:
@@ -61,3 +62,18 @@ def age(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def connect_daemon(config: Config, timeout: float) -> IngestClient:
+    """A client on the daemon's ingest socket as the config says (Unix first, else TCP+PSK)."""
+    from adsync.ingest.client import IngestClient
+
+    ingest = config.ingest
+    if ingest.unix_socket is not None:
+        return IngestClient.unix(ingest.unix_socket, timeout=timeout)
+    if ingest.tcp_address is not None:
+        from adsync.ingest.psk import load_or_create_psk
+
+        host, port = ingest.tcp_address
+        return IngestClient.tcp(host, port, load_or_create_psk(ingest.psk_file), timeout=timeout)
+    raise click.ClickException("the config enables neither ingest.unix_socket nor ingest.tcp")
