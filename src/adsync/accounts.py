@@ -9,7 +9,7 @@ them again for any other source.
 
 Patterns are globs: ``*`` any run (also empty), ``?`` one character, anything else literal;
 matching is case-insensitive and covers the whole name (after a ``DOMAIN\\`` prefix). Pure
-functions, no I/O: the per-target scope reuses them.
+functions, no I/O: the per-target scope (``adsync.directory.scope``) reuses them.
 """
 
 from __future__ import annotations
@@ -53,15 +53,21 @@ def glob_match(pattern: str, name: str) -> bool:
     return _compile(pattern).fullmatch(name) is not None
 
 
-def exclusion(account: str, extra: Iterable[str] = ()) -> ExclusionKind | None:
-    """The reason ``account`` is excluded (built-ins first, then ``extra`` patterns)."""
+def builtin(account: str) -> tuple[str, ExclusionKind] | None:
+    """The built-in pattern ``account`` matches and its kind, or None (not removable)."""
     name = base_name(account)
     if not name:
         return None
-    for pattern, kind in BUILTIN_PATTERNS:
-        if glob_match(pattern, name):
-            return kind
-    if any(glob_match(p, name) for p in extra if p):
+    return next(((p, kind) for p, kind in BUILTIN_PATTERNS if glob_match(p, name)), None)
+
+
+def exclusion(account: str, extra: Iterable[str] = ()) -> ExclusionKind | None:
+    """The reason ``account`` is excluded (built-ins first, then ``extra`` patterns)."""
+    found = builtin(account)
+    if found is not None:
+        return found[1]
+    name = base_name(account)
+    if name and any(glob_match(p, name) for p in extra if p):
         return ExclusionKind.CONFIGURED
     return None
 
@@ -74,6 +80,7 @@ __all__ = [
     "BUILTIN_PATTERNS",
     "ExclusionKind",
     "base_name",
+    "builtin",
     "exclusion",
     "glob_match",
     "is_excluded",

@@ -35,11 +35,14 @@ from pydantic import (
 
 from adsync.config_wording import operator_message
 from adsync.duration import FILE_CONTEXT, Duration
+from adsync.extras import MissingExtra, require
 from adsync.ingest.codec import Limits
 from adsync.ingest.wire import MIN_FRAME, PROTOCOL_MAX_FRAME
 from adsync.plugin import (
     BackendConfig,
+    SecretRef,
     StrictModel,
+    TLSConfig,
     UnknownBackendType,
     available_backend_types,
     is_loopback_host,
@@ -202,6 +205,63 @@ class SambaConfig(StrictModel):
     check_deadline: Duration = Field(default=3.0, gt=0, le=8.0)
 
 
+class DirectoryConfig(StrictModel):
+    """The local DC's own directory (group/OU scope, the stale-password guard, the audit)."""
+
+    url: str = Field(
+        description="ldapi:///PATH (Samba: PRIVATE_DIR/ldap_priv/ldapi), ldap://127.0.0.1 "
+        "or ldaps://127.0.0.1 (loopback only)"
+    )
+    auth: Literal["simple", "external", "negotiate", "none"] = Field(
+        default="simple",
+        description="simple: bind_dn + bind_password; external: SASL EXTERNAL; "
+        "negotiate: the machine account (Windows); none: anonymous",
+    )
+    bind_dn: str | None = None
+    bind_password: SecretRef | None = None
+    base_dn: str | None = Field(default=None, description="default: the defaultNamingContext")
+    cache_ttl: Duration = Field(default=5.0, ge=0, description="how long an answer is reused")
+    budget: Duration = Field(
+        default=2.0, gt=0, description="the longest a delivery waits for the directory"
+    )
+    batch_window: Duration = Field(default=0.005, ge=0, le=1.0)
+    tls: TLSConfig = TLSConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_extra(cls, data: Any) -> Any:
+        try:  # at config load, so check-config and run both say it in one line
+            require("ldap", "the directory: section")
+        except MissingExtra as exc:
+            raise ValueError(str(exc)) from None
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _local_only(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        scheme = scheme.lower()
+        if not sep or scheme not in ("ldapi", "ldap", "ldaps"):
+            raise ValueError("must be ldapi:///PATH, ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        if scheme == "ldapi":
+            if not rest.strip("/"):
+                raise ValueError("ldapi:// needs the socket's path, e.g. ldapi:///run/x/ldapi")
+            return value
+        host = rest.split("/", 1)[0]
+        host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if not is_loopback_host(host):
+            raise ValueError("the directory is the local DC: a loopback host or ldapi:// only")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_keys(self) -> DirectoryConfig:
+        if self.auth == "simple" and (self.bind_dn is None or self.bind_password is None):
+            raise ValueError("auth: simple needs bind_dn and bind_password")
+        if self.auth != "simple" and (self.bind_dn or self.bind_password):
+            raise ValueError(f"auth: {self.auth} takes no bind_dn or bind_password")
+        return self
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -221,6 +281,7 @@ class Config(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     dispatch: DispatchConfig = DispatchConfig()
     samba: SambaConfig = SambaConfig()
+    directory: DirectoryConfig | None = None  # the local DC's own directory (optional)
     # Required and not empty: a daemon with no target would take passwords and send none.
     backends: dict[BackendName, BackendConfig] = Field(min_length=1)
 
@@ -470,6 +531,20 @@ def _reference_problems(data: Mapping[Any, Any], config: Config | None) -> list[
     return raws
 
 
+def _directory_problems(config: Config) -> list[_Raw]:
+    """Group and OU scope rules ask the local directory: without ``directory:`` they
+    could never be decided, so the file is refused rather than every change held."""
+    if config.directory is not None:
+        return []
+    return [
+        _Raw(
+            ("backends", name, "scope"), "group and OU rules need the top-level directory: section"
+        )
+        for name, entry in config.backends.items()
+        if entry.scope.needs_directory
+    ]
+
+
 def _build(
     data: object, lines: Mapping[KeyPath, int], base_dir: Path | None
 ) -> tuple[Config | None, list[_Raw]]:
@@ -486,6 +561,8 @@ def _build(
     except ValidationError as exc:
         raws = _problems(exc, model, data, lines, plugins)
     raws += _reference_problems(data, config)
+    if config is not None:
+        raws += _directory_problems(config)
     if config is None or raws:
         return None, raws
     return (_absolutize(config, base_dir) if base_dir is not None else config), []
@@ -562,6 +639,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigProblem",
+    "DirectoryConfig",
     "DispatchConfig",
     "IngestConfig",
     "KeysConfig",

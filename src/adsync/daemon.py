@@ -28,6 +28,10 @@ import structlog
 
 from adsync.clock import SystemClock
 from adsync.config import Config
+from adsync.directory.captures import CaptureBook
+from adsync.directory.client import DirectoryClient
+from adsync.directory.gate import DeliveryGate
+from adsync.directory.metrics import DirectoryCollector
 from adsync.dispatch.dispatcher import Dispatcher
 from adsync.ingest.exclusion import ExcludingHandler
 from adsync.ingest.psk import load_or_create_psk
@@ -63,6 +67,8 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.server: IngestServer | None = None
         self.observe: ObserveServer | None = None
+        self.directory: DirectoryClient | None = None
+        self.captures: CaptureBook | None = None
         self.view = StatusView(
             config=lambda: self.config,
             lanes=lambda: self.dispatcher.lane_states() if self.dispatcher else {},
@@ -94,7 +100,8 @@ class Daemon:
         write_pid_file(self._pid_file)
         self.backends = await start_backends(config.backends, self.view)
         lanes = {name: (b, b.config) for name, b in self.backends.items()}
-        self.dispatcher = Dispatcher(self.queue, lanes, self._clock)
+        gate = self._directory_parts(queue)
+        self.dispatcher = Dispatcher(self.queue, lanes, self._clock, gate=gate)
         await self.dispatcher.start()
         self.intake.open(queue)
         self.server = self._make_server()
@@ -116,6 +123,22 @@ class Daemon:
             tcp=config.ingest.tcp,
             metrics=str(config.metrics.listen) if config.metrics.listen else None,
         )
+
+    def _directory_parts(self, queue: Queue) -> DeliveryGate:
+        """The directory client (if configured), the capture history, the delivery gate."""
+        cfg = self.config.directory
+        if cfg is not None:
+            self.directory = DirectoryClient(cfg, self._clock)
+        self.captures = CaptureBook(queue, self.directory, self._clock)
+        self.intake.captures = self.captures
+        DirectoryCollector.register(
+            self.view.metrics.registry,
+            lambda: self.directory.stats if self.directory else None,
+            queue.path,
+        )
+        self.view.directory = lambda: self.directory.stats if self.directory else None
+        budget = cfg.budget if cfg is not None else 0.0
+        return DeliveryGate(self.directory, self.captures, budget=budget)
 
     def _make_server(self) -> IngestServer:
         ingest = self.config.ingest
@@ -158,6 +181,10 @@ class Daemon:
             await self.dispatcher.stop(self.config.dispatch.shutdown_grace)
         if self.observe is not None:
             await self.observe.stop()
+        if self.captures is not None:
+            await self.captures.close()
+        if self.directory is not None:
+            await self.directory.close()
         if self.queue is not None:
             await self.queue.close()
         for backend in self.backends.values():

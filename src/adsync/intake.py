@@ -33,12 +33,19 @@ class Running(Protocol):
     def backends(self) -> Mapping[str, Backend[Any]]: ...  # the started ones
 
 
+class CaptureHook(Protocol):
+    def expect(self, changes: Sequence[Change]) -> None: ...
+
+    def on_stored(self, changes: Sequence[Change], stored: Sequence[bool]) -> None: ...
+
+
 class Intake:
     def __init__(self, running: Running, view: StatusView) -> None:
         self._running = running
         self._view = view
         self._metrics = view.metrics
         self._queue: Queue | None = None
+        self.captures: CaptureHook | None = None  # the capture history (adsync.directory)
 
     def open(self, queue: Queue) -> None:
         """CHANGEs are stored in ``queue`` from now on."""
@@ -52,7 +59,11 @@ class Intake:
         if self._queue is None:
             self._metrics.on_change(peer.transport, "busy", len(changes))
             return [_SHUTTING_DOWN] * len(changes)
+        if self.captures is not None:
+            self.captures.expect(changes)
         results = await self._queue.append_many(changes)
+        if self.captures is not None:
+            self.captures.on_stored(changes, [r.status is AppendStatus.STORED for r in results])
         for status, count in Counter(r.status for r in results).items():
             self._metrics.on_change(peer.transport, status.value, count)
         return [

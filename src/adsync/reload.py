@@ -46,7 +46,10 @@ def plan_reload(running: Config, new: Config, *, not_started: Collection[str] = 
         for name in type(old_part).model_fields:
             if getattr(old_part, name) != getattr(new_part, name):
                 restart.append(f"{section}.{name}")
-    effective = new.model_copy(update={s: getattr(running, s) for s in RESTART_ONLY})
+    if running.directory != new.directory:  # optional section: compared whole
+        restart.append("directory")
+    kept = (*RESTART_ONLY, "directory")
+    effective = new.model_copy(update={s: getattr(running, s) for s in kept})
     old_names, new_names = set(running.backends), set(new.backends)
     return ReloadPlan(
         config=effective,

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "keys": "adsync.cli.keys_cmd:keys",
     "service": "adsync.cli.service_cmd:service",
     "filter": "adsync.cli.filter_cmd:filter_group",
+    "audit": "adsync.cli.audit_cmd:audit",
 }
 
 

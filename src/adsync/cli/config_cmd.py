@@ -17,6 +17,11 @@ import click
 from adsync.cli.common import config_option, echo_json, load_or_exit, plural
 from adsync.config import ConfigError, config_json_schema, load_config
 
+NO_DIRECTORY_NOTE = (
+    "note: no directory: section: account globs and the built-in exclusions apply; "
+    "group/OU scope, the stale-password guard and adsync audit need it"
+)
+
 
 def _check(config_path: Path) -> None:
     try:
@@ -27,6 +32,8 @@ def _check(config_path: Path) -> None:
         raise SystemExit(1) from None
     names = ", ".join(sorted(config.backends))
     click.echo(f"OK: {plural(len(config.backends), 'backend')} ({names})")
+    if config.directory is None:
+        click.echo(NO_DIRECTORY_NOTE)
 
 
 @click.command("check-config")

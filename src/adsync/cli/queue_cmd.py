@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-STATES = ("pending", "in_flight", "delivered", "failed", "superseded")
+STATES = ("pending", "in_flight", "delivered", "failed", "superseded", "skipped")
 
 
 @asynccontextmanager

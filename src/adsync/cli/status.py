@@ -152,6 +152,14 @@ def format_status(data: dict[str, Any], width: int = 80) -> str:
     )
     ingest = data.get("ingest") or {}
     notes.append(f"source connections open: {ingest.get('connections_open', 0)}")
+    skipped = [
+        f"{e.get('name')} {(e.get('counts') or {}).get('skipped')}"
+        for e in backends
+        if (e.get("counts") or {}).get("skipped")
+    ]
+    if skipped:
+        notes.append("skipped (out of the backend's scope, never sent): " + ", ".join(skipped))
+    notes += _directory_notes(data)
     last_reload = data.get("last_reload")
     if last_reload:
         outcome = "applied" if last_reload.get("ok") else f"refused: {last_reload.get('error')}"
@@ -178,6 +186,33 @@ def format_status(data: dict[str, Any], width: int = 80) -> str:
 def terminal_width() -> int:
     """``COLUMNS`` or the terminal's width; 80 through a pipe."""
     return shutil.get_terminal_size((80, 24)).columns
+
+
+def _directory_notes(data: dict[str, Any]) -> list[str]:
+    """The directory connection and the last gap audit (only with ``directory:``)."""
+    directory = data.get("directory")
+    audit = data.get("audit")
+    notes = []
+    if directory:
+        line = (
+            f"directory {directory.get('url')}: "
+            f"{plural(int(directory.get('searches') or 0), 'search', 'searches')}, "
+            f"{plural(int(directory.get('cache_hits') or 0), 'cache hit')}, "
+            f"{plural(int(directory.get('errors') or 0), 'error')}"
+        )
+        if directory.get("last_error"):
+            line += f"; last error {directory['last_error']}"
+        notes.append(line)
+    if audit:
+        when = age(max(0.0, time.time() - float(audit.get("at") or 0)))
+        if audit.get("error"):
+            notes.append(f"last audit {when} ago: could not run: {audit['error']}")
+        else:
+            gaps = plural(int(audit.get("gaps") or 0), "uncaptured password change")
+            notes.append(f"last audit {when} ago: {gaps}")
+    elif directory:
+        notes.append("no audit yet (`adsync audit`)")
+    return notes
 
 
 @click.command()

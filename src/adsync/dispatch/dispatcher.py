@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from adsync.clock import Clock
+from adsync.directory.gate import DeliveryGate
 from adsync.dispatch.lane import Lane, LaneState
 from adsync.plugin import Backend, BackendConfig
 from adsync.queue.store import Queue
@@ -33,8 +34,10 @@ class Dispatcher:
         prune_every: float = 3600.0,
         retain_completed: float = 7 * 86400.0,
         remember_event_ids: float = 30 * 86400.0,
+        gate: DeliveryGate | None = None,
     ) -> None:
         self.queue = queue
+        self.gate = gate or DeliveryGate()  # built-in exclusions apply even without directory
         self.clock = clock
         self._random = random or _random.SystemRandom().random
         self._idle_poll = idle_poll
@@ -59,6 +62,7 @@ class Dispatcher:
             self.clock,
             random=self._random,
             idle_poll=self._idle_poll,
+            gate=self.gate,
         )
 
     @property

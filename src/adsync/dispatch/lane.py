@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import structlog
 
 from adsync.clock import Clock
+from adsync.directory.gate import DeliveryGate
 from adsync.dispatch.retry import decide
 from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
 from adsync.queue.models import Claim, DeliveryState
@@ -43,8 +44,10 @@ class Lane:
         *,
         random: Callable[[], float],
         idle_poll: float,
+        gate: DeliveryGate | None = None,
     ) -> None:
         self.queue = queue
+        self.gate = gate  # scope and stale-password checks before each attempt
         self.name = name
         self.backend = backend
         self.config = config
@@ -144,7 +147,20 @@ class Lane:
 
     # --- one delivery ----------------------------------------------------------------------
 
+    async def _admit(self, claim: Claim) -> Outcome | None:
+        """The gate's verdict before the plugin is called: None sends the change; an outcome
+        (skipped, superseded, unreachable) is recorded instead of an attempt."""
+        if self.gate is None:
+            return None
+        try:
+            return await self.gate.admit(self.config.scope, claim.change)
+        except Exception as exc:  # a bug must not spin the row: retried, counted
+            return Outcome.unreachable(f"directory check raised {type(exc).__name__}")
+
     async def _attempt(self, claim: Claim) -> Outcome:
+        verdict = await self._admit(claim)
+        if verdict is not None:
+            return verdict
         timeout = self.config.timeout
         try:
             async with asyncio.timeout(timeout):
@@ -180,6 +196,8 @@ class Lane:
             }
             if outcome.kind is OutcomeKind.DELIVERED:
                 log.info("delivery", **fields)
+            elif decision.state in (DeliveryState.SKIPPED, DeliveryState.SUPERSEDED):
+                log.info("delivery", reason=reason, **fields)  # the gate's verdict: not sent
             elif decision.state is DeliveryState.FAILED:
                 log.error("delivery", reason=reason, **fields)
             else:  # to be retried: unreachable, rejected, unknown user

@@ -7,6 +7,8 @@ Rules (docs/queue.md has the operator's version):
 
 * delivered → delivered.
 * failed → failed at once.
+* skipped (out of scope) and superseded (newer password on another DC) → final at
+  once, with the reason; never retried, never sent.
 * rejected → counted; the ``max_rejections``-th rejection is still retried, the
   next one fails the delivery (``max_rejections: 0`` fails the first).
 * unreachable → retried, never counted.
@@ -60,6 +62,10 @@ def decide(
         return done(DeliveryState.DELIVERED, "")
     if kind is OutcomeKind.FAILED:
         return done(DeliveryState.FAILED, "failed")
+    if kind is OutcomeKind.SKIPPED:
+        return done(DeliveryState.SKIPPED, "skipped")
+    if kind is OutcomeKind.SUPERSEDED:
+        return done(DeliveryState.SUPERSEDED, "superseded")
     if now >= counters.expires_at:
         return done(DeliveryState.FAILED, "expired", DecidedBy.EXPIRY)
 

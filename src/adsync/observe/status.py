@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import structlog
 
 from adsync.config import Config
+from adsync.directory.audit import read_state as read_audit_state
 from adsync.dispatch.lane import LaneState
 from adsync.ingest.server import IngestCounters
 from adsync.observe.health import HealthReport, WriteProbe, evaluate
@@ -62,6 +63,7 @@ class StatusView:
         self.reloads = 0
         self.last_reload: dict[str, Any] | None = None
         self.restart_needed: tuple[str, ...] = ()
+        self.directory: Callable[[], Any] = lambda: None  # DirectoryStats when configured
 
     def watch(self, queue: ObservedQueue) -> None:
         """The open queue: its depth and write probe are read from now on."""
@@ -75,7 +77,7 @@ class StatusView:
     ) -> None:
         """A finished delivery attempt (``error`` is already scrubbed)."""
         self.metrics.on_delivery(backend, outcome, latency)
-        if outcome != "delivered":
+        if outcome not in ("delivered", "skipped", "superseded"):  # decisions, not errors
             self._set_error(backend, outcome, error, state)
 
     def backend_not_started(self, backend: str, error: str) -> None:
@@ -182,6 +184,23 @@ class StatusView:
                 "checks_received": counters.checks_received if counters else 0,
             },
             "backends": self._backends(config, depth),
+            "directory": self._directory(config),
+            "audit": read_audit_state(Path(config.queue.path)),
+        }
+
+    def _directory(self, config: Config) -> dict[str, Any] | None:
+        stats = self.directory()
+        if config.directory is None or stats is None:
+            return None
+        return {
+            "url": config.directory.url,
+            "lookups": stats.lookups,
+            "cache_hits": stats.cache_hits,
+            "searches": stats.searches,
+            "errors": stats.errors,
+            "last_error": stats.last_error,
+            "last_error_at": stats.last_error_at,
+            "last_ok_at": stats.last_ok_at,
         }
 
     def _backends(self, config: Config, depth: QueueDepth | None) -> list[dict[str, Any]]:

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from adsync.duration import Duration
 from adsync.secret import Secret, SecretField, check_secret_ref, resolve_secret_ref, scrub
@@ -142,6 +149,42 @@ def check_target_url(value: str, *, allow_plain_http: bool = False) -> str:
     return value
 
 
+def _not_search_scope(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(
+            "scope is the account scope (a mapping: include_groups, exclude_ous, …); "
+            "the LDAP search scope (one | sub) is search_scope"
+        )
+    return value
+
+
+class ScopeConfig(StrictModel):
+    """Which accounts a backend receives (docs/configuration.md, "Scope").
+
+    Exclusions win over inclusions; each non-empty ``include_*`` list must match.
+    ``krbtgt``, ``krbtgt_*`` and every name ending in ``$`` are always excluded.
+    Group and OU rules need the top-level ``directory:`` section.
+    """
+
+    include_groups: tuple[str, ...] = Field(
+        default=(), description="group DNs or sAMAccountNames; nested membership counts"
+    )
+    exclude_groups: tuple[str, ...] = ()
+    include_ous: tuple[str, ...] = Field(default=(), description="subtree DNs")
+    exclude_ous: tuple[str, ...] = ()
+    include_accounts: tuple[str, ...] = Field(
+        default=(),
+        description="case-insensitive globs on sAMAccountName (* any run, ? one character)",
+    )
+    exclude_accounts: tuple[str, ...] = ()
+
+    @property
+    def needs_directory(self) -> bool:
+        return bool(
+            self.include_groups or self.exclude_groups or self.include_ous or self.exclude_ous
+        )
+
+
 class BackendConfig(StrictModel):
     """Keys every backend has; a plugin's model subclasses this and adds its own."""
 
@@ -149,6 +192,7 @@ class BackendConfig(StrictModel):
     concurrency: int = Field(default=4, ge=1, le=256)
     timeout: Duration = Field(default=10.0, gt=0)
     retry: RetryConfig = RetryConfig()
+    scope: Annotated[ScopeConfig, BeforeValidator(_not_search_scope)] = ScopeConfig()
 
 
 # --- what a backend receives ----------------------------------------------------------------
@@ -198,6 +242,9 @@ class OutcomeKind(enum.StrEnum):
     UNREACHABLE = "unreachable"
     UNKNOWN_USER = "unknown_user"
     FAILED = "failed"
+    # Set by the dispatcher's directory checks, never by a plugin: the change is not sent.
+    SKIPPED = "skipped"  # out of the backend's scope (the reason names the rule)
+    SUPERSEDED = "superseded"  # a newer password was set on another DC
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +290,14 @@ class Outcome:
     def configuration(cls, reason: str) -> Outcome:
         """Failed at once, and the backend shows as misconfigured."""
         return cls(OutcomeKind.FAILED, reason, None, True)
+
+    @classmethod
+    def skipped(cls, reason: str) -> Outcome:
+        return cls(OutcomeKind.SKIPPED, reason)
+
+    @classmethod
+    def superseded(cls, reason: str) -> Outcome:
+        return cls(OutcomeKind.SUPERSEDED, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +431,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "RetryConfig",
+    "ScopeConfig",
     "Secret",
     "SecretRef",
     "StrictModel",

@@ -33,10 +33,16 @@ class DeliveryState(enum.StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    SKIPPED = "skipped"  # out of the backend's scope: never sent
 
 
 TERMINAL_STATES = frozenset(
-    {DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.SUPERSEDED}
+    {
+        DeliveryState.DELIVERED,
+        DeliveryState.FAILED,
+        DeliveryState.SUPERSEDED,
+        DeliveryState.SKIPPED,
+    }
 )
 ACTIVE_STATES = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)  # the password is still needed
 
@@ -64,7 +70,7 @@ class DecidedBy(enum.Enum):
 class Decision:
     """The next state of a delivery after one attempt (``adsync.dispatch.retry.decide``)."""
 
-    state: DeliveryState  # DELIVERED, PENDING or FAILED
+    state: DeliveryState  # PENDING, or final: DELIVERED, FAILED, SKIPPED, SUPERSEDED
     attempts: int
     rejections: int
     first_unknown_user_at: float | None

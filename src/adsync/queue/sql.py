@@ -149,7 +149,45 @@ CREATE TABLE health_probe (
 )
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# v4 (issue 14): the 'skipped' state (SQLite cannot alter a CHECK: the table is rebuilt),
+# and the capture history the gap audit and the stale-password guard read. A capture
+# row holds no password: a keyed hash of the account, the password version the
+# directory showed right after the change (NULL: unknown) and when.
+_V4 = """
+CREATE TABLE deliveries_v4 (
+    change_id             INTEGER NOT NULL REFERENCES changes(id) ON DELETE CASCADE,
+    backend               TEXT NOT NULL,
+    account_hash          BLOB NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN
+                              ('pending','in_flight','delivered','failed','superseded','skipped')),
+    attempts              INTEGER NOT NULL DEFAULT 0,
+    rejections            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at       REAL NOT NULL,
+    expires_at            REAL NOT NULL,
+    first_unknown_user_at REAL,
+    last_outcome          TEXT,
+    last_error            TEXT,
+    created_at            REAL NOT NULL,
+    updated_at            REAL NOT NULL,
+    PRIMARY KEY (change_id, backend)
+) WITHOUT ROWID;
+INSERT INTO deliveries_v4 SELECT * FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v4 RENAME TO deliveries;
+CREATE INDEX deliveries_due ON deliveries (backend, state, next_attempt_at);
+CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id);
+CREATE TABLE captures (
+    event_id      BLOB PRIMARY KEY,
+    account_hash  BLOB NOT NULL,     -- Sealer.account_hash("", account): no domain
+    pwd_version   INTEGER,           -- unicodePwd metadata version (or pwdLastSet), NULL: unknown
+    version_kind  TEXT,              -- 'meta' | 'pwdlastset' | NULL
+    captured_at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX captures_account ON captures (account_hash, captured_at);
+CREATE INDEX captures_age ON captures (captured_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 LATEST = len(MIGRATIONS)
 
 
@@ -633,7 +671,7 @@ def _delete_orphans(conn: sqlite3.Connection, change_ids: Sequence[int], now: fl
 def prune_completed(
     conn: sqlite3.Connection, received_before: float, forget_before: float, now: float
 ) -> int:
-    """Delete changes all of whose deliveries succeeded or were superseded.
+    """Delete changes all of whose deliveries succeeded, were superseded or skipped.
 
     Their event ids stay in ``seen_events`` until ``forget_before`` so a late
     resend is still recognised as a duplicate.
@@ -643,7 +681,7 @@ def prune_completed(
         for r in conn.execute(
             "SELECT id FROM changes c WHERE c.received_at < ? AND NOT EXISTS"
             " (SELECT 1 FROM deliveries d WHERE d.change_id = c.id"
-            " AND d.state NOT IN ('delivered', 'superseded'))",
+            " AND d.state NOT IN ('delivered', 'superseded', 'skipped'))",
             (received_before,),
         )
     ]
@@ -884,3 +922,48 @@ def retire_unused(conn: sqlite3.Connection, active_key_id: int) -> list[int]:
 
 def _blob(value: object) -> bytes | None:
     return None if value is None else bytes(value)  # type: ignore[call-overload]
+
+
+# --- capture history (issue 14): no password, kept for the audit window ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRow:
+    event_id: bytes
+    account_hash: bytes
+    pwd_version: int | None
+    version_kind: str | None
+    captured_at: float
+
+
+def insert_captures(conn: sqlite3.Connection, rows: Sequence[CaptureRow]) -> None:
+    """Record captures; a repeat of an event id keeps the first row (its version is older)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO captures"
+        " (event_id, account_hash, pwd_version, version_kind, captured_at) VALUES (?,?,?,?,?)",
+        [(r.event_id, r.account_hash, r.pwd_version, r.version_kind, r.captured_at) for r in rows],
+    )
+
+
+def capture_of(conn: sqlite3.Connection, event_id: bytes) -> CaptureRow | None:
+    row = conn.execute(
+        "SELECT event_id, account_hash, pwd_version, version_kind, captured_at"
+        " FROM captures WHERE event_id = ?",
+        (event_id,),
+    ).fetchone()
+    return None if row is None else CaptureRow(bytes(row[0]), bytes(row[1]), *row[2:])
+
+
+def captures_since(conn: sqlite3.Connection, since: float) -> list[CaptureRow]:
+    return [
+        CaptureRow(bytes(r[0]), bytes(r[1]), r[2], r[3], r[4])
+        for r in conn.execute(
+            "SELECT event_id, account_hash, pwd_version, version_kind, captured_at"
+            " FROM captures WHERE captured_at >= ? ORDER BY captured_at",
+            (since,),
+        )
+    ]
+
+
+def prune_captures(conn: sqlite3.Connection, before: float) -> int:
+    return conn.execute("DELETE FROM captures WHERE captured_at < ?", (before,)).rowcount

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 
 from adsync.cli import main
 from adsync.cli.common import CONFIG_HELP, default_config_path, plural
+from adsync.cli.config_cmd import NO_DIRECTORY_NOTE
 from adsync.cli.status import format_status
 from adsync.config import config_from_data, load_config
 
@@ -169,12 +170,13 @@ def test_config_check_and_its_old_name(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     for args in (["config", "check"], ["check-config"]):
         result = CliRunner().invoke(main, [*args, "--config", str(path)])
-        assert (result.exit_code, result.output) == (0, "OK: 2 backends (crm, hr)\n")
+        expected = f"OK: 2 backends (crm, hr)\n{NO_DIRECTORY_NOTE}\n"
+        assert (result.exit_code, result.output) == (0, expected)
     one = tmp_path / "one.yaml"
     one.write_text("backends:\n  hr:\n    type: webhook\n    url: https://h/\n", encoding="utf-8")
     one.write_text(one.read_text() + "    secret: env:X\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["config", "check", "--config", str(one)])
-    assert result.output == "OK: 1 backend (hr)\n"
+    assert result.output == f"OK: 1 backend (hr)\n{NO_DIRECTORY_NOTE}\n"
     bad = tmp_path / "bad.yaml"
     bad.write_text("logging:\n  level: loud\n" + ONE_BACKEND, encoding="utf-8")
     result = CliRunner().invoke(main, ["config", "check", "--config", str(bad)])

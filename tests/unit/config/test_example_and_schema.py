@@ -95,6 +95,7 @@ def test_schema_covers_every_section_and_installed_plugin() -> None:
         "metrics",
         "dispatch",
         "samba",
+        "directory",
         "backends",
     }
     assert schema["additionalProperties"] is False
@@ -115,7 +116,10 @@ def test_cli_schema_output_file(tmp_path: Path) -> None:
 def test_cli_check_config_ok() -> None:
     result = CliRunner().invoke(main, ["check-config", "--config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "OK: 4 backends (hr-webhook, idp-scim, oim, soffid)"
+    first, note = result.output.strip().splitlines()
+    assert first == "OK: 4 backends (hr-webhook, idp-scim, oim, soffid)"
+    assert note.startswith("note: no directory: section")
+    assert "group/OU scope, the stale-password guard and adsync audit need it" in note
 
 
 def test_cli_check_config_errors_exit_1(tmp_path: Path) -> None:
@@ -141,4 +145,4 @@ def test_cli_check_config_uses_env_default(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("ADSYNC_CONFIG", str(path))
     result = CliRunner().invoke(main, ["check-config"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "OK: 1 backend (hr)"
+    assert result.output.strip().splitlines()[0] == "OK: 1 backend (hr)"

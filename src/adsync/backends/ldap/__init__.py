@@ -39,7 +39,7 @@ class LdapConfig(BackendConfig):
     bind_password: SecretRef
     base_dn: str
     filter: str = "(uid={account})"
-    scope: Literal["one", "sub"] = "sub"
+    search_scope: Literal["one", "sub"] = "sub"
     password_method: Literal["password_modify", "replace"] = "password_modify"  # noqa: S105
     password_attribute: str = "userPassword"  # noqa: S105
     tls: TLSConfig = TLSConfig()
@@ -196,7 +196,7 @@ class LdapBackend(Backend[LdapConfig]):
 
         scope = (
             bonsai.LDAPSearchScope.SUB
-            if self.config.scope == "sub"
+            if self.config.search_scope == "sub"
             else bonsai.LDAPSearchScope.ONELEVEL
         )
         query = build_filter(self.config.filter, change.account, change.domain)
