@@ -73,6 +73,7 @@ class Target:
         self.finals_seen: set[str] = set()
         self.first_post_at: float | None = None
         self.done_at: float | None = None
+        self.arrivals: dict[str, float] = {}  # event id → first arrival (bench/latency.py)
 
     async def hook(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -83,6 +84,7 @@ class Target:
         data = json.loads(body)
         account, at = data["account"], data["changed_at"]
         self.posts += 1
+        self.arrivals.setdefault(data["event_id"], time.monotonic())
         if self.first_post_at is None:
             self.first_post_at = time.monotonic()
         if at < self.latest.get(account, ""):
@@ -104,6 +106,7 @@ class Target:
                 "finals": len(self.finals_seen),
                 "first_post_at": self.first_post_at,
                 "done_at": self.done_at,
+                "arrivals": self.arrivals if "arrivals" in request.query else None,
             }
         )
 
@@ -148,8 +151,8 @@ class TargetProcess:
             self.proc.wait()
             self.proc = None
 
-    async def stats(self) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.port}/control"
+    async def stats(self, arrivals: bool = False) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port}/control" + ("?arrivals" if arrivals else "")
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             return dict(await response.json())
 
