@@ -28,11 +28,11 @@ from adsync.backends.webhook.wire import EVENT_ID_HEADER, SIGNATURE_HEADER, chan
 from adsync.ingest.codec import AckReply, ChangeMsg, FrameSplitter, decode, encode
 from adsync.ingest.wire import AckCode
 from adsync.plugin import Change
+from adsync.testing.daemon import DaemonProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
 from drain import (  # the sibling bench: its target and change maker
     SECRET,
-    DaemonProcess,
     TargetProcess,
     daemon_config,
     free_port,
