@@ -125,7 +125,7 @@ async def measure(
     while True:
         stats = await target.stats(arrivals=True)
         arrivals = stats["arrivals"]
-        if len(arrivals) >= len(changes) or time.monotonic() > deadline:
+        if all(e in arrivals for e in sent) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
     return [arrivals[e] - t for e, t in sent.items() if e in arrivals]
