@@ -38,9 +38,10 @@ def free_port() -> int:
 
 
 def prepare(work: Path, psk: bytes, changes: int) -> tuple[Path, Path]:
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, mode=0o700)  # the DLL refuses a key others could read or plant
     key = work / "filter.key"
     key.write_bytes(psk)
+    key.chmod(0o600)
     rows = [(1000 + i, f"bench{i % 500:03d}", f"Bench-Pässwörd€-{i:06d}") for i in range(changes)]
     return key, write_changes(work / "c.txt", rows)
 
@@ -66,6 +67,7 @@ async def one_round(wine: WinePrefix, work: Path, psk: bytes, up: bool, changes:
         rc = await h.run("init", "notify", winpath(change_file), timeout=600)
         if rc != 0:
             raise RuntimeError(f"harness exited with {rc}; see {work}")
+        check_initialized(h, work)
         ns = h.notify_ns()
         if len(ns) != changes:
             raise RuntimeError(f"harness timed {len(ns)} of {changes} calls")
@@ -73,6 +75,14 @@ async def one_round(wine: WinePrefix, work: Path, psk: bytes, up: bool, changes:
     finally:
         if daemon:
             daemon.close()
+
+
+def check_initialized(h: Harness, work: Path) -> None:
+    """A package whose InitializeChangeNotify failed returns at once: timing it measures
+    nothing, so a run without a successful init is an error, not a figure."""
+    init = [f for f in h.lines() if f and f[0] == "init"]
+    if not init or init[0][1] != "1":
+        raise RuntimeError(f"InitializeChangeNotify did not succeed ({init}); see {work}")
 
 
 def build() -> bool:

@@ -18,7 +18,10 @@
   5. Writes HKLM\SOFTWARE\adsync\Filter: only the values given as parameters, and the
      defaults of values that do not exist yet. A re-run (an upgrade) keeps every value the
      operator set, so a fail-closed OnUndecided=reject never turns back into accept.
-  6. Adds "adsyncflt" to HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Notification Packages
+  6. Registers the Application Event Log source "adsyncflt" (HKLM\SYSTEM\CurrentControlSet\
+     Services\EventLog\Application\adsyncflt), which the DLL reports dropped changes, an
+     unusable spool, faults and the kill switch to.
+  7. Adds "adsyncflt" to HKLM\SYSTEM\CurrentControlSet\Control\Lsa\Notification Packages
      (REG_MULTI_SZ) without removing or reordering the other entries.
   Every write honours -WhatIf (registry writes included). LSASS loads notification
   packages at boot: a reboot is required. The "Passwords must meet complexity
@@ -205,7 +208,24 @@ foreach ($name in $write.Keys) {
 $kept = @($defaults.Keys | Where-Object { -not $write.Contains($_) })
 if ($kept) { Write-Host "Kept the existing settings: $($kept -join ', ')" }
 
-# --- 6. Notification Packages: append, never clobber ------------------------------------
+# --- 6. the Event Log source the DLL reports to (RegisterEventSourceW "adsyncflt") --------
+# The message file is .NET Framework's EventLogMessages.dll, as EventLog.CreateEventSource
+# registers it: it maps every event id to "%1", the DLL's one string. Without it the event
+# is still logged, with Event Viewer's "description ... cannot be found" preamble.
+$eventKey = "HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\$PackageName"
+$messageFile = Join-Path $env:SystemRoot 'Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll'
+if (-not (Test-Path $eventKey) -and $PSCmdlet.ShouldProcess($eventKey, 'register the Event Log source')) {
+    New-Item -Path $eventKey -Force | Out-Null
+}
+if ($PSCmdlet.ShouldProcess("$eventKey\TypesSupported", 'set to 7 (error, warning, information)')) {
+    Set-ItemProperty -Path $eventKey -Name 'TypesSupported' -Value 7 -Type DWord
+}
+if ((Test-Path -LiteralPath $messageFile) -and
+    $PSCmdlet.ShouldProcess("$eventKey\EventMessageFile", "set to $messageFile")) {
+    Set-ItemProperty -Path $eventKey -Name 'EventMessageFile' -Value $messageFile -Type ExpandString
+}
+
+# --- 7. Notification Packages: append, never clobber ------------------------------------
 $current = @($lsa.'Notification Packages' | Where-Object { $_ -and $_.Trim() })
 if ($current -contains $PackageName) {
     Write-Host "Notification Packages already lists ${PackageName}: $($current -join ', ')"

@@ -7,8 +7,8 @@
   not in use (otherwise the script says so; run it again after the reboot). Changes still
   in the spool would be lost with the spool: the script refuses to remove files while the
   spool (or a set-aside adsyncflt.spool.bad-* file) holds records, unless -Force is given.
-  The key file and settings are kept unless -Purge is given (the daemon may still use the
-  key). Every step that fails is reported, and the script then exits with code 1: it never
+  The key file, the settings and the Event Log source "adsyncflt" are kept unless -Purge is
+  given (the daemon may still use the key; the source keeps old events readable). Every step that fails is reported, and the script then exits with code 1: it never
   says "removed" for something that is still there. -WhatIf shows every step.
 #>
 #Requires -RunAsAdministrator
@@ -79,6 +79,10 @@ if ($Purge) {
     }
     if (Test-Path $settingsKey) {
         Invoke-Step $settingsKey 'delete the settings' { Remove-Item -Path $settingsKey -Recurse -Force }
+    }
+    $eventKey = "HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\$PackageName"
+    if (Test-Path $eventKey) {
+        Invoke-Step $eventKey 'unregister the Event Log source' { Remove-Item -Path $eventKey -Recurse -Force }
     }
 }
 if ($failures.Count) {

@@ -33,7 +33,8 @@ from pydantic import (
     model_validator,
 )
 
-from adsync.duration import Duration
+from adsync.config_wording import operator_message
+from adsync.duration import FILE_CONTEXT, Duration
 from adsync.ingest.codec import Limits
 from adsync.ingest.wire import MIN_FRAME, PROTOCOL_MAX_FRAME
 from adsync.plugin import (
@@ -127,6 +128,8 @@ class IngestConfig(StrictModel):
     tcp: LoopbackAddress | None = Field(default="127.0.0.1:17635", validate_default=True)
     psk_file: Path = Path("/etc/adsync/filter.key")
     max_connections: int = Field(default=_LIMITS.max_connections, ge=1, le=65536)
+    max_handshakes: int = Field(default=_LIMITS.max_handshakes, ge=1, le=65536)
+    max_handshakes_per_peer: int = Field(default=_LIMITS.max_handshakes_per_peer, ge=1, le=65536)
     frame_timeout: Duration = Field(default=_LIMITS.frame_timeout, gt=0)
     idle_timeout: Duration = Field(default=_LIMITS.idle_timeout, gt=0)
     handshake_timeout: Duration = Field(default=_LIMITS.handshake_timeout, gt=0)
@@ -215,7 +218,8 @@ class Config(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     dispatch: DispatchConfig = DispatchConfig()
     samba: SambaConfig = SambaConfig()
-    backends: dict[BackendName, BackendConfig] = Field(default_factory=dict)
+    # Required and not empty: a daemon with no target would take passwords and send none.
+    backends: dict[BackendName, BackendConfig] = Field(min_length=1)
 
     @field_validator("backends", mode="before")
     @classmethod
@@ -263,7 +267,7 @@ def _union_model(models: tuple[tuple[str, type[BackendConfig]], ...]) -> type[Co
         "Config",
         __base__=Config,
         __doc__="The adsync configuration file (adsync.yaml).",
-        backends=(dict[BackendName, entry], Field(default_factory=dict)),
+        backends=(dict[BackendName, entry], Field(min_length=1)),
     )
 
 
@@ -281,9 +285,12 @@ class ConfigProblem:
     line: int | None
     key: str
     message: str
+    column: int | None = None  # 1-based; YAML syntax errors only
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where = f"{where}:{self.column}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
@@ -311,13 +318,14 @@ def _key_text(path: KeyPath) -> str:
     return text
 
 
-_VALUE_ERROR_PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
 def _problems(
-    exc: ValidationError, data: Mapping[Any, Any], lines: Mapping[KeyPath, int], plugins: _Plugins
+    exc: ValidationError,
+    model: type[Config],
+    data: Mapping[Any, Any],
+    lines: Mapping[KeyPath, int],
+    plugins: _Plugins,
 ) -> list[_Raw]:
-    """Each validation error at the key it concerns, in the loader's words."""
+    """Each validation error at the key it concerns, in the operator's words."""
     raws = []
     for err in exc.errors(include_url=False, include_input=False):
         loc: KeyPath = ()
@@ -326,10 +334,7 @@ def _problems(
             # Union members and dict-key markers appear in loc but not in the data.
             if (*loc, part) in lines or (err["type"] == "missing" and i == len(parts) - 1):
                 loc = (*loc, part)
-        message = err["msg"]
-        for p in _VALUE_ERROR_PREFIXES:
-            if message.startswith(p):
-                message = message[len(p) :]
+        message = operator_message(err, model)
         if parts[:1] == ("backends",):
             loc, message = _backend_problem(err["type"], parts, loc, message, data, plugins)
         raws.append(_Raw(loc, message))
@@ -347,8 +352,16 @@ def _backend_problem(
     """The ``backends`` section's errors that pydantic words for its own union machinery."""
     if parts == ("backends",) and kind == "dict_type":
         return loc, "must be a mapping of backend name to its settings"
+    if parts == ("backends",) and kind in ("missing", "too_short"):
+        return ("backends",), (
+            "no backend is configured: add at least one target under `backends:` "
+            "(docs/configuration.md, Backends)"
+        )
     if "[key]" in parts:
-        return loc, f"a backend name must match {_NAME_REGEX}"
+        return loc, (
+            "a backend name is 1 to 63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
     if len(parts) != 2:
         return loc, message  # inside a plugin's model: its own words
     if kind == "model_attributes_type":
@@ -357,9 +370,9 @@ def _backend_problem(
         return loc, message
     type_name = data["backends"][parts[1]].get("type")
     if type_name is None:  # absent, or ``type:`` left empty
-        return (*loc, "type"), "Field required (the plugin's name)"
+        return (*loc, "type"), "required key missing (the plugin's name)"
     if not isinstance(type_name, str):
-        return (*loc, "type"), "must be a plugin name (a string)"
+        return (*loc, "type"), "must be a plugin name such as webhook"
     if type_name in plugins.broken:
         why = plugins.broken[type_name]
         return (*loc, "type"), f"plugin {type_name!r} cannot be loaded ({why})"
@@ -462,12 +475,13 @@ def _build(
     if not isinstance(data, Mapping):
         return None, [_Raw((), "the top level must be a mapping of sections (ingest, queue, …)")]
     plugins = _installed_plugins()
+    model = _union_model(plugins.models)
     config: Config | None = None
     raws: list[_Raw] = []
     try:
-        config = _union_model(plugins.models).model_validate(dict(data))
+        config = model.model_validate(dict(data), context=dict(FILE_CONTEXT))
     except ValidationError as exc:
-        raws = _problems(exc, data, lines, plugins)
+        raws = _problems(exc, model, data, lines, plugins)
     raws += _reference_problems(data, config)
     if config is None or raws:
         return None, raws
@@ -510,17 +524,29 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         doc = parse_yaml(text)
     except YamlSyntaxError as exc:
-        raise ConfigError([ConfigProblem(source, exc.line, "", exc.message)]) from None
+        raise ConfigError([ConfigProblem(source, exc.line, "", exc.message, exc.column)]) from None
     # absolute(), not resolve(): relative paths follow where the file appears to be.
     return config_from_document(doc, source=source, base_dir=path.absolute().parent)
+
+
+def key_line(path: str | os.PathLike[str], key: KeyPath) -> int | None:
+    """The line of ``key`` in the config file at ``path`` (for messages after loading)."""
+    try:
+        return parse_yaml(Path(path).read_text(encoding="utf-8")).line_of(key)
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return None
 
 
 # --- JSON Schema ----------------------------------------------------------------------------
 
 
-def config_json_schema() -> dict[str, Any]:
-    """JSON Schema of the file; ``backends`` entries are a union keyed by ``type``."""
-    schema: dict[str, Any] = config_model().model_json_schema(mode="validation")
+def config_json_schema(types: Sequence[str] | None = None) -> dict[str, Any]:
+    """JSON Schema of the file; ``backends`` entries are a union keyed by ``type`` over
+    ``types`` (default: every installed plugin; adsync's own for the committed file)."""
+    models = _installed_plugins().models
+    if types is not None:
+        models = tuple((name, model) for name, model in models if name in types)
+    schema: dict[str, Any] = _union_model(models).model_json_schema(mode="validation")
     schema["properties"]["backends"]["additionalProperties"] = False  # names outside the pattern
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "adsync configuration"
@@ -547,6 +573,7 @@ __all__ = [
     "config_model",
     "default_config_path",
     "is_loopback_host",
+    "key_line",
     "load_config",
     "parse_listen_address",
 ]

@@ -40,6 +40,7 @@ from adsync.queue.keys import KeyProvider, key_provider_from_config
 from adsync.queue.store import Queue
 from adsync.reload import pid_file_for, remove_pid_file, write_pid_file
 from adsync.reloader import Reloader, start_backends
+from adsync.startup import ingest_listeners, listening
 
 log = structlog.get_logger("adsync.daemon")
 
@@ -97,14 +98,16 @@ class Daemon:
         await self.dispatcher.start()
         self.intake.open(queue)
         self.server = self._make_server()
-        await self.server.start()
+        with listening(*ingest_listeners(config.ingest), socket_key="ingest.unix_socket"):
+            await self.server.start()
         listen = config.metrics.listen_address
         if listen is not None:
             view = self.view
             self.observe = ObserveServer(
                 *listen, metrics=view.render_metrics, health=view.health, status=view.status
             )
-            await self.observe.start()
+            with listening("metrics.listen", str(config.metrics.listen)):
+                await self.observe.start()
         log.info(
             "daemon_ready",
             backends=sorted(self.backends),

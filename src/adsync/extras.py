@@ -13,6 +13,7 @@ import importlib.util
 EXTRAS: dict[str, tuple[str, ...]] = {
     "ldap": ("bonsai",),
     "console": ("rich",),
+    "testing": ("pytest", "pytest_asyncio", "lxml"),
 }
 
 

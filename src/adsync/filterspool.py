@@ -9,7 +9,8 @@ first 8 bytes; the plaintext is the CHANGE TLVs 0x10 account, 0x12 password, 0x1
 
 A record that does not open is skipped and reading resumes at the next record that does;
 a tail cut short, zero-filled, or a last record that does not open in a file ending in
-zeros is a torn write. No I/O here: bytes in, changes and a report out.
+zeros (8 zero bytes when it ends where the file does) is a torn write. No I/O here: bytes
+in, changes and a report out.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from adsync.secret import Secret
 MAGIC = b"ASP1"
 HEAD = 20  # magic, ct_len, nonce
 TAG = 16
+TORN_ZEROS = 8  # a last record that does not open and ends in 8 zero bytes: torn (spool.h)
 MAX_PT = 3 + 1024 + 3 + 1024 + 3 + 4 + 3 + 8 + 3 + 16 + 3 + 8  # ADSY_SPOOL_MAX_PT
 KEY_INFO = b"adsync/1 lsa-filter spool aes-256-gcm"
 FIXED = {0x16: 4, 0x18: 8, 0x19: 16, 0x1A: 8}
@@ -140,6 +142,9 @@ def read_spool(data: bytes, psk: bytes) -> SpoolReport:
         cut_short = (size is None and end - off < 8) or (size is not None and off + size > end)
         nxt: int | None = None
         if size is not None and not cut_short:
+            if off + size == end and not data[end - TORN_ZEROS :].strip(b"\0"):
+                report.torn_bytes = end - off  # its header landed, its tag never did
+                break
             if off + size == end or r.open(off + size) is not None:
                 nxt = off + size
         if nxt is None:

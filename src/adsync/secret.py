@@ -83,7 +83,13 @@ def live_secrets_version() -> tuple[int, int]:
 
 def live_secret_values() -> Iterator[str]:
     """The values of every Secret alive now (for redaction only)."""
-    for secret in list(_live.values()):
+    while True:
+        try:  # another thread may create a Secret meanwhile: the copy is taken again
+            secrets = list(_live.values())
+        except RuntimeError:
+            continue
+        break
+    for secret in secrets:
         yield secret.reveal()
 
 
@@ -114,12 +120,17 @@ def encoded_forms(value: str) -> set[str]:
 
 
 _KEY = 4  # SecretIndex looks a form up by its first _KEY characters (a shorter one: whole)
+# A form shorter than _KEY (a 1..3-character password, say) is found only as a whole token
+# (no letter or digit right before or after it): found anywhere, it would turn every such
+# letter of every log line into ***, mangling the log and spelling the secret out.
+MIN_SECRET_LENGTH = _KEY  # a configured secret (file:/env:) shorter than this is refused
 
 
 class SecretIndex:
     """Finds every form (``encoded_forms``) of a set of secret values in text.
 
-    Matches are leftmost, longest form first. The log step keeps one over every live
+    Matches are leftmost, longest form first; a form shorter than 4 characters matches only
+    as a whole token (see ``_KEY``). The log step keeps one over every live
     secret and updates it as secrets come and go (one per change received, one per
     delivery): one regex alternation of all forms would be recompiled on each such
     change and try every form at each text position, while this index changes one
@@ -221,9 +232,15 @@ class SecretIndex:
         for form in self._by_key.get(text[i : i + _KEY], ()):
             if len(form) >= _KEY and text.startswith(form, i):
                 return form
+        if i > 0 and text[i - 1].isalnum():
+            return None  # a short form only as a whole token
         for n in self._short_lengths:
             piece = text[i : i + n]
-            if len(piece) == n and piece in self._holders:
+            if (
+                len(piece) == n
+                and piece in self._holders
+                and not (i + n < len(text) and text[i + n].isalnum())
+            ):
                 return piece
         return None
 
@@ -271,7 +288,9 @@ def check_secret_ref(ref: str) -> str:
 
 
 def resolve_secret_ref(ref: str, *, base_dir: Path | None = None) -> Secret:
-    """Resolve ``file:PATH`` or ``env:NAME`` to a Secret; anything else is refused.
+    """Resolve ``file:PATH`` or ``env:NAME`` to a Secret; anything else is refused, and so
+    is a secret shorter than ``MIN_SECRET_LENGTH`` (no credential is that short, and the
+    log redaction could only find it as a whole token).
 
     A file's single trailing newline is dropped (editors add one).
     """
@@ -280,7 +299,7 @@ def resolve_secret_ref(ref: str, *, base_dir: Path | None = None) -> Secret:
         value = os.environ.get(target)
         if value is None:
             raise SecretRefError(f"environment variable {target} is not set")
-        return Secret(value)
+        return _long_enough(ref, value)
     path = Path(target)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
@@ -292,4 +311,11 @@ def resolve_secret_ref(ref: str, *, base_dir: Path | None = None) -> Secret:
         text = text[:-1]
         if text.endswith("\r"):
             text = text[:-1]
-    return Secret(text)
+    return _long_enough(ref, text)
+
+
+def _long_enough(ref: str, value: str) -> Secret:
+    if len(value) < MIN_SECRET_LENGTH:
+        what = "empty" if not value else f"shorter than {MIN_SECRET_LENGTH} characters"
+        raise SecretRefError(f"the secret in {ref} is {what}; set a real credential there")
+    return Secret(value)

@@ -17,17 +17,28 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 KeyPath = tuple[str | int, ...]
 
-_QUOTED = re.compile(r"""(["'])(?!<|\\.\1)(.{2,}?)\1""")  # keeps '<scalar>' and '\t'
+# A quoted token of one character (',' ']' '\t') or a '<placeholder>' is YAML's own word and
+# is kept; any longer quoted text may be the operator's and is dropped.
+_QUOTED = re.compile(r"""(["'])(?:<[^"'<>]*>|\\.|.)\1|(["'])(.{2,}?)\2""")
+
+
+def _drop_quoted(text: str, replacement: str) -> str:
+    return _QUOTED.sub(lambda m: m.group(0) if m.group(2) is None else replacement, text)
+
+
 _DUPLICATE = re.compile(r'found duplicate key "([^"]*)"')
 
 
 class YamlSyntaxError(ValueError):
-    """The text is not YAML; ``line`` is 1-based, ``message`` quotes no source text."""
+    """The text is not YAML; ``line`` and ``column`` are 1-based, ``message`` quotes no
+    source text."""
 
-    def __init__(self, line: int | None, message: str) -> None:
+    def __init__(self, line: int | None, message: str, column: int | None = None) -> None:
         self.line = line
+        self.column = column
         self.message = message
-        super().__init__(f"line {line}: {message}" if line else message)
+        where = f"line {line}, column {column}" if line and column else f"line {line}"
+        super().__init__(f"{where}: {message}" if line else message)
 
 
 @dataclass(frozen=True)
@@ -53,9 +64,9 @@ def _safe_problem(exc: MarkedYAMLError) -> str:
         key = match.group(1) if match else ""
         return f"duplicate key {key!r}" if key and len(key) <= 64 else "duplicate key"
     # A scanner message can quote the token it choked on: keep the shape, drop the text.
-    problem = _QUOTED.sub(lambda m: f"{m.group(1)}…{m.group(1)}", problem)
+    problem = _drop_quoted(problem, "'…'")
     if exc.context:
-        problem = f"{problem} ({_QUOTED.sub('…', exc.context)})"
+        problem = f"{problem} ({_drop_quoted(exc.context, '…')})"
     return problem
 
 
@@ -91,6 +102,23 @@ def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
     return node  # dates and the like: pydantic will complain about the type
 
 
+_TAB = "YAML needs spaces for indentation, not tabs"
+
+
+def _tab_at(text: str, line: int, column: int) -> int | None:
+    """The 1-based column of the tab that broke the parse at the 0-based mark (``line``,
+    ``column``), if a tab did: the character at the mark, else one in that line's indentation.
+    Tabs that parse (in quoted or block text) never reach here."""
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return None
+    source = lines[line]
+    if source[column : column + 1] == "\t":
+        return column + 1
+    indentation = source[: len(source) - len(source.lstrip(" \t"))]
+    return indentation.index("\t") + 1 if "\t" in indentation else None
+
+
 def parse_yaml(text: str) -> YamlDocument:
     """Parse one YAML document; duplicate keys are errors."""
     yaml = YAML(typ="rt", pure=True)
@@ -99,8 +127,12 @@ def parse_yaml(text: str) -> YamlDocument:
         root = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise YamlSyntaxError(line, _safe_problem(exc)) from None
+        if mark is None:
+            raise YamlSyntaxError(None, _safe_problem(exc)) from None
+        tab = _tab_at(text, mark.line, mark.column)
+        if tab is not None:
+            raise YamlSyntaxError(mark.line + 1, f"{_TAB} (a tab at column {tab})", tab) from None
+        raise YamlSyntaxError(mark.line + 1, _safe_problem(exc), mark.column + 1) from None
     except YAMLError as exc:
         raise YamlSyntaxError(None, f"invalid YAML ({type(exc).__name__})") from None
     lines: dict[KeyPath, int] = {(): 1}

@@ -31,6 +31,8 @@ from adsync.testing.webhook import WebhookTarget
 
 from .conftest import webhook_backend
 
+pytestmark = pytest.mark.slow
+
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -148,7 +150,6 @@ def burst_until_killed(socket_path: Path, prefix: str, acked: list[str], stop: t
         pass  # the daemon was killed under us: what was ACKed is what counts
 
 
-@pytest.mark.slow
 async def test_sigkill_during_bursts_loses_no_acked_change(
     make_daemon: Any, webhook_secret: str
 ) -> None:

@@ -17,6 +17,17 @@ from lsa_wine import NATIVE, WinePrefix, winpath
 
 from adsync.testing.leaks import REGISTRY
 
+SLOW_FIXTURES = frozenset({"native_build", "wine"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the mingw-w64 build or a wine prefix is slow: the session pays the
+    build and wineboot (tens of seconds here) before its first such test runs."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def native_build(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -187,8 +187,9 @@ def spool_key(psk: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, None, SPOOL_KEY_INFO).derive(psk)
 
 
-def read_spool(path: Path, psk: bytes) -> list[dict[str, bytes]]:
-    """Opens every record of the spool file with Python's AES-GCM (the documented format)."""
+def read_spool(path: Path, psk: bytes) -> list[dict[int, bytes]]:
+    """Opens every record of the spool file with Python's AES-GCM (the documented format):
+    one dict per record, TLV tag -> value."""
     data = path.read_bytes() if path.exists() else b""
     aead = AESGCM(spool_key(psk))
     records = []

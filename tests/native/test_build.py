@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from lsa_wine import NATIVE
 
 SYSTEM_DLLS = {
@@ -41,6 +42,7 @@ def test_dll_imports_only_system_dlls(native_build: Path) -> None:
     assert not any("gcc" in m or "winpthread" in m or "stdc++" in m for m in imports)
 
 
+@pytest.mark.slow
 def test_native_core_suite_clean_under_asan_ubsan(tmp_path: Path) -> None:
     log = tmp_path / "check.log"
     with log.open("wb") as out:
@@ -52,6 +54,7 @@ def test_native_core_suite_clean_under_asan_ubsan(tmp_path: Path) -> None:
     assert re.search(r"\d+ checks, 0 failures", text)
 
 
+@pytest.mark.slow
 def test_fuzz_targets_build_and_run(tmp_path: Path) -> None:
     """libFuzzer on the reply decoder, the UTF-16 converter, the account glob and the spool
     reader. A short run by default;

@@ -71,3 +71,21 @@ def test_complexity_and_lsa_protection_statements() -> None:
     assert "RunAsPPL" in text and "Microsoft" in text and "Authenticode" in text
     docs = (NATIVE.parents[1] / "docs" / "windows.md").read_text()
     assert "PasswordFilter is called only while" not in docs
+
+
+def test_install_registers_the_event_log_source_the_dll_reports_to() -> None:
+    """ReportEventW under a source with no registry key still logs, but the DLL's caps,
+    faults and kill switch must be findable by source: install.ps1 registers exactly the
+    name win32/log.c passes to RegisterEventSourceW, under the Application log, behind
+    ShouldProcess (covered by the -WhatIf check above); uninstall -Purge removes it."""
+    source = re.search(r'#define EVENT_SOURCE L"(\w+)"', (NATIVE / "win32" / "log.c").read_text())
+    assert source
+    install = (NATIVE / "install.ps1").read_text()
+    assert f"$PackageName = '{source.group(1)}'" in install
+    key = r"HKLM:\SYSTEM\CurrentControlSet\Services\EventLog\Application\$PackageName"
+    assert f'$eventKey = "{key}"' in install
+    assert re.search(r"New-Item -Path \$eventKey", install)
+    assert re.search(r"-Name 'TypesSupported' -Value 7 -Type DWord", install)
+    uninstall = (NATIVE / "uninstall.ps1").read_text()
+    purge = uninstall[uninstall.index("if ($Purge)") :]
+    assert f'$eventKey = "{key}"' in purge and "Remove-Item -Path $eventKey" in purge

@@ -357,7 +357,11 @@ async def test_spool_torn_tail_cut_and_foreign_spool_set_aside(filter_setup, tmp
     sealed = filter_setup.spool_file.read_bytes()
     filter_setup.key_file.write_bytes(bytes(32))  # a new key
     fourth = Harness(filter_setup.wine, other, name="fourth")
-    assert await fourth.run("init") == 0
+    await fourth.start("init", "wait", winpath(fourth.stop_file), "60")
+    # the worker (not InitializeChangeNotify's thread) checks the spool
+    assert await wait_until(lambda: "spool_set_aside" in filter_setup.log_text(), 30)
+    fourth.release()
+    assert await fourth.wait() == 0
     set_aside = list(filter_setup.spool_dir.glob("adsyncflt.spool.bad-*"))
     assert len(set_aside) == 1 and set_aside[0].read_bytes() == sealed
     assert filter_setup.spool_file.stat().st_size == 0

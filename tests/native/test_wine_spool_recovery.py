@@ -176,7 +176,11 @@ async def test_set_aside_spool_is_replayed_through_the_daemon(
     old_key.chmod(0o600)
     filter_setup.key_file.write_bytes(bytes(range(32)))  # the new key
     third = Harness(filter_setup.wine, tmp_path, name="third")
-    assert await third.run("init") == 0
+    await third.start("init", "wait", winpath(third.stop_file), "60")
+    # the worker (not InitializeChangeNotify's thread) checks the spool
+    assert await wait_until(lambda: "spool_set_aside" in filter_setup.log_text(), 30)
+    third.release()
+    assert await third.wait() == 0
     [aside] = list(filter_setup.spool_dir.glob("adsyncflt.spool.bad-*"))
     assert aside.read_bytes() == sealed
     assert "spool_set_aside" in filter_setup.log_text()

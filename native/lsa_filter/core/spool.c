@@ -283,6 +283,17 @@ int adsy_spool_step(adsy_spool_reader *r, uint64_t off, uint64_t end, adsy_chang
     if (!cut_short && len > 0) {
         /* a sound header around a record that does not open: its length is likely right */
         if (off + len == end) {
+            /* the last record, ending in 8+ zero bytes: its header reached the disk, its
+             * tag did not (an append cut by a power loss after the size grew; a real tag
+             * ends so with odds of 2^-64): a torn write, cut, never taken for a file in
+             * which no record opens (a set-aside) when it is the only record */
+            z = all_zero(r, end - ADSY_SPOOL_TORN_ZEROS, end);
+            if (z < 0)
+                return ADSY_STEP_IOERR;
+            if (z == 1) {
+                *why = ADSY_E_TRUNC;
+                return ADSY_STEP_TORN;
+            }
             *next = end;
             return ADSY_STEP_SKIP;
         }

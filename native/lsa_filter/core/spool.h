@@ -59,11 +59,14 @@ int adsy_spool_parse(const uint8_t *pt, size_t n, adsy_change *c);
  *           the next offset where a record opens, or end when none does;
  *   TORN    the rest of the file is an interrupted append: a header or record cut short by
  *           the end of the file, zero bytes only, or a record that does not open, followed
- *           by nothing that does, in a file that ends in zeros: cut the file at off;
+ *           by nothing that does, in a file that ends in zeros (16 zero bytes after it; 8
+ *           when it is the last record): cut the file at off;
  *   END     off == end;
  *   IOERR   the callback failed (after its own retries): nothing is decided, try later.
  * *why is the reason of a SKIP or TORN (an ADSY_E_* code). */
 #define ADSY_SPOOL_WIN 4096u
+/* A last record that does not open and ends in this many zero bytes is a torn append. */
+#define ADSY_SPOOL_TORN_ZEROS 8u
 
 /* Reads exactly n bytes at off: 0, or -1 when they cannot be read now. */
 typedef int (*adsy_read_fn)(void *ctx, uint64_t off, uint8_t *buf, size_t n);

@@ -3,6 +3,9 @@
  *
  *   harness.exe DLL RESULTS COMMAND...
  *     init                      InitializeChangeNotify          -> "init <0|1>"
+ *     init-timed                the same, timed                 -> "init-timed <0|1> <ns>"
+ *     notify-null               PasswordChangeNotify(NULL, 0, NULL), then with empty
+ *                               strings (LSA does call so)     -> "notify-null <ns> <status>"
  *     notify FILE               one PasswordChangeNotify per line "rid<TAB>hex(account UTF-16LE)
  *                               <TAB>hex(password UTF-16LE)"  -> "notify <i> <ns> <status>"
  *     filter FILE               one PasswordFilter per line "set_op<TAB>hex(account)<TAB>hex(full
@@ -190,6 +193,22 @@ int wmain(int argc, wchar_t **argv)
     for (int i = 3; i < argc && rc == 0; i++) {
         if (!wcscmp(argv[i], L"init")) {
             fprintf(g_out, "init %d\n", init() ? 1 : 0);
+            fflush(g_out);
+        } else if (!wcscmp(argv[i], L"init-timed")) {
+            LARGE_INTEGER t0, t1;
+            QueryPerformanceCounter(&t0);
+            BOOLEAN ok = init();
+            QueryPerformanceCounter(&t1);
+            fprintf(g_out, "init-timed %d %lld\n", ok ? 1 : 0, elapsed_ns(t0, t1));
+            fflush(g_out);
+        } else if (!wcscmp(argv[i], L"notify-null")) {
+            UNICODE_STRING empty = {0, 0, NULL};
+            LARGE_INTEGER t0, t1;
+            QueryPerformanceCounter(&t0);
+            NTSTATUS st = notify(NULL, 0, NULL);
+            NTSTATUS st2 = notify(&empty, 500, &empty);
+            QueryPerformanceCounter(&t1);
+            fprintf(g_out, "notify-null %lld %ld\n", elapsed_ns(t0, t1), (long)(st | st2));
             fflush(g_out);
         } else if (!wcscmp(argv[i], L"notify") && i + 1 < argc) {
             rc = cmd_notify(notify, argv[++i]);

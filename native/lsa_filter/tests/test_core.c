@@ -1,4 +1,7 @@
 /* Native tests of the portable core; built with ASan/UBSan by `make check`. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +12,13 @@
 #include "../core/exclude.h"
 #include "../core/kdf.h"
 #include "../core/link.h"
+#include "../core/logring.h"
 #include "../core/proto.h"
 #include "../core/queue.h"
 #include "../core/spool.h"
 #include "../core/utf.h"
 #include "sha256.h"
+#include "toy_aead.h"
 
 static int failures, checks;
 #define CHECK(cond)                                                                    \
@@ -332,93 +337,140 @@ static void test_crypto(void)
 }
 
 /* ---------------- queue ---------------- */
+static void fill_id(adsy_change *c, uint64_t pos, void *ctx)
+{
+    (void)ctx;
+    c->event_id[0] = (uint8_t)(pos + 1); /* the shell puts random bytes here */
+}
+
+static adsy_change mk(uint32_t rid, char pw)
+{
+    adsy_change c;
+    memset(&c, 0, sizeof c);
+    c.rid = rid;
+    c.account[0] = 'a';
+    c.account_len = 1;
+    c.password[0] = (uint8_t)pw;
+    c.password_len = 1;
+    return c;
+}
+
 static void test_queue(void)
 {
-    static adsy_change slots[4];
+    static adsy_qslot slots[4];
     adsy_queue q;
-    adsy_queue_init(&q, slots, 4);
+    adsy_queue_init(&q, slots, 4, fill_id, NULL);
     CHECK_EQ(adsy_queue_count(&q), 0);
-    for (uint64_t i = 0; i < 4; i++) {
-        adsy_change *c = adsy_queue_reserve(&q);
-        CHECK(c != NULL);
-        c->seq = i;
-        c->password[0] = 'x';
-        c->password_len = 1;
-        adsy_queue_commit(&q);
+    CHECK(adsy_queue_peek(&q, 0) == NULL);
+    for (uint32_t i = 0; i < 4; i++) {
+        adsy_change c = mk(i, 'x');
+        CHECK_EQ(adsy_queue_push(&q, &c, 1000), 0);
         CHECK_EQ(adsy_queue_past_half(&q), i >= 2);
     }
-    CHECK(adsy_queue_reserve(&q) == NULL);
-    CHECK_EQ(adsy_queue_peek(&q, 0)->seq, 0);
-    CHECK_EQ(adsy_queue_peek(&q, 3)->seq, 3);
+    adsy_change extra = mk(9, 'z');
+    CHECK_EQ(adsy_queue_push(&q, &extra, 1000), -1); /* full: refused at once */
+    CHECK_EQ(adsy_queue_count(&q), 4);
+    CHECK_EQ(adsy_queue_peek(&q, 0)->rid, 0);
+    CHECK_EQ(adsy_queue_peek(&q, 0)->seq, 1000); /* sequence = base + queue position */
+    CHECK_EQ(adsy_queue_peek(&q, 3)->seq, 1003);
+    CHECK_EQ(adsy_queue_peek(&q, 2)->event_id[0], 3); /* the pre-filled id is kept */
     CHECK(adsy_queue_peek(&q, 4) == NULL);
-    adsy_change *first = adsy_queue_peek(&q, 0);
+    const adsy_change *first = adsy_queue_peek(&q, 0);
     adsy_queue_pop(&q, 1);
     CHECK_EQ(first->password[0], 0); /* popped slot wiped */
     CHECK_EQ(first->password_len, 0);
-    /* wrap around keeps FIFO order */
-    adsy_change *c = adsy_queue_reserve(&q);
-    c->seq = 4;
-    adsy_queue_commit(&q);
-    for (uint64_t i = 0; i < 4; i++)
-        CHECK_EQ(adsy_queue_peek(&q, (size_t)i)->seq, i + 1);
-    /* an abandoned reservation leaves nothing */
-    adsy_queue_pop(&q, 2);
-    c = adsy_queue_reserve(&q);
-    c->password[0] = 'y';
-    adsy_queue_abandon(&q);
-    CHECK_EQ(c->password[0], 0);
-    CHECK_EQ(adsy_queue_count(&q), 2);
+    CHECK_EQ(first->event_id[0], 5); /* and re-filled for position 4 */
+    /* wrap around keeps FIFO order and the sequence */
+    adsy_change c = mk(4, 'y');
+    CHECK_EQ(adsy_queue_push(&q, &c, 1000), 0);
+    for (uint32_t i = 0; i < 4; i++)
+        CHECK_EQ(adsy_queue_peek(&q, i)->rid, i + 1);
+    CHECK_EQ(adsy_queue_peek(&q, 3)->seq, 1004);
     adsy_queue_pop(&q, 10);
     CHECK_EQ(adsy_queue_count(&q), 0);
-    adsy_queue_wipe(&q);
+    CHECK_EQ(adsy_queue_past_half(&q), 0);
+}
+
+/* Several producer threads and one consumer: nothing lost, nothing twice, each
+ * producer's changes in its own order, sequence numbers strictly increasing. */
+#define QT_PRODUCERS 4
+#ifndef QT_EACH
+#define QT_EACH 20000 /* fewer under ThreadSanitizer (make tsan), which is slower */
+#endif
+static adsy_qslot qt_slots[64];
+static adsy_queue qt_q;
+static atomic_int qt_full;
+
+static void *qt_producer(void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    for (uint32_t i = 0; i < QT_EACH;) {
+        adsy_change c = mk(id << 24 | i, 'p');
+        if (adsy_queue_push(&qt_q, &c, 0) == 0)
+            i++;
+        else
+            atomic_fetch_add(&qt_full, 1);
+    }
+    return NULL;
+}
+
+static void test_queue_threads(void)
+{
+    pthread_t t[QT_PRODUCERS];
+    uint32_t next[QT_PRODUCERS] = {0};
+    adsy_queue_init(&qt_q, qt_slots, 64, NULL, NULL);
+    for (uintptr_t i = 0; i < QT_PRODUCERS; i++)
+        pthread_create(&t[i], NULL, qt_producer, (void *)i);
+    long got = 0, bad = 0;
+    uint64_t last_seq = 0;
+    while (got < (long)QT_PRODUCERS * QT_EACH) {
+        size_t n = adsy_queue_count(&qt_q);
+        for (size_t k = 0; k < n; k++) {
+            const adsy_change *c = adsy_queue_peek(&qt_q, k);
+            uint32_t p = c->rid >> 24;
+            if (p >= QT_PRODUCERS || (c->rid & 0xFFFFFF) != next[p] || (got && c->seq <= last_seq))
+                bad++;
+            else
+                next[p]++;
+            last_seq = c->seq;
+            got++;
+        }
+        adsy_queue_pop(&qt_q, n);
+    }
+    for (int i = 0; i < QT_PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(adsy_queue_count(&qt_q), 0);
+    for (int i = 0; i < QT_PRODUCERS; i++)
+        CHECK_EQ(next[i], QT_EACH);
+}
+
+/* ---------------- log ring ---------------- */
+static void test_logring(void)
+{
+    static adsy_logring r;
+    adsy_logent e = {1, "ev", -3, 7, 1}, out;
+    adsy_logring_init(&r);
+    CHECK_EQ(adsy_logring_take(&r, &out), 0);
+    for (int i = 0; i < ADSY_LOGRING_CAP; i++) {
+        e.count = (unsigned long long)i;
+        CHECK_EQ(adsy_logring_put(&r, &e), 0);
+    }
+    CHECK_EQ(adsy_logring_put(&r, &e), -1); /* full: dropped and counted, never waits */
+    CHECK_EQ(adsy_logring_put(&r, &e), -1);
+    CHECK_EQ(adsy_logring_take_dropped(&r), 2);
+    CHECK_EQ(adsy_logring_take_dropped(&r), 0);
+    for (int i = 0; i < ADSY_LOGRING_CAP; i++) {
+        CHECK_EQ(adsy_logring_take(&r, &out), 1);
+        CHECK_EQ(out.count, i);
+    }
+    CHECK(strcmp(out.event, "ev") == 0 && out.code == -3 && out.level == 1);
+    CHECK_EQ(adsy_logring_take(&r, &out), 0);
+    CHECK_EQ(adsy_logring_put(&r, &e), 0); /* wraps */
+    CHECK_EQ(adsy_logring_take(&r, &out), 1);
 }
 
 /* ---------------- spool records ---------------- */
-/* A toy AEAD (HMAC keystream + HMAC tag) to exercise the record format; the real
- * AES-256-GCM is BCrypt's, checked byte for byte by the wine tests. */
-static uint8_t toy_key[32] = {1, 2, 3};
-static void toy_stream(const uint8_t nonce[12], size_t i, uint8_t *b)
-{
-    uint8_t m[20];
-    memcpy(m, nonce, 12);
-    for (int k = 0; k < 8; k++)
-        m[12 + k] = (uint8_t)(i >> (8 * k));
-    t_hmac_sha256(NULL, toy_key, 32, m, 20, b);
-}
-static void toy_tag(const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t n,
-                    uint8_t tag[16])
-{
-    static uint8_t m[4096];
-    uint8_t full[32];
-    memcpy(m, aad, aad_len);
-    memcpy(m + aad_len, ct, n);
-    t_hmac_sha256(NULL, toy_key, 32, m, aad_len + n, full);
-    memcpy(tag, full, 16);
-}
-static int toy_seal(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
-                    const uint8_t *pt, size_t n, uint8_t *ct, uint8_t tag[16])
-{
-    (void)ctx;
-    uint8_t ks[32];
-    for (size_t i = 0; i < n; i++) {
-        if (i % 32 == 0)
-            toy_stream(nonce, i / 32, ks);
-        ct[i] = pt[i] ^ ks[i % 32];
-    }
-    toy_tag(aad, aad_len, ct, n, tag);
-    return 0;
-}
-static int toy_open(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
-                    const uint8_t *ct, size_t n, const uint8_t tag[16], uint8_t *pt)
-{
-    uint8_t want[16];
-    toy_tag(aad, aad_len, ct, n, want);
-    if (!adsy_ct_equal(want, tag, 16))
-        return -1;
-    uint8_t dummy[16];
-    return toy_seal(ctx, nonce, aad, aad_len, ct, n, pt, dummy);
-}
-
 static void test_spool(void)
 {
     adsy_aead a = {toy_seal, toy_open, NULL};
@@ -862,6 +914,8 @@ int main(void)
     test_decode_reply();
     test_crypto();
     test_queue();
+    test_queue_threads();
+    test_logring();
     test_spool();
     test_spool_recovery();
     test_exclude();

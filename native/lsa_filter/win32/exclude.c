@@ -1,6 +1,8 @@
 /* Accounts whose secrets are not user passwords (krbtgt, krbtgt_*, *$) and the operator's
  * ExcludeAccounts patterns (REG_MULTI_SZ under HKLM\SOFTWARE\adsync\Filter, read once in
- * InitializeChangeNotify). The matching itself is the core's (core/exclude.c). */
+ * InitializeChangeNotify). The matching itself is the core's (core/exclude.c): no lock, no
+ * allocation, no system call on LSASS's thread; the `account_excluded` debug line goes into
+ * the log ring (adsy_log) and the worker writes it out. */
 #include "internal.h"
 
 #include "../core/exclude.h"

@@ -4,13 +4,17 @@
 #include "../core/utf.h"
 
 static volatile LONG g_init_state; /* 0 not yet, 1 running, 2 ok, 3 failed */
+static int g_worker_started;       /* the worker drains the log ring from then on */
 static uint8_t g_domain_buf[256], g_host_buf[256];
 
-BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason, LPVOID reserved)
+__attribute__((no_stack_protector)) BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason,
+                                                         LPVOID reserved)
 {
     (void)reserved;
-    if (reason == DLL_PROCESS_ATTACH)
+    if (reason == DLL_PROCESS_ATTACH) {
+        adsy_ssp_init(); /* no DLL load, no lock: counters and ids only */
         DisableThreadLibraryCalls(inst); /* nothing else here: loader lock */
+    }
     return TRUE;
 }
 
@@ -39,20 +43,23 @@ static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str
         s->len = len;
 }
 
-BOOLEAN NTAPI InitializeChangeNotify(void)
+/* Everything InitializeChangeNotify does on LSASS's boot thread: settings, the exclusions,
+ * the key file (a DPAPI blob or 32 raw bytes, its ACL checked), key derivation, the queue,
+ * the worker. The spool (directory, open, read and decrypt every record) is the worker's
+ * first job, never done here. */
+static BOOLEAN initialize(void)
 {
-    if (InterlockedCompareExchange(&g_init_state, 1, 0) != 0)
-        return g_init_state == 2;
     adsy_settings_load(&g_settings);
     adsy_log_init(&g_settings);
+    adsy_settings_watch();
     adsy_exclusions_load();
     int rc;
     if ((rc = adsy_crypto_init()) != ADSY_OK) {
-        adsy_log(ADSY_LOG_ERROR, "crypto_init_failed", rc, 0);
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "crypto_init_failed", rc, 0);
         goto fail;
     }
     if ((rc = adsy_psk_load(g_settings.key_file, g_psk)) != 0) {
-        adsy_log(ADSY_LOG_ERROR, "key_file_unusable", rc, 0);
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "key_file_unusable", rc, 0);
         goto fail;
     }
     uint8_t spool_key[32];
@@ -61,33 +68,66 @@ BOOLEAN NTAPI InitializeChangeNotify(void)
         rc = adsy_aead_set_key(spool_key);
     SecureZeroMemory(spool_key, sizeof spool_key);
     if (rc != ADSY_OK) {
-        adsy_log(ADSY_LOG_ERROR, "spool_key_failed", rc, 0);
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "spool_key_failed", rc, 0);
         goto fail;
     }
     name_utf8(ComputerNameDnsDomain, g_domain_buf, sizeof g_domain_buf, &g_domain);
     name_utf8(ComputerNameDnsHostname, g_host_buf, sizeof g_host_buf, &g_host);
-    if ((rc = adsy_net_init()) != ADSY_OK || (rc = adsy_spool_init(g_settings.spool_dir)) != 0 ||
+    adsy_spool_setup();
+    if ((rc = adsy_net_init()) != ADSY_OK ||
         (rc = adsy_changes_init(g_settings.queue_capacity)) != ADSY_OK ||
         (rc = adsy_worker_start()) != ADSY_OK) {
-        adsy_log(ADSY_LOG_ERROR, "init_failed", rc, 0);
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "init_failed", rc, 0);
         goto fail;
     }
-    adsy_log(ADSY_LOG_INFO, "initialized", 0, adsy_spool_count());
-    InterlockedExchange(&g_init_state, 2);
+    g_worker_started = 1;
+    adsy_log(ADSY_LOG_INFO, "initialized", 0, 0);
     return TRUE;
 fail:
-    InterlockedExchange(&g_init_state, 3);
+    /* No worker will ever drain the ring: write out why the package stays inactive here,
+     * once (LSASS's boot thread, which already read the key file). */
+    adsy_log_flush();
     return FALSE;
+}
+
+BOOLEAN NTAPI InitializeChangeNotify(void)
+{
+    if (InterlockedCompareExchange(&g_init_state, 1, 0) != 0)
+        return g_init_state == 2;
+    int guard_rc = adsy_guard_init(); /* first, so that the rest runs guarded */
+    adsy_guard g;
+    ADSY_GUARD_ENTER(g);
+    if (g.faulted) {
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "fault_in_initialize", 0, g_faults);
+        if (!g_worker_started)
+            adsy_log_flush();
+        InterlockedExchange(&g_init_state, 3);
+        return FALSE;
+    }
+    BOOLEAN ok = initialize();
+    if (guard_rc != ADSY_OK)
+        adsy_log(ADSY_LOG_WARNING, "fault_guard_unavailable", guard_rc, 0);
+    adsy_guard_leave(&g);
+    InterlockedExchange(&g_init_state, ok ? 2 : 3);
+    return ok;
 }
 
 NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
                                     PUNICODE_STRING NewPassword)
 {
-    if (adsy_account_is_excluded(UserName, 1))
-        return 0; /* krbtgt, machine, trust, gMSA, ExcludeAccounts: never sent */
     if (g_init_state != 2)
         return 0;
-    return adsy_changes_notify(UserName, RelativeId, NewPassword);
+    if (adsy_settings_disabled())
+        return 0; /* the kill switch: nothing captured */
+    adsy_guard g;
+    ADSY_GUARD_ENTER(g);
+    if (g.faulted) {
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "fault_in_change_notify", 0, g_faults);
+        return 0;
+    }
+    NTSTATUS st = adsy_changes_notify(UserName, RelativeId, NewPassword);
+    adsy_guard_leave(&g);
+    return st;
 }
 
 /* UTF-16 UNICODE_STRING -> UTF-8 in buf; an empty or unconvertible one gives len 0. */
@@ -127,7 +167,10 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
         adsy_log(ADSY_LOG_WARNING, "check_not_encodable", n, 0);
         return CHECK_UNDECIDED;
     }
+    ADSY_TEST_FAULT(acct);
     int rc = adsy_conn_open(&c, g_settings.port, g_psk, deadline);
+    if (rc == ADSY_NET_CLOSED || rc == ADSY_NET_TIMEOUT)
+        adsy_worker_probe(); /* the worker finds out whether the daemon is down */
     if (rc == ADSY_NET_OK) {
         uint64_t id = c.next_request_id++;
         for (int i = 0; i < 8; i++)
@@ -147,20 +190,40 @@ static int ask_daemon(const UNICODE_STRING *acct, const UNICODE_STRING *full,
     return verdict;
 }
 
+static BOOLEAN undecided(BOOLEAN set_op)
+{
+    int accept = set_op ? g_settings.on_undecided_set_accept : g_settings.on_undecided_accept;
+    return accept ? TRUE : FALSE;
+}
+
 BOOLEAN NTAPI PasswordFilter(PUNICODE_STRING AccountName, PUNICODE_STRING FullName,
                              PUNICODE_STRING Password, BOOLEAN SetOperation)
 {
-    if (adsy_account_is_excluded(AccountName, 0))
-        return TRUE; /* not a user password: never asked about, never refused */
     if (g_init_state != 2)
         return TRUE; /* not initialised: never block password changes */
+    if (adsy_settings_disabled())
+        return TRUE; /* the kill switch: accept without asking */
+    if (adsy_account_is_excluded(AccountName, 0))
+        return TRUE; /* not a user password: never asked about, never refused */
+    if (g_daemon_down) {
+        /* the worker's last connect failed: do not spend the deadline on it */
+        adsy_log(ADSY_LOG_DEBUG, "check_daemon_down", 0, 1);
+        return undecided(SetOperation);
+    }
+    adsy_guard g;
+    ADSY_GUARD_ENTER(g);
+    if (g.faulted) {
+        adsy_log(ADSY_LOG_ERROR | ADSY_LOG_EVENTLOG, "fault_in_password_filter", 0, g_faults);
+        return undecided(SetOperation);
+    }
     ULONGLONG deadline = adsy_now_ms() + g_settings.deadline_ms;
     int v = ask_daemon(AccountName, FullName, Password, SetOperation, deadline);
+    adsy_guard_leave(&g);
     if (v == CHECK_ACCEPT)
         return TRUE;
     if (v == CHECK_REJECT) {
         adsy_log(ADSY_LOG_INFO, "check_rejected", 0, 1);
         return FALSE;
     }
-    return g_settings.on_undecided_accept ? TRUE : FALSE;
+    return undecided(SetOperation);
 }

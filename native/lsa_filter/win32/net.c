@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <ws2tcpip.h>
+#include <mstcpip.h>
 
 int adsy_net_init(void)
 {
@@ -93,6 +94,22 @@ int adsy_conn_recv(adsy_conn *c, adsy_reply *r, ULONGLONG deadline)
     return adsy_decode_reply(c->rx, len, r) == ADSY_OK ? ADSY_NET_OK : ADSY_NET_PROTOCOL;
 }
 
+int adsy_conn_readable(adsy_conn *c, ULONGLONG until)
+{
+    return wait_socket(c->s, 0, until);
+}
+
+int adsy_conn_alive(adsy_conn *c)
+{
+    char b;
+    if (c->s == INVALID_SOCKET)
+        return 0;
+    int n = recv(c->s, &b, 1, MSG_PEEK);
+    if (n > 0)
+        return 1;
+    return n == SOCKET_ERROR && WSAGetLastError() == WSAEWOULDBLOCK;
+}
+
 void adsy_conn_close(adsy_conn *c)
 {
     if (c->s != INVALID_SOCKET) {
@@ -139,6 +156,24 @@ static int handshake(adsy_conn *c, const uint8_t psk[32], ULONGLONG deadline)
     return r.type == ADSY_T_AUTH_OK ? ADSY_NET_OK : ADSY_NET_AUTH;
 }
 
+/* A refused loopback connect fails at once on Linux; on Windows the stack retransmits the
+ * SYN after an RST for about 2 s. TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS (Windows 10 1709+,
+ * Server 2019+) turns that off for this socket. Older systems and wine refuse the ioctl:
+ * harmless, the deadline still bounds the connect, and PasswordFilter skips the connect
+ * altogether while the worker knows the daemon is down (g_daemon_down).
+ * Microsoft: "SIO_TCP_INITIAL_RTO control code", TCP_INITIAL_RTO_PARAMETERS. */
+static void fail_fast(SOCKET s)
+{
+    TCP_INITIAL_RTO_PARAMETERS p;
+    DWORD got = 0;
+    static volatile LONG reported;
+    p.Rtt = TCP_INITIAL_RTO_UNSPECIFIED_RTT;
+    p.MaxSynRetransmissions = TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS;
+    if (WSAIoctl(s, SIO_TCP_INITIAL_RTO, &p, sizeof p, NULL, 0, &got, NULL, NULL) != 0 &&
+        InterlockedExchange(&reported, 1) == 0)
+        adsy_log(ADSY_LOG_INFO, "syn_retransmissions_not_disabled", WSAGetLastError(), 1);
+}
+
 int adsy_conn_open(adsy_conn *c, DWORD port, const uint8_t psk[32], ULONGLONG deadline)
 {
     c->s = INVALID_SOCKET;
@@ -152,7 +187,12 @@ int adsy_conn_open(adsy_conn *c, DWORD port, const uint8_t psk[32], ULONGLONG de
         return ADSY_NET_SOCKET;
     }
     u_long nb = 1;
-    ioctlsocket(c->s, FIONBIO, &nb);
+    if (ioctlsocket(c->s, FIONBIO, &nb) != 0) {
+        /* a blocking socket would let connect/send/recv outlive the deadline */
+        adsy_conn_close(c);
+        return ADSY_NET_SOCKET;
+    }
+    fail_fast(c->s);
     BOOL one = TRUE;
     setsockopt(c->s, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
     struct sockaddr_in a;

@@ -1,10 +1,16 @@
 /* The spool file: sealed records appended and flushed (FlushFileBuffers) before the
  * in-memory copy is forgotten; read oldest first; emptied once every record is ACKed.
+ * Only the worker thread calls into this file (adsy_spool_setup aside, which does no
+ * I/O): no LSASS thread ever takes g_lock, so holding it across WriteFile/FlushFileBuffers
+ * can stall the worker only, never a password change. The worker opens and checks the
+ * spool (adsy_spool_init) as its first job, never LSASS's boot thread.
  * Reading (core/spool.c, adsy_spool_step) costs a damaged record that record only: it is
  * skipped and reading resumes at the next record that opens; a torn or zero-filled tail is
  * cut off; the whole file is set aside (renamed *.bad-<unix ms>, for `adsync filter spool
  * replay`) only when no record in it opens under the current key. */
 #include "internal.h"
+
+#include "../core/spooler.h"
 
 #include <sddl.h>
 #include <stdio.h>
@@ -24,6 +30,7 @@ static uint64_t g_skip_reported; /* damaged bytes before this offset are already
 static unsigned long long g_skipped;
 static uint8_t g_rec[ADSY_SPOOL_MAX_RECORD]; /* guarded by g_lock */
 static adsy_spool_reader g_reader;          /* guarded by g_lock */
+static DWORD g_last_error;                  /* of the last failed write or flush */
 
 static int read_once(uint64_t off, void *buf, DWORD n)
 {
@@ -68,6 +75,54 @@ static int truncate_at(uint64_t off)
            FlushFileBuffers(g_file);
 }
 
+/* The file callbacks of core/spooler.c (which decides what is written and flushed when). */
+static int file_write(void *ctx, uint64_t off, const uint8_t *buf, size_t n)
+{
+    (void)ctx;
+    if (write_at(off, buf, (DWORD)n))
+        return 0;
+    g_last_error = GetLastError();
+    return -1;
+}
+
+static int file_flush(void *ctx)
+{
+    (void)ctx;
+    if (FlushFileBuffers(g_file))
+        return 0;
+    g_last_error = GetLastError();
+    return -1;
+}
+
+static int file_truncate(void *ctx, uint64_t size)
+{
+    (void)ctx;
+    return truncate_at(size) ? 0 : -1;
+}
+
+static int file_random(void *ctx, uint8_t *buf, size_t n)
+{
+    (void)ctx;
+    if (adsy_random(buf, (ULONG)n) == ADSY_OK)
+        return 0;
+    g_last_error = GetLastError();
+    return -1;
+}
+
+static const adsy_spool_file g_spool_file = {file_write, file_flush, file_truncate, file_random,
+                                             NULL};
+
+int adsy_path_join(WCHAR *out, size_t cap, const WCHAR *dir, const WCHAR *name)
+{
+    int n = _snwprintf(out, cap, L"%ls\\%ls", dir, name);
+    if (n < 0 || (size_t)n >= cap) { /* msvcrt: -1 and no NUL when it does not fit */
+        out[0] = 0;
+        return 0;
+    }
+    out[n] = 0;
+    return 1;
+}
+
 static int open_file(void)
 {
     g_file = CreateFileW(g_path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, NULL, OPEN_ALWAYS,
@@ -82,6 +137,8 @@ static int make_dir(const WCHAR *dir)
 {
     WCHAR tmp[MAX_PATH];
     lstrcpynW(tmp, dir, MAX_PATH);
+    if (lstrlenW(tmp) < 3) /* "C:\\" at least: a drive-relative or empty SpoolDir is refused */
+        return ERROR_BAD_PATHNAME;
     for (WCHAR *p = tmp + 3; *p; p++) {
         if (*p == L'\\' || *p == L'/') {
             WCHAR save = *p;
@@ -113,15 +170,16 @@ static int make_dir(const WCHAR *dir)
 /* Renames a spool in which no record opens (another key) out of the way, for the
  * operator and `adsync filter spool replay`. If it cannot be moved it stays where it is and
  * new records go after it: never destroyed. */
-static int set_aside(uint64_t end)
+static int set_aside(const WCHAR *dir, uint64_t end)
 {
-    WCHAR bad[MAX_PATH];
-    int n = _snwprintf(bad, MAX_PATH, L"%ls.bad-%llu", g_path,
-                       (unsigned long long)adsy_unix_ms());
+    WCHAR bad[MAX_PATH], name[48];
+    int n = _snwprintf(name, 48, L"%ls.bad-%llu", SPOOL_NAME, (unsigned long long)adsy_unix_ms());
+    name[47] = 0; /* cannot be cut: the name and 20 digits fit */
     CloseHandle(g_file);
     g_file = INVALID_HANDLE_VALUE;
-    int moved = n > 0 && n < MAX_PATH && MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
-    DWORD err = moved ? 0 : GetLastError();
+    int joined = n > 0 && adsy_path_join(bad, MAX_PATH, dir, name);
+    int moved = joined && MoveFileExW(g_path, bad, MOVEFILE_WRITE_THROUGH);
+    DWORD err = moved ? 0 : joined ? GetLastError() : ERROR_FILENAME_EXCED_RANGE;
     if (!open_file())
         return ADSY_E_SPACE;
     if (moved) {
@@ -133,59 +191,52 @@ static int set_aside(uint64_t end)
     return ADSY_OK;
 }
 
-/* Checks every record once at start: counts those that open, reports the damaged ones
- * (kept in place and skipped when read), cuts a torn tail. Under g_lock. */
-static int scan_at_start(uint64_t end)
+static void report_skip(void *ctx, int why, unsigned long long skipped)
 {
-    static adsy_change c;
-    uint64_t off = 0, next;
-    unsigned long long ok = 0, skipped = 0;
-    int why = 0, st;
-    while ((st = adsy_spool_step(&g_reader, off, end, &c, &next, &why)) == ADSY_STEP_RECORD ||
-           st == ADSY_STEP_SKIP) {
-        if (st == ADSY_STEP_RECORD)
-            ok++;
-        else
-            skipped++;
-        if (st == ADSY_STEP_SKIP)
-            adsy_log(ADSY_LOG_ERROR, "spool_record_skipped", why, skipped);
-        off = next;
-    }
-    SecureZeroMemory(&c, sizeof c);
-    g_skipped += skipped;
-    g_skip_reported = off;
-    if (st == ADSY_STEP_IOERR) {
-        /* nothing decided: the worker reads (and checks) the rest later */
-        g_end_off = end;
-        g_pending = ok;
-        return ADSY_OK;
-    }
-    if (ok == 0 && skipped > 0)
-        return set_aside(end);
-    if (st == ADSY_STEP_TORN) {
-        adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", why, end - off);
-        truncate_at(off);
-        end = off;
-    }
-    g_end_off = end;
-    g_pending = ok;
+    (void)ctx;
+    adsy_log(ADSY_LOG_ERROR, "spool_record_skipped", why, skipped);
+}
+
+/* Checks every record once at start (core/spooler.c decides): counts those that open,
+ * reports the damaged ones (kept in place and skipped when read), cuts a torn tail.
+ * Under g_lock. */
+static int scan_at_start(const WCHAR *dir, uint64_t end)
+{
+    adsy_spool_scan sc;
+    adsy_spool_check(&g_reader, &g_spool_file, end, report_skip, NULL, &sc);
+    g_skipped += sc.skipped;
+    g_skip_reported = sc.stop;
+    if (sc.action == ADSY_SCAN_SET_ASIDE)
+        return set_aside(dir, end);
+    if (sc.action == ADSY_SCAN_CUT)
+        adsy_log(ADSY_LOG_WARNING, "spool_torn_tail_cut", sc.why, end - sc.cut_at);
+    /* ADSY_SCAN_UNDECIDED (a read failed): the worker reads (and checks) the rest later */
+    g_end_off = sc.end;
+    g_pending = sc.ok;
     return ADSY_OK;
 }
 
-int adsy_spool_init(const WCHAR *dir)
+void adsy_spool_setup(void)
 {
     static int lock_ready;
     if (!lock_ready) {
         InitializeCriticalSection(&g_lock);
         lock_ready = 1;
     }
+}
+
+int adsy_spool_init(const WCHAR *dir)
+{
+    ADSY_TEST_STALL(); /* a slow disk at boot: only the worker waits */
     int dir_rc = make_dir(dir);
     if (dir_rc != ADSY_OK) {
         adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", dir_rc, 0);
         return ADSY_E_SPACE;
     }
-    if (_snwprintf(g_path, MAX_PATH, L"%ls\\%ls", dir, SPOOL_NAME) < 0)
+    if (!adsy_path_join(g_path, MAX_PATH, dir, SPOOL_NAME)) {
+        adsy_log(ADSY_LOG_ERROR, "spool_dir_failed", ERROR_FILENAME_EXCED_RANGE, 0);
         return ADSY_E_SPACE;
+    }
     if (!open_file()) {
         adsy_log(ADSY_LOG_ERROR, "spool_open_failed", (long)GetLastError(), 0);
         return ADSY_E_SPACE;
@@ -200,7 +251,7 @@ int adsy_spool_init(const WCHAR *dir)
     }
     uint64_t end = (uint64_t)size.QuadPart;
     EnterCriticalSection(&g_lock);
-    int rc = scan_at_start(end);
+    int rc = scan_at_start(dir, end);
     LeaveCriticalSection(&g_lock);
     if (g_pending)
         adsy_log(ADSY_LOG_INFO, "spool_found", 0, g_pending);
@@ -209,33 +260,18 @@ int adsy_spool_init(const WCHAR *dir)
 
 int adsy_spool_append(const adsy_change *const *changes, size_t n)
 {
-    int rc = ADSY_OK;
     EnterCriticalSection(&g_lock);
-    uint64_t start = g_end_off, off = start;
-    for (size_t i = 0; i < n && rc == ADSY_OK; i++) {
-        uint8_t nonce[ADSY_SPOOL_NONCE_LEN];
-        size_t len;
-        if (adsy_random(nonce, sizeof nonce) != ADSY_OK)
-            rc = ADSY_E_CRYPTO;
-        else
-            rc = adsy_spool_seal(ADSY_AEAD, changes[i], nonce, g_rec, sizeof g_rec, &len);
-        if (rc == ADSY_OK) {
-            if (write_at(off, g_rec, (DWORD)len))
-                off += len;
-            else
-                rc = ADSY_E_SPACE;
-        }
-        SecureZeroMemory(g_rec, sizeof g_rec);
+    ADSY_TEST_STALL(); /* a stalled disk, with the lock held */
+    if (g_file == INVALID_HANDLE_VALUE) {
+        LeaveCriticalSection(&g_lock);
+        return ADSY_E_SPACE; /* no spool (its directory failed): kept in memory */
     }
-    if (rc == ADSY_OK && !FlushFileBuffers(g_file))
-        rc = ADSY_E_SPACE;
-    if (rc == ADSY_OK) {
-        g_end_off = off;
+    g_last_error = 0;
+    int rc = adsy_spool_write_batch(ADSY_AEAD, &g_spool_file, g_rec, changes, n, &g_end_off);
+    if (rc == ADSY_OK)
         g_pending += n;
-    } else {
-        adsy_log(ADSY_LOG_ERROR, "spool_write_failed", (long)GetLastError(), n);
-        truncate_at(start); /* nothing half-written stays behind */
-    }
+    else
+        adsy_log(ADSY_LOG_ERROR, "spool_write_failed", (long)g_last_error, n);
     LeaveCriticalSection(&g_lock);
     return rc;
 }

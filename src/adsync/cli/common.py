@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from adsync.wording import plural as plural  # the commands' one plural helper
+
 if TYPE_CHECKING:
     from adsync.config import Config
+    from adsync.ingest.client import IngestClient
 
 
 def default_config_path() -> Path:
@@ -17,14 +20,21 @@ def default_config_path() -> Path:
     return configured_default()
 
 
+CONFIG_HELP = (
+    "The YAML configuration file. Default: $ADSYNC_CONFIG when set, else "
+    "/etc/adsync/adsync.yaml (Windows: %ProgramData%\\adsync\\adsync.yaml)."
+)
+
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=default_config_path,
-    show_default="/etc/adsync/adsync.yaml or $ADSYNC_CONFIG",
-    help="The YAML configuration file.",
+    show_default=False,
+    metavar="FILE",
+    help=CONFIG_HELP,
 )
+"""The one ``--config`` option: every command that reads the config file uses this."""
 
 
 def load_or_exit(path: Path) -> Config:
@@ -52,3 +62,18 @@ def age(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def connect_daemon(config: Config, timeout: float) -> IngestClient:
+    """A client on the daemon's ingest socket as the config says (Unix first, else TCP+PSK)."""
+    from adsync.ingest.client import IngestClient
+
+    ingest = config.ingest
+    if ingest.unix_socket is not None:
+        return IngestClient.unix(ingest.unix_socket, timeout=timeout)
+    if ingest.tcp_address is not None:
+        from adsync.ingest.psk import load_or_create_psk
+
+        host, port = ingest.tcp_address
+        return IngestClient.tcp(host, port, load_or_create_psk(ingest.psk_file), timeout=timeout)
+    raise click.ClickException("the config enables neither ingest.unix_socket nor ingest.tcp")

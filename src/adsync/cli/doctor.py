@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from adsync.cli.common import config_option, echo_json
+from adsync.cli.common import config_option, echo_json, plural
 
 
 @click.command()
@@ -37,8 +37,8 @@ def doctor(config_path: Path, as_json: bool, smb_conf: Path) -> None:
         results = [
             Result.fail(
                 "config",
-                f"{len(exc.problems)} problem(s): {exc.problems[0].message}",
-                f"adsync check-config --config {config_path}",
+                f"{plural(len(exc.problems), 'problem')}: {exc.problems[0].message}",
+                f"adsync config check --config {config_path}",
             )
         ]
     else:

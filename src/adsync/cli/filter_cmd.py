@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from adsync.cli.common import config_option, load_or_exit
+from adsync.cli.common import config_option, connect_daemon, load_or_exit
 
 
 @click.group("filter")
@@ -39,7 +39,7 @@ def spool() -> None:
 def replay(config_path: Path, spool_file: Path, key_file: Path | None, timeout: float) -> None:
     """Send SPOOL_FILE's changes to the daemon; exit 0 only when every one is stored."""
     from adsync.filterspool import read_spool
-    from adsync.ingest.client import IngestClient, IngestError, change_message
+    from adsync.ingest.client import IngestError, change_message
     from adsync.ingest.psk import PskError, read_psk
 
     config = load_or_exit(config_path)
@@ -67,18 +67,8 @@ def replay(config_path: Path, spool_file: Path, key_file: Path | None, timeout: 
         )
         for c in report.changes
     ]
-    ingest = config.ingest
     try:
-        if ingest.unix_socket is not None:
-            client = IngestClient.unix(ingest.unix_socket, timeout=timeout)
-        elif ingest.tcp_address is not None:
-            from adsync.ingest.psk import load_or_create_psk
-
-            host, port = ingest.tcp_address
-            psk = load_or_create_psk(ingest.psk_file)
-            client = IngestClient.tcp(host, port, psk, timeout=timeout)
-        else:
-            raise click.ClickException("the config enables neither ingest.unix_socket nor tcp")
+        client = connect_daemon(config, timeout)
         with client:
             acks = client.pipeline_changes(messages)
     except (OSError, IngestError) as exc:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adsync.cli.common import config_option, echo_json, load_or_exit
+from adsync.cli.common import config_option, echo_json, load_or_exit, plural
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -56,13 +56,23 @@ async def _open(config: Config, provider: KeyProvider, *, operator: bool) -> Que
     )
 
 
-def _run(coro: Any) -> Any:
-    from adsync.queue.errors import QueueError
+def _run(coro: Any, config: Config, provider: KeyProvider) -> Any:
+    """Run ``coro``; a queue that does not open is one line and exit 2 (documented)."""
+    import sqlite3
+
+    from adsync.queue.errors import QueueError, QueueKeyError
+    from adsync.queue.keys import interrupted_master_rotation
+    from adsync.startup import interrupted_rotation_line
 
     try:
         return asyncio.run(coro)
+    except QueueKeyError as exc:
+        staged = interrupted_master_rotation(provider, Path(config.queue.path))
+        _fail(interrupted_rotation_line(staged) if staged is not None else str(exc))
     except QueueError as exc:
-        _fail(str(exc))
+        _fail(f"cannot open the queue {config.queue.path}: {exc}")
+    except sqlite3.DatabaseError as exc:
+        _fail(f"the queue {config.queue.path} cannot be read: {exc}")
 
 
 @click.group()
@@ -100,12 +110,12 @@ def rotate(config_path: Path, master: bool, wait: bool, timeout: float, batch: i
     config = load_or_exit(config_path)
     provider = key_provider_from_config(config.keys)
     if master:
-        _run(_rotate_master(config, provider))
+        _run(_rotate_master(config, provider), config, provider)
         return
     if daemon_running(Path(config.queue.path)):
-        _run(_rotate_beside_daemon(config, provider, wait, timeout))
+        _run(_rotate_beside_daemon(config, provider, wait, timeout), config, provider)
     else:
-        _run(_rotate_alone(config, provider, batch, add_key=True))
+        _run(_rotate_alone(config, provider, batch, add_key=True), config, provider)
 
 
 @keys.command()
@@ -120,7 +130,8 @@ def reseal(config_path: Path, batch: int) -> None:
     config = load_or_exit(config_path)
     if daemon_running(Path(config.queue.path)):
         _fail("the daemon is running and re-seals by itself; nothing to do here", 1)
-    _run(_rotate_alone(config, key_provider_from_config(config.keys), batch, add_key=False))
+    provider = key_provider_from_config(config.keys)
+    _run(_rotate_alone(config, provider, batch, add_key=False), config, provider)
 
 
 async def _add_key(queue: Queue, provider: KeyProvider) -> int:
@@ -156,12 +167,14 @@ async def _rotate_alone(config: Config, provider: KeyProvider, batch: int, add_k
             key_id = await _add_key(queue, provider)
             click.echo(f"data key {key_id} added and active")
         result = await maintainer.run_until_settled()
-        click.echo(f"re-sealed {result.resealed} rows under key {queue.sealer.active_key_id}")
+        click.echo(
+            f"re-sealed {plural(result.resealed, 'row')} under key {queue.sealer.active_key_id}"
+        )
         for kid in result.retired:
             click.echo(f"retired data key {kid} (no row uses it)")
         if result.unreadable:
             click.echo(
-                f"{len(result.unreadable)} rows do not open and stay on their old key "
+                f"{plural(len(result.unreadable), 'row')} cannot be opened, left on the old key "
                 "(see: adsync keys check)",
                 err=True,
             )
@@ -190,11 +203,13 @@ async def _rotate_beside_daemon(
             fp = await queue.read(fingerprint)
             old_rows = sum(n for kid, n in counts.items() if kid != key_id)
             if old_rows == 0 and not inactive_data_keys(fp):
-                click.echo(f"done: {counts.get(key_id, 0)} rows on key {key_id}, old key retired")
+                click.echo(
+                    f"done: {plural(counts.get(key_id, 0), 'row')} on key {key_id}, old key retired"
+                )
                 return
             if time.monotonic() > deadline:
                 _fail(
-                    f"timed out: {old_rows} rows still on older keys "
+                    f"timed out: {plural(old_rows, 'row')} still on older keys "
                     "(is the daemon running? see its log for key_maintenance_failed)",
                     1,
                 )
@@ -205,7 +220,12 @@ async def _rotate_beside_daemon(
 
 async def _rotate_master(config: Config, provider: KeyProvider) -> None:
     from adsync.queue.errors import KeyProviderError, QueueKeyError
-    from adsync.queue.keys import MASTER_KEY_BYTES, DpapiKeyProvider, FileKeyProvider
+    from adsync.queue.keys import (
+        MASTER_KEY_BYTES,
+        DpapiKeyProvider,
+        FileKeyProvider,
+        master_opens,
+    )
     from adsync.queue.rotation import rewrap_keys
 
     if not isinstance(provider, FileKeyProvider | DpapiKeyProvider):
@@ -220,7 +240,7 @@ async def _rotate_master(config: Config, provider: KeyProvider) -> None:
     except KeyProviderError as exc:
         raise QueueKeyError(str(exc)) from None
     if staged is not None:  # an earlier run stopped between its steps
-        if _opens(path, staged):
+        if master_opens(path, staged):
             provider.commit_staged()
             click.echo(f"finished an interrupted master key rotation: {provider.path}")
             return
@@ -242,28 +262,11 @@ async def _rotate_master(config: Config, provider: KeyProvider) -> None:
             raise
         provider.commit_staged()
         click.echo(
-            f"rewrapped {n} keys under a new master key in {provider.path}; "
+            f"rewrapped {plural(n, 'key')} under a new master key in {provider.path}; "
             f"the previous one is kept as {provider.previous_path} for older backups"
         )
     finally:
         await queue.close()
-
-
-def _opens(db: Path, master: bytes) -> bool:
-    """Whether ``master`` unwraps the queue's keys (read-only look, no queue opened)."""
-    import sqlite3
-
-    from adsync.queue.errors import SealError
-    from adsync.queue.rotation import verify_master
-
-    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
-    try:
-        verify_master(conn, master)
-    except SealError:
-        return False
-    finally:
-        conn.close()
-    return True
 
 
 @keys.command()
@@ -275,16 +278,17 @@ def check(config_path: Path, as_json: bool) -> None:
     from adsync.queue.rotation import CheckReport, check_rows
 
     config = load_or_exit(config_path)
+    provider = key_provider_from_config(config.keys)
 
     async def go() -> CheckReport:
-        queue = await _open(config, key_provider_from_config(config.keys), operator=True)
+        queue = await _open(config, provider, operator=True)
         try:
             sealer = queue.sealer
             return await queue.read(lambda c: check_rows(c, sealer))
         finally:
             await queue.close()
 
-    report: CheckReport = _run(go())
+    report: CheckReport = _run(go(), config, provider)
     if as_json:
         echo_json(
             {
@@ -315,16 +319,18 @@ def check(config_path: Path, as_json: bool) -> None:
                 continue
             state = "active" if k.active else "retiring"
             click.echo(
-                f"key {k.key_id} ({state}): {report.ok.get(k.key_id, 0)} rows open, "
+                f"key {k.key_id} ({state}): {plural(report.ok.get(k.key_id, 0), 'row')} open, "
                 f"{report.bad.get(k.key_id, 0)} do not"
             )
         for kid, n in report.bad.items():
             if kid not in known:
-                click.echo(f"key {kid} (missing from the key table): {n} rows do not open")
+                click.echo(
+                    f"key {kid} (missing from the key table): {plural(n, 'row')} cannot be opened"
+                )
         if report.passed:
-            click.echo(f"ok: all {report.rows} rows open")
+            click.echo(f"ok: {plural(report.rows, 'row')} checked, every one opens")
         else:
-            click.echo(f"{len(report.bad_event_ids)} rows do not open:", err=True)
+            click.echo(f"{plural(len(report.bad_event_ids), 'row')} cannot be opened:", err=True)
             for eid in report.bad_event_ids:
                 click.echo(f"  {eid}", err=True)
     if not report.passed:

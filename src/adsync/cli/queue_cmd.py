@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from adsync.cli.common import age, config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit, plural
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -131,7 +131,7 @@ def retry(config_path: Path, backend: str | None, event_ids: tuple[str, ...]) ->
     after that cannot be retried: the user must change the password again.
     """
     n = with_queue(config_path, lambda q: q.retry_failed(backend, _event_ids(event_ids)))
-    click.echo(f"re-queued {n} failed deliveries")
+    click.echo(f"re-queued {plural(n, 'failed delivery', 'failed deliveries')}")
     if n == 0:
         click.echo(
             "(only rows whose password is still held can be retried; "
@@ -181,7 +181,38 @@ def purge(
         return await q.purge_failed(backend, _event_ids(event_ids), cutoff)
 
     n = with_queue(config_path, action)
-    click.echo(f"purged {n} {'rows' if removed_backend else 'failed deliveries'}")
+    what = (
+        plural(n, "row") if removed_backend else plural(n, "failed delivery", "failed deliveries")
+    )
+    click.echo(f"purged {what}")
+
+
+@queue.command("accept-loss")
+@config_option
+def accept_loss(config_path: Path) -> None:
+    """Let the daemon start on a queue that lost acknowledged changes (daemon stopped).
+
+    The daemon refuses a database that holds fewer changes than it acknowledged
+    (its -wal deleted, or an older copy restored). This records that the database
+    is the truth now; the missing changes are not recovered (docs/operations.md).
+    """
+    from adsync.queue.errors import QueueError
+    from adsync.queue.store import Queue
+
+    config = load_or_exit(config_path)
+    db = Path(config.queue.path)
+    try:
+        before, stored = asyncio.run(Queue.accept_loss(db))
+    except QueueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if before is None or before <= stored:
+        click.echo(f"{db.name} holds every change it acknowledged ({stored}); nothing was lost")
+        return
+    click.echo(
+        f"{db.name}: {before - stored} acknowledged changes are missing "
+        f"({before} acknowledged, {stored} stored); loss accepted, the daemon will start. "
+        "Their passwords reach no target: see docs/operations.md for what to do next."
+    )
 
 
 # `adsync queue drain` reads the running daemon's /status; it lives with `adsync status`.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from adsync.cli.common import config_option, load_or_exit
+from adsync.cli.common import config_option, load_or_exit, plural
 
 
 def _daemon_pid(queue_path: Path) -> int:
@@ -109,7 +109,8 @@ def _summary(pid: int, last: dict[str, object]) -> str:
     kept = last.get("kept_pending_of_removed")
     if isinstance(kept, dict) and kept:
         for name, n in kept.items():
-            lines.append(f"kept {n} pending deliveries of removed backend {name} (queue purge)")
+            kept_n = plural(int(n), "pending delivery", "pending deliveries")
+            lines.append(f"kept {kept_n} of removed backend {name} (queue purge)")
     restart = last.get("restart_needed")
     if isinstance(restart, list) and restart:
         lines.append("waiting for a restart: " + ", ".join(map(str, restart)))

@@ -8,16 +8,18 @@ error of each backend. ``adsync queue status`` reads the database instead.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from adsync.cli.common import age, config_option, echo_json, load_or_exit
+from adsync.cli.common import age, config_option, echo_json, load_or_exit, plural
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -68,116 +70,114 @@ def pending_of(data: dict[str, Any], backend: str | None = None) -> int:
 def _last_error(entry: dict[str, Any]) -> str:
     err = entry.get("last_error")
     if not err:
-        return "-"
+        return ""
     when = time.strftime("%H:%M:%S", time.localtime(float(err.get("at", 0))))
     text = f"{err.get('outcome')}: {err.get('error') or ''}".rstrip(": ")
     return f"{when} {text}"
 
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("backend", "left"),
-    ("type", "left"),
-    ("lane", "left"),
-    ("in flight", "right"),
-    ("pending", "right"),
-    ("delivered", "right"),
-    ("failed", "right"),
-    ("oldest pending", "right"),
-    ("last error", "left"),
-)
+def _state(entry: dict[str, Any]) -> str:
+    if not entry.get("configured"):
+        return "removed"
+    lane = str(entry.get("lane", "-"))
+    if lane == "start_failed":
+        return "did not start"  # the plugin's start failed: see last error
+    return "misconfigured" if entry.get("misconfigured") else lane
 
 
-def status_rows(data: dict[str, Any]) -> list[list[str]]:
-    """One row of cells per backend, in ``COLUMNS`` order."""
-    rows = []
-    for entry in data.get("backends", []):
+COLUMNS = ("BACKEND", "TYPE", "STATE", "IN FLIGHT", "PENDING", "DELIVERED", "FAILED", "OLDEST")
+_TEXT_COLUMNS = 3  # left-aligned; the rest are numbers, right-aligned
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _table(rows: list[tuple[str, ...]], width: int) -> list[str]:
+    """Columns two spaces apart; the backend name, then the type, give way (cut with …)
+    until a line fits; the state and the numbers never do."""
+    widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    for column, floor in ((0, 8), (1, 6)):
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess > 0:
+            widths[column] = max(floor, widths[column] - excess)
+    lines = []
+    for row in [COLUMNS, *rows]:
+        cells = [
+            _fit(cell, widths[i]).ljust(widths[i])
+            if i < _TEXT_COLUMNS
+            else _fit(cell, widths[i]).rjust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def format_status(data: dict[str, Any], width: int = 80) -> str:
+    """The status as plain text lines of at most ``width`` characters: no colour, no box
+    drawing, so it reads the same in a terminal, through a pipe and in a mail."""
+    backends = data.get("backends", [])
+    rows: list[tuple[str, ...]] = []
+    for entry in backends:
         counts = entry.get("counts") or {}
-        lane = entry.get("lane", "-")
-        if lane == "start_failed":
-            lane = "did not start"  # the plugin's start failed: see last error
-        if not entry.get("configured"):
-            lane = "removed from config"
-        elif entry.get("misconfigured"):
-            lane = f"{lane}, misconfigured"
         rows.append(
-            [
+            (
                 str(entry.get("name")),
                 str(entry.get("type") or "-"),
-                lane,
+                _state(entry),
                 str(entry.get("in_flight", 0)),
                 str(entry.get("pending", 0)),
                 str(counts.get("delivered", 0)),
                 str(counts.get("failed", 0)),
                 age(entry.get("oldest_pending_age")),
-                _last_error(entry),
-            ]
+            )
         )
-    return rows
-
-
-def plain_table(title: str, rows: list[list[str]]) -> list[str]:
-    """The table as aligned text lines (no rich: the `console` extra is optional)."""
-    widths = [
-        max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
-        for i, (name, _) in enumerate(COLUMNS)
-    ]
-
-    def line(cells: list[str]) -> str:
-        parts = [
-            cell.rjust(w) if justify == "right" else cell.ljust(w)
-            for cell, w, (_, justify) in zip(cells, widths, COLUMNS, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    return [title, line([name for name, _ in COLUMNS]), *(line(r) for r in rows)]
-
-
-def render_status(data: dict[str, Any]) -> None:
-    from adsync.extras import installed
-
-    title = f"adsync daemon pid {data.get('pid')}"
-    rows = status_rows(data)
-    say: Callable[[str], None]
-    if installed("console"):
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console(highlight=False)
-        table = Table(title=title, title_justify="left")
-        for column, justify in COLUMNS:
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        say = console.print
-    else:
-        for text in plain_table(title, rows):
-            click.echo(text)
-        say = click.echo
-    for entry in data.get("backends", []):
+    lines = [f"adsync daemon pid {data.get('pid')}", ""]
+    lines += _table(rows, width) if rows else ["no backend configured"]
+    notes: list[str] = []
+    for entry in backends:
+        name = entry.get("name")
         problem = entry.get("misconfigured")
         if problem:
-            say(f"{entry.get('name')} is misconfigured: {problem.get('reason')}")
+            notes.append(f"{name} is misconfigured: {problem.get('reason')}")
+        last = _last_error(entry)
+        if last:
+            notes.append(f"{name} last error {last}")
     queue = data.get("queue") or {}
-    say(
-        f"queue {queue.get('path')}: {queue.get('pending_deliveries')} deliveries pending, "
-        f"{queue.get('changes_holding_password')} changes still holding a password"
+    notes.append(
+        f"queue {queue.get('path')}: "
+        f"{plural(int(queue.get('pending_deliveries') or 0), 'delivery', 'deliveries')} pending, "
+        f"{plural(int(queue.get('changes_holding_password') or 0), 'change')} "
+        "still holding a password"
     )
     ingest = data.get("ingest") or {}
-    say(f"source connections open: {ingest.get('connections_open', 0)}")
-    last = data.get("last_reload")
-    if last:
-        outcome = "applied" if last.get("ok") else f"refused: {last.get('error')}"
-        say(f"last reload ({data.get('reloads')} so far): {outcome}")
+    notes.append(f"source connections open: {ingest.get('connections_open', 0)}")
+    last_reload = data.get("last_reload")
+    if last_reload:
+        outcome = "applied" if last_reload.get("ok") else f"refused: {last_reload.get('error')}"
+        notes.append(f"last reload ({data.get('reloads')} so far): {outcome}")
     if data.get("restart_needed"):
-        say("changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"]))
-    if any(e.get("lane") == "start_failed" for e in data.get("backends", [])):
-        say(
+        notes.append(
+            "changed in the file, waiting for a restart: " + ", ".join(data["restart_needed"])
+        )
+    if any(e.get("lane") == "start_failed" for e in backends):
+        notes.append(
             "a backend that did not start keeps its changes queued; fix the cause "
             "(last error), then `adsync reload`"
         )
-    if any(not e.get("configured") for e in data.get("backends", [])):
-        say("rows of backends removed from the config are kept; `adsync queue purge` deletes them")
+    if any(not e.get("configured") for e in backends):
+        notes.append(
+            "rows of backends removed from the config are kept; `adsync queue purge` deletes them"
+        )
+    lines.append("")
+    for note in notes:
+        lines += textwrap.wrap(note, width, subsequent_indent="    ", break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def terminal_width() -> int:
+    """``COLUMNS`` or the terminal's width; 80 through a pipe."""
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 @click.command()
@@ -189,7 +189,7 @@ def status(config_path: Path, as_json: bool) -> None:
     if as_json:
         echo_json(data)
     else:
-        render_status(data)
+        click.echo(format_status(data, terminal_width()))
 
 
 @click.command()
@@ -216,20 +216,23 @@ def drain(
         raise click.ClickException(f"no backend named {backend!r} is configured")
     pending = pending_of(fetch_status(config), backend)
     if not wait or pending == 0:
-        click.echo(f"{pending} deliveries pending")
+        click.echo(f"{plural(pending, 'delivery', 'deliveries')} pending")
         raise SystemExit(0 if pending == 0 else 1)
     start = time.monotonic()
     total = pending
     from adsync.extras import installed
 
-    if not installed("console"):  # plain progress lines without the `console` extra
+    # Plain progress lines through a pipe (no bar drawing in a log or a mail), or without
+    # the `console` extra; the live bar only on a terminal.
+    if not installed("console") or not sys.stdout.isatty():
         while pending > 0:
             if timeout is not None and time.monotonic() - start >= timeout:
                 break
             time.sleep(interval)
-            pending = pending_of(fetch_status(config), backend)
+            before, pending = pending, pending_of(fetch_status(config), backend)
             total = max(total, pending)
-            click.echo(f"{pending} deliveries pending")
+            if pending != before:  # a line per change, not per poll
+                click.echo(f"{plural(pending, 'delivery', 'deliveries')} pending")
         _drain_result(pending, total, time.monotonic() - start)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -253,6 +256,8 @@ def drain(
 
 def _drain_result(pending: int, total: int, took: float) -> None:
     if pending:
-        click.echo(f"timeout after {took:.1f}s: {pending} deliveries still pending")
+        click.echo(
+            f"timeout after {took:.1f}s: {plural(pending, 'delivery', 'deliveries')} still pending"
+        )
         raise SystemExit(1)
-    click.echo(f"drained: {total} deliveries in {took:.1f}s")
+    click.echo(f"drained: {plural(total, 'delivery', 'deliveries')} in {took:.1f}s")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from adsync.cli.common import config_option, load_or_exit
+from adsync.cli.common import config_option, connect_daemon, load_or_exit
 
 if TYPE_CHECKING:
     from adsync.config import Config
@@ -139,24 +139,11 @@ async def _deliver_once(config: Config, name: str, change: Change) -> Outcome:
 def _through_daemon(
     config: Config, account: str, secret: Secret, domain: str, timeout: float
 ) -> None:
-    from adsync.ingest.client import IngestClient, IngestError
+    from adsync.ingest.client import IngestError
 
     event_id = os.urandom(16)
-    ingest = config.ingest
     try:
-        if ingest.unix_socket is not None:
-            client = IngestClient.unix(ingest.unix_socket, timeout=timeout)
-        elif ingest.tcp_address is not None:
-            from adsync.ingest.psk import load_or_create_psk
-
-            host, port = ingest.tcp_address
-            client = IngestClient.tcp(
-                host, port, load_or_create_psk(ingest.psk_file), timeout=timeout
-            )
-        else:
-            raise click.ClickException(
-                "the config enables neither ingest.unix_socket nor ingest.tcp"
-            )
+        client = connect_daemon(config, timeout)
         with client:
             ack = client.change(
                 account=account,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from adsync.demo.scenarios import SCENARIOS, Scenario
 from adsync.queue.models import DeliveryInfo, DeliveryState
+from adsync.wording import plural
 
 CHECK_TARGET = "policy check"
 _ORIGIN = re.compile(r"^https?://[^\s/]+: ")
@@ -45,10 +46,6 @@ class Row:
 class Event:
     at: float  # seconds since the demo started
     text: str
-
-
-def _attempts(n: int) -> str:
-    return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
 class Board:
@@ -126,9 +123,9 @@ class Board:
         if info.state is DeliveryState.IN_FLIGHT:
             return f"{who}: in flight (attempt {info.attempts + 1})"
         if info.state is DeliveryState.DELIVERED:
-            return f"{who}: delivered ({_attempts(info.attempts)})"
+            return f"{who}: delivered ({plural(info.attempts, 'attempt')})"
         if info.state is DeliveryState.FAILED:
-            return f"{who}: failed after {_attempts(info.attempts)}: {row.detail}"
+            return f"{who}: failed after {plural(info.attempts, 'attempt')}: {row.detail}"
         if info.state is DeliveryState.SUPERSEDED:
             return f"{who}: superseded by a newer change"
         if info.attempts == 0:

@@ -26,7 +26,7 @@ from adsync.clock import Clock
 from adsync.dispatch.outcomes import OutcomeBatcher
 from adsync.dispatch.retry import decide
 from adsync.plugin import Backend, BackendConfig, Outcome, OutcomeKind
-from adsync.queue.models import Attempt, Claim, ClaimBatch
+from adsync.queue.models import Attempt, Claim, ClaimBatch, DeliveryState
 from adsync.queue.store import Queue
 from adsync.secret import scrub
 
@@ -212,7 +212,9 @@ class Lane:
         """The retry rules' decision on an outcome, as the row will record it."""
         decision = decide(self.config.retry, outcome, claim.counters, now, self._random)
         reason = outcome.reason
-        if reason:  # scrubbing builds a matcher: only when there is text to scrub
+        # The net under the plugin rule "no password in a reason": stored and shown.
+        # Scrubbing builds a matcher: only when there is text to scrub.
+        if reason:
             reason = scrub(reason, claim.change.password)
         return Attempt(claim, decision, decision.outcome_label(outcome.kind.value),
                        decision.error(reason))  # fmt: skip
@@ -232,14 +234,19 @@ class Lane:
             elif outcome.kind is OutcomeKind.DELIVERED:
                 self.config_problem = None
             self.delivered += 1
-            log.info(
-                "delivery",
-                backend=self.name,
-                event_id=claim.change.event_id_hex,
-                outcome=attempt.outcome,
-                state=attempt.decision.state.value,
-                attempts=attempt.decision.attempts,
-            )
+            fields: dict[str, Any] = {
+                "backend": self.name,
+                "event_id": claim.change.event_id_hex,
+                "outcome": attempt.outcome,
+                "state": attempt.decision.state.value,
+                "attempts": attempt.decision.attempts,
+            }
+            if outcome.kind is OutcomeKind.DELIVERED:
+                log.info("delivery", **fields)
+            elif attempt.decision.state is DeliveryState.FAILED:
+                log.error("delivery", reason=attempt.error, **fields)
+            else:  # to be retried: unreachable, rejected, unknown user
+                log.warning("delivery", reason=attempt.error, **fields)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the DB failed: give the row back (the attempt is not counted)

@@ -13,7 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from adsync.doctor.model import Context, Result
+from adsync.filemodes import Kind, allowed_mode, exposure
 from adsync.service.layout import SERVICE_USER, UNIT_PATH, secret_refs
+from adsync.startup import interrupted_rotation_line, private_files
 
 PSK_SIZE = 32
 EARLIEST_SANE = 1_735_689_600  # 2025-01-01: a clock before this was never set
@@ -104,62 +106,45 @@ def service_ids() -> tuple[int, int] | None:
         return None
 
 
-def _secret_files(ctx: Context) -> list[Path]:
-    paths = []
-    base = ctx.config_path.absolute().parent
-    for backend in ctx.config.backends.values():
-        for _, ref in secret_refs(backend):
-            if ref.startswith("file:"):
-                p = Path(ref[5:])
-                paths.append(p if p.is_absolute() else base / p)
-    if ctx.config.keys.provider in ("file", "dpapi"):
-        paths.append(Path(ctx.config.keys.path))
-    if ctx.config.ingest.tcp_address is not None:
-        paths.append(Path(ctx.config.ingest.psk_file))
-    return paths
+def _secret_files(ctx: Context) -> list[tuple[Path, Kind]]:
+    found = private_files(ctx.config, ctx.config_path)
+    return [(path, kind) for path, kind in found if kind is not Kind.CONFIG]
 
 
 def files(ctx: Context) -> list[Result]:
-    """Modes (and, under the systemd unit, owners) of the config, secrets and queue."""
+    """Modes (``adsync.filemodes``, the daemon's own rule) and, under the systemd unit,
+    owners of the config, secrets and queue."""
     if ctx.windows or os.name != "posix":
         return [Result.skip("files", "modes are ACLs on Windows (install-adsync.ps1 sets them)")]
     ids = ctx.service_ids
-    results = [_mode(ctx.config_path, "config file", forbid=0o022, fix_mode="0640", ids=None)]
-    for path in _secret_files(ctx):
+    results = [_mode(ctx.config_path, Kind.CONFIG, "config file", ids=None)]
+    for path, kind in _secret_files(ctx):
         if path.exists():
-            results.append(
-                _mode(path, f"secret file {path.name}", forbid=0o027, fix_mode="0600", ids=ids)
-            )
+            results.append(_mode(path, kind, f"secret file {path.name}", ids=ids))
     queue = Path(ctx.config.queue.path)
-    results.append(_mode(queue.parent, "queue directory", forbid=0o027, fix_mode="0700", ids=ids))
+    results.append(_mode(queue.parent, Kind.STATE_DIR, "queue directory", ids=ids))
     for suffix in ("", "-wal", "-shm"):
         path = queue.with_name(queue.name + suffix)
         if path.exists():
-            results.append(
-                _mode(path, f"queue file {path.name}", forbid=0o077, fix_mode="0600", ids=ids)
-            )
+            results.append(_mode(path, Kind.STATE_FILE, f"queue file {path.name}", ids=ids))
     return results
 
 
-def _mode(
-    path: Path, what: str, *, forbid: int, fix_mode: str, ids: tuple[int, int] | None
-) -> Result:
+def _mode(path: Path, kind: Kind, what: str, *, ids: tuple[int, int] | None) -> Result:
     name = f"{what} {path}"
+    uid, gid = ids if ids is not None else (os.geteuid(), os.getegid())
     try:
         st = path.stat()
     except FileNotFoundError:
-        return Result.fail(name, "does not exist", f"create it (mode {fix_mode})")
+        mode = allowed_mode(kind, owner=uid, group=gid, uid=uid, gid=gid)
+        return Result.fail(name, "does not exist", f"create it (mode {mode:04o})")
     except OSError as exc:
         return Result.fail(name, f"cannot stat: {exc.strerror}", "run doctor as root")
+    found = exposure(path, kind, st.st_mode, owner=st.st_uid, group=st.st_gid, uid=uid, gid=gid)
+    if found is not None:
+        return Result.fail(name, found.problem, found.chmod)
     mode = stat.S_IMODE(st.st_mode)
-    if mode & forbid:
-        return Result.fail(
-            name,
-            f"mode {mode:04o} gives access it must not (group write or others)",
-            f"chmod {fix_mode} {path}",
-        )
     if ids is not None:
-        uid, gid = ids
         readable = st.st_uid == uid or (st.st_gid == gid and mode & 0o040)
         if not readable:
             return Result.fail(
@@ -254,7 +239,7 @@ def queue(ctx: Context) -> list[Result]:
     """The queue opens read-only and the master key unwraps every data key in it."""
     from adsync.queue import sql
     from adsync.queue.errors import QueueError, SealError
-    from adsync.queue.keys import key_provider_from_config
+    from adsync.queue.keys import interrupted_master_rotation, key_provider_from_config
     from adsync.queue.rotation import verify_master
 
     path = Path(ctx.config.queue.path)
@@ -262,9 +247,19 @@ def queue(ctx: Context) -> list[Result]:
     if not path.exists():
         return [Result.ok(name, "not created yet (the daemon creates it at first start)")]
     try:
-        master = key_provider_from_config(ctx.config.keys).master_key(create=False)
+        provider = key_provider_from_config(ctx.config.keys)
+        master = provider.master_key(create=False)
     except QueueError as exc:
         return [Result.fail(name, f"no master key: {exc}", "restore the key (runbook 'Key lost')")]
+    staged = interrupted_master_rotation(provider, path)
+    if staged is not None:
+        return [
+            Result.fail(
+                name,
+                interrupted_rotation_line(staged),
+                f"adsync keys rotate --master --config {ctx.config_path}",
+            )
+        ]
     try:
         conn = _open_read_only(path)
     except sqlite3.Error as exc:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adsync.wording import plural
+
 if TYPE_CHECKING:
     from adsync.config import Config
     from adsync.doctor.windows import Registry
@@ -70,9 +72,7 @@ def render_lines(results: list[Result]) -> list[str]:
             line += f" — fix: {r.fix}"
         lines.append(line)
     failed = sum(r.status is Status.FAIL for r in results)
-    lines.append(
-        "all checks passed" if not failed else f"{failed} check{'s' if failed != 1 else ''} failed"
-    )
+    lines.append("all checks passed" if not failed else f"{plural(failed, 'check')} failed")
     return lines
 
 

@@ -11,7 +11,7 @@ import ssl
 from urllib.parse import urlsplit
 
 from adsync.doctor.model import Context, Result, Status
-from adsync.plugin import BackendConfig, TLSConfig
+from adsync.plugin import BackendConfig, TLSConfig, safe_url
 
 DEFAULT_PORTS = {"https": 443, "http": 80, "ldaps": 636, "ldap": 389}
 
@@ -68,7 +68,7 @@ async def probe_backend(ctx: Context, name: str, backend: BackendConfig) -> list
     starttls = bool(getattr(backend, "starttls", False))
     results = []
     for url in urls:
-        label = f"target {name} {url}"
+        label = f"target {name} {safe_url(url)}"  # never a query-string token
         problem = await _handshake(
             url, tls if isinstance(tls, TLSConfig) else None, backend.timeout
         )

@@ -118,13 +118,37 @@ def parse_reply(payload: bytes) -> tuple[int, int, str]:
     return msg_type, status, reason
 
 
+def _connect(path: str, deadline: float, timeout: float) -> _socket.socket:
+    """Connect by the deadline; a full backlog (EAGAIN, a stalled daemon) or a refusal
+    (ECONNREFUSED, a restarting one) is retried, 5 ms doubling up to 100 ms."""
+    pause = 0.005
+    while True:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 1e-6))
+            sock.connect(path)
+            return sock
+        except (BlockingIOError, ConnectionRefusedError):
+            sock.close()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DaemonTimeout(f"no answer from {path} in {timeout:g}s") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.1)
+        except TimeoutError:
+            sock.close()
+            raise DaemonTimeout(f"no answer from {path} in {timeout:g}s") from None
+        except BaseException:
+            sock.close()
+            raise
+
+
 def exchange(path: str, frame: bytearray, timeout: float) -> tuple[int, str]:
     """Send one frame (zeroed afterwards) and read its reply by a deadline: (status, reason)."""
     deadline = time.monotonic() + timeout
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock: _socket.socket | None = None
     try:
-        sock.settimeout(timeout)
-        sock.connect(path)
+        sock = _connect(path, deadline, timeout)
         sock.sendall(frame)
         frame[:] = bytes(len(frame))
         data = b""
@@ -148,4 +172,5 @@ def exchange(path: str, frame: bytearray, timeout: float) -> tuple[int, str]:
         raise DaemonTimeout(f"no answer from {path} in {timeout:g}s") from None
     finally:
         frame[:] = bytes(len(frame))
-        sock.close()
+        if sock is not None:
+            sock.close()

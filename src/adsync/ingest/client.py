@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 CLIENT_NAME: Final = "adsync-python/1"
 _RECV_SIZE: Final = 65536
+_FIRST_PAUSE: Final = 0.005  # connect retries: 5 ms, doubling up to 100 ms
+_MAX_PAUSE: Final = 0.1
 _T = TypeVar("_T")
 
 
@@ -83,18 +85,32 @@ class IngestClient:
 
     @classmethod
     def unix(cls, path: Path | str, *, timeout: float = 10.0) -> IngestClient:
+        """Connect to the daemon's socket. A full listen backlog (EAGAIN: the daemon is
+        stalled) or a refusal (ECONNREFUSED: it is restarting) is retried until the deadline."""
         deadline = time.monotonic() + timeout
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(_remaining(deadline))
-            sock.connect(str(path))
-        except TimeoutError:
-            sock.close()
-            raise IngestTimeout(f"connecting to {path} timed out") from None
-        except BaseException:
-            sock.close()
-            raise
-        return cls(sock, timeout=timeout, peer=str(path))
+        pause = _FIRST_PAUSE
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(_remaining(deadline))
+                sock.connect(str(path))
+            except TimeoutError:
+                sock.close()
+                raise IngestTimeout(f"connecting to {path} timed out") from None
+            except (BlockingIOError, ConnectionRefusedError) as exc:
+                sock.close()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise IngestTimeout(
+                        f"connecting to {path}: {exc.strerror} until the deadline"
+                    ) from None
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, _MAX_PAUSE)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return cls(sock, timeout=timeout, peer=str(path))
 
     @classmethod
     def tcp(

@@ -63,16 +63,25 @@ class Limits:
     max_frame: int = PROTOCOL_MAX_FRAME  # payload bytes after the length prefix
     max_field: int = 1024  # account, domain, source host, full name, client name, reason
     max_password: int = 1024
-    max_connections: int = 64  # both transports together
+    max_connections: int = 64  # established connections, per transport (Unix; TCP after AUTH_OK)
     frame_timeout: float = 10.0  # a frame's bytes must arrive within this of its first byte
     idle_timeout: float = 300.0
     handshake_timeout: float = 5.0
     max_in_flight: int = 256  # pipelined requests per connection being handled at once
+    max_handshakes: int = 32  # TCP connections still in the handshake (anyone on the host)
+    max_handshakes_per_peer: int = 8  # of those, per peer uid (or address where unknown)
 
     def __post_init__(self) -> None:
         if not MIN_FRAME <= self.max_frame <= PROTOCOL_MAX_FRAME:
             raise ValueError(f"max_frame must be within {MIN_FRAME}..{PROTOCOL_MAX_FRAME}")
-        for name in ("max_field", "max_password", "max_connections", "max_in_flight"):
+        for name in (
+            "max_field",
+            "max_password",
+            "max_connections",
+            "max_handshakes",
+            "max_handshakes_per_peer",
+            "max_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("frame_timeout", "idle_timeout", "handshake_timeout"):
@@ -169,14 +178,29 @@ class _Field:
     kind: _Kind
     size: int | None = None  # fixed size on the wire
     required: bool = False  # decode: must be present; encode: always written
+    maximum: int | None = None  # UINT: the largest value the daemon can store and format
+
+
+# changed_at is formatted as a date by every target (year 9999 at most); a sequence is
+# stored in a signed 64-bit SQLite column. Beyond those a value could not be queued.
+MAX_CHANGED_AT_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_SEQUENCE: Final = 2**63 - 1
 
 
 def _text(tag: Tag, attr: str, *, required: bool = False) -> _Field:
     return _Field(tag, attr, _Kind.TEXT, required=required)
 
 
-def _fixed(tag: Tag, attr: str, kind: _Kind, size: int, *, required: bool = False) -> _Field:
-    return _Field(tag, attr, kind, size, required)
+def _fixed(
+    tag: Tag,
+    attr: str,
+    kind: _Kind,
+    size: int,
+    *,
+    required: bool = False,
+    maximum: int | None = None,
+) -> _Field:
+    return _Field(tag, attr, kind, size, required, maximum)
 
 
 _PASSWORD: Final = _Field(Tag.PASSWORD, "password", _Kind.PASSWORD, required=True)
@@ -288,9 +312,16 @@ _SPECS: Final = (
             _text(Tag.SOURCE_HOST, "source_host"),
             _fixed(Tag.RID, "rid", _Kind.UINT, 4),
             _fixed(Tag.OBJECT_GUID, "object_guid", _Kind.BYTES, GUID_SIZE),
-            _fixed(Tag.CHANGED_AT, "changed_at_ms", _Kind.UINT, 8, required=True),
+            _fixed(
+                Tag.CHANGED_AT,
+                "changed_at_ms",
+                _Kind.UINT,
+                8,
+                required=True,
+                maximum=MAX_CHANGED_AT_MS,
+            ),
             _fixed(Tag.EVENT_ID, "event_id", _Kind.BYTES, EVENT_ID_SIZE, required=True),
-            _fixed(Tag.SEQUENCE, "sequence", _Kind.UINT, 8),
+            _fixed(Tag.SEQUENCE, "sequence", _Kind.UINT, 8, maximum=MAX_SEQUENCE),
         ),
     ),
     _Spec(MsgType.ACK, AckReply, (_STATUS, _REASON), AckCode),
@@ -437,7 +468,10 @@ def _field_value(
         case _Kind.BYTES:
             return bytes(raw)
         case _Kind.UINT:
-            return int.from_bytes(raw, "big")
+            value = int.from_bytes(raw, "big")
+            if f.maximum is not None and value > f.maximum:
+                raise fail(f"field 0x{f.tag:02x} ({f.attr}) must be at most {f.maximum}")
+            return value
         case _Kind.FLAG:
             if raw[0] > 1:
                 raise fail(f"field 0x{f.tag:02x} ({f.attr}) must be 0 or 1")

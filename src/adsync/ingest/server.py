@@ -16,6 +16,7 @@ import os
 import socket
 import stat
 import struct
+import sys
 import tempfile
 import uuid
 from collections import deque
@@ -27,6 +28,7 @@ from typing import Any, Final
 import structlog
 
 from adsync.ingest import handshake
+from adsync.ingest.budget import HandshakeBudget
 from adsync.ingest.codec import (
     AckReply,
     Auth,
@@ -46,6 +48,7 @@ from adsync.ingest.codec import (
     truncate_utf8,
 )
 from adsync.ingest.handler import Ack, IngestHandler, Peer
+from adsync.ingest.peeruid import peer_uid
 from adsync.ingest.replies import ReplyWriter
 from adsync.ingest.wire import CLIENT_TYPES, AckCode, MsgType, VerdictCode
 from adsync.plugin import Candidate, Change, CheckResult
@@ -56,6 +59,10 @@ log = structlog.get_logger("adsync.ingest")
 _READ_SIZE: Final = 65536
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 _WITHHELD: Final = "reason withheld: it contained the password"
+# Listen backlog (the kernel caps it at net.core.somaxconn): a burst of hook processes
+# during a stall of the daemon waits in the kernel instead of failing with EAGAIN.
+BACKLOG: Final = 4096
+_TOO_MANY: Final = "too many connections"
 
 
 @dataclass(slots=True)
@@ -66,6 +73,7 @@ class IngestCounters:
     connections_accepted: int = 0
     peers_refused: int = 0  # Unix peer uid not allowed
     connections_over_limit: int = 0
+    handshakes_displaced: int = 0  # TCP handshakes closed to make room (flood from one peer)
     auth_failures: int = 0
     frames_refused: int = 0  # protocol errors
     slow_senders_closed: int = 0
@@ -133,17 +141,30 @@ class IngestServer:
         self.counters = IngestCounters()
         self._servers: list[asyncio.Server] = []
         self._connections: set[_Connection] = set()
+        # Established connections, per transport (past any handshake); a connection over
+        # the limit waits up to frame_timeout for a slot (a burst after a stall is served).
+        self._established = {
+            "unix": asyncio.Semaphore(self.limits.max_connections),
+            "tcp": asyncio.Semaphore(self.limits.max_connections),
+        }
+        self._waiting: set[asyncio.Task[Any]] = set()  # connections waiting for a slot
+        self._displaced_logged_at = -1e9
+        self._displaced_unlogged = 0
+        self._handshakes: HandshakeBudget[_Connection] = HandshakeBudget(
+            self.limits.max_handshakes, self.limits.max_handshakes_per_peer
+        )
         self._unix_identity: tuple[int, int] | None = None
         self._closing = False
 
     # --- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        _raise_open_files_limit()
         if self.unix_path is not None:
             sock = self._bind_unix(self.unix_path)
             try:
                 server = await asyncio.start_unix_server(
-                    self._accept_unix, sock=sock, limit=_READ_SIZE * 2
+                    self._accept_unix, sock=sock, limit=_READ_SIZE * 2, backlog=BACKLOG
                 )
             except BaseException:
                 sock.close()
@@ -154,7 +175,12 @@ class IngestServer:
             host, port = self._tcp
             try:
                 server = await asyncio.start_server(
-                    self._accept_tcp, host, port, reuse_address=True, limit=_READ_SIZE * 2
+                    self._accept_tcp,
+                    host,
+                    port,
+                    reuse_address=True,
+                    limit=_READ_SIZE * 2,
+                    backlog=BACKLOG,
                 )
             except BaseException:
                 await self.stop()
@@ -197,6 +223,8 @@ class IngestServer:
         """Stop accepting, stop reading, let in-flight requests answer, close everything."""
         await self.stop_accepting()
         self._closing = True
+        for task in list(self._waiting):
+            task.cancel()
         connections = list(self._connections)
         for conn in connections:
             conn.stop_reading()
@@ -220,7 +248,7 @@ class IngestServer:
         The socket is never reachable with a wider mode than configured, and a
         live daemon's socket (or any non-socket file) is never replaced.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_socket_dir(path.parent)
         self._refuse_live_socket(path)
         mode = 0o660 if self.socket_group is not None else 0o600
         tmpdir = tempfile.mkdtemp(prefix=".adsync-", dir=path.parent)
@@ -243,6 +271,23 @@ class IngestServer:
             with contextlib.suppress(OSError):
                 os.rmdir(tmpdir)
         return sock
+
+    def _make_socket_dir(self, directory: Path) -> None:
+        """Create the socket's directory (``/run`` is empty at boot): 0750 with the socket's
+        group when one is configured, so its members can reach the 0660 socket; else 0700.
+        A directory that already exists is left as the administrator made it."""
+        if directory.is_dir():
+            return
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            return  # made meanwhile by someone else: theirs
+        if self.socket_group is not None:
+            os.chown(directory, -1, self.socket_group)
+            os.chmod(directory, 0o750)  # noqa: S103 - the group must reach its socket
+        else:
+            os.chmod(directory, 0o700)  # whatever the umask
 
     @staticmethod
     def _refuse_live_socket(path: Path) -> None:
@@ -294,8 +339,14 @@ class IngestServer:
 
     async def _accept_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         name = writer.get_extra_info("peername")
-        description = f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "?"
-        await self._serve(reader, writer, Peer("tcp", description), needs_auth=True)
+        if not isinstance(name, tuple):
+            writer.transport.abort()
+            return
+        sock = writer.get_extra_info("socket")
+        uid = peer_uid(sock.family, name, writer.get_extra_info("sockname"))
+        description = f"{name[0]}:{name[1]}" + (f" uid={uid}" if uid is not None else "")
+        key = ("uid", uid) if uid is not None else ("address", name[0])
+        await self._serve(reader, writer, Peer("tcp", description), needs_auth=True, key=key)
 
     async def _serve(
         self,
@@ -304,22 +355,30 @@ class IngestServer:
         peer: Peer,
         *,
         needs_auth: bool,
+        key: tuple[str, object] | None = None,
     ) -> None:
         if self._closing:
             writer.transport.abort()
             return
-        if len(self._connections) >= self.limits.max_connections:
-            self.counters.connections_over_limit += 1
-            log.warning(
-                "ingest_too_many_connections",
-                peer=peer.description,
-                limit=self.limits.max_connections,
-            )
-            replies = ReplyWriter(writer, drain_timeout=self.limits.frame_timeout)
-            await replies.error("too many connections")
-            writer.transport.abort()
-            return
-        conn = _Connection(self, reader, writer, peer, needs_auth=needs_auth)
+        if not needs_auth:
+            try:
+                admitted = await self._take_established(peer)
+            except asyncio.CancelledError:  # stop() while waiting for a slot
+                writer.transport.abort()
+                return
+            if not admitted or self._closing:
+                if admitted:
+                    self._established[peer.transport].release()
+                else:
+                    replies = ReplyWriter(writer, drain_timeout=self.limits.frame_timeout)
+                    await replies.error(_TOO_MANY)
+                writer.transport.abort()
+                return
+        conn = _Connection(self, reader, writer, peer, needs_auth=needs_auth, key=key)
+        if needs_auth:
+            displaced = self._handshakes.admit(key, conn)
+            if displaced is not None:
+                self._displace(displaced)
         self._connections.add(conn)
         self.counters.connections_accepted += 1
         self.counters.connections_open += 1
@@ -328,6 +387,57 @@ class IngestServer:
         finally:
             self._connections.discard(conn)
             self.counters.connections_open -= 1
+            if not self._handshakes.release(key, conn) and conn.established:
+                self._established[peer.transport].release()
+
+    def _displace(self, conn: _Connection) -> None:
+        """Close a handshake whose slot a newer one took; logged at most once a second
+        (with the count since), so a flood cannot flood the log as well."""
+        self.counters.handshakes_displaced += 1
+        self.counters.connections_over_limit += 1
+        self._displaced_unlogged += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._displaced_logged_at >= 1.0:
+            log.warning(
+                "ingest_handshakes_displaced",
+                peer=conn.peer.description,
+                displaced=self._displaced_unlogged,
+                limit=self.limits.max_handshakes,
+                per_peer=self.limits.max_handshakes_per_peer,
+            )
+            self._displaced_logged_at = now
+            self._displaced_unlogged = 0
+        conn.displace()
+
+    async def _take_established(self, peer: Peer) -> bool:
+        """A slot among the established connections of the peer's transport (each has its
+        own ``max_connections``: TCP sources cannot crowd out the Unix socket's). Only
+        peers that passed the uid check or the handshake get here; one over the limit
+        waits up to ``frame_timeout`` for a slot, then is refused."""
+        slots = self._established[peer.transport]
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            async with asyncio.timeout(self.limits.frame_timeout):
+                await slots.acquire()
+            return True
+        except TimeoutError:
+            self.counters.connections_over_limit += 1
+            log.warning(
+                "ingest_too_many_connections",
+                transport=peer.transport,
+                peer=peer.description,
+                limit=self.limits.max_connections,
+            )
+            return False
+        finally:
+            self._waiting.discard(task)
+
+    async def _authenticated(self, conn: _Connection) -> bool:
+        """Move ``conn`` from the handshake budget to the established TCP connections."""
+        self._handshakes.release(conn.key, conn)
+        return await self._take_established(conn.peer)
 
 
 class _Connection:
@@ -341,8 +451,12 @@ class _Connection:
         peer: Peer,
         *,
         needs_auth: bool,
+        key: tuple[str, object] | None = None,
     ) -> None:
         self.server = server
+        self.key = key
+        self.established = not needs_auth  # holds an established slot (not a handshake one)
+        self._displaced = False
         self.limits = server.limits
         self.counters = server.counters
         self.reader = reader
@@ -377,6 +491,8 @@ class _Connection:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise  # we ourselves are being cancelled, not just the reading
+                if self._displaced:
+                    close = _Close(_TOO_MANY)
             if self._tasks:
                 await asyncio.wait(set(self._tasks))  # in-flight requests answer first
             self.replies.flush()
@@ -391,6 +507,11 @@ class _Connection:
     def stop_reading(self) -> None:
         if self._read_task is not None and not self._read_task.done():
             self._read_task.cancel()
+
+    def displace(self) -> None:
+        """A newer handshake took this one's slot: ERROR, close (the handshake budget)."""
+        self._displaced = True
+        self.stop_reading()
 
     def abort(self) -> None:
         """Past the grace: cancel in-flight requests and drop the connection."""
@@ -558,6 +679,9 @@ class _Connection:
             self.counters.auth_failures += 1
             log.warning("ingest_auth_failed", transport="tcp", peer=self.peer.description)
             raise _Close("authentication failed", request_id)
+        if not await self.server._authenticated(self):
+            raise _Close(_TOO_MANY, request_id)
+        self.established = True
         await self.replies.write(encode(AuthOk(), request_id))
         return True
 
@@ -673,3 +797,17 @@ def _type_name(msg_type: int | None) -> str | None:
         return MsgType(msg_type).name
     except ValueError:
         return f"0x{msg_type:02x}"
+
+
+def _raise_open_files_limit() -> None:
+    """Lift the soft limit on open files to the hard one: every connection is a file, and
+    a flood must hit the connection budgets, not EMFILE (which stops all accepting)."""
+    if sys.platform == "win32":
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -98,15 +98,45 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def safe_url(value: str) -> str:
+    """``value`` as it may be shown in a message: scheme, host, port and path only.
+
+    Userinfo, the query string and the fragment can hold credentials (``user:pw@``,
+    ``?token=``); an error or a log line never repeats them.
+    """
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "(an unparsable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else "(not a URL)"
+
+
 def check_target_url(value: str, *, allow_plain_http: bool = False) -> str:
-    """An http(s) URL with a host; passwords go over plain http only to loopback,
-    unless the operator says ``allow_plain_http: true``."""
-    parts = urlsplit(value)
+    """An http(s) URL with a host and no credentials in it; passwords go over plain http
+    only to loopback, unless the operator says ``allow_plain_http: true``.
+
+    Messages never repeat the value: it may hold a password (``user:pw@``) or a token
+    in its query string.
+    """
+    try:
+        parts = urlsplit(value)
+        credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ValueError("is not an http(s) URL with a host") from None
+    if credentials:
+        raise ValueError(
+            "must not hold credentials (user:password@): the URL ends up in logs and "
+            "status; put them in the backend's secret fields (file:PATH or env:NAME)"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        raise ValueError("is not an http(s) URL with a host")
     if parts.scheme == "http" and not allow_plain_http and not is_loopback_host(parts.hostname):
         raise ValueError(
-            f"{value!r}: passwords travel in this request; use https "
+            f"{safe_url(value)}: passwords travel in this request; use https "
             "(plain http is allowed only to loopback hosts)"
         )
     return value
@@ -315,6 +345,16 @@ def available_backend_types() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
+def builtin_backend_types() -> list[str]:
+    """The types adsync itself ships (its own distribution's entry points), whatever
+    third-party plugins are installed beside it."""
+    return sorted(
+        ep.name
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.dist is not None and ep.dist.name == "adsync"
+    )
+
+
 def load_backend_class(type_name: str) -> type[Backend[Any]]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == type_name:
@@ -342,10 +382,13 @@ __all__ = [
     "TLSConfig",
     "UnknownBackendType",
     "Verdict",
+    "available_backend_types",
+    "builtin_backend_types",
     "check_target_url",
     "check_time_left",
     "is_loopback_host",
     "load_backend_class",
     "resolve_secret",
+    "safe_url",
     "scrub",
 ]

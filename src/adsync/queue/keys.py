@@ -33,7 +33,11 @@ class KeyProvider(Protocol):
 
 
 def _write_new_key_file(path: Path, content: bytes) -> None:
-    """Create ``path`` with mode 0600 atomically-exclusively; never overwrite a key."""
+    """Create ``path`` with mode 0600 atomically-exclusively; never overwrite a key.
+
+    The directory is synced too: a key whose name a power cut could lose would leave a
+    queue whose keys are wrapped by it unreadable (found by tests/durability, posix model).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
@@ -45,6 +49,7 @@ def _write_new_key_file(path: Path, content: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    _fsync_dir(path.parent)
 
 
 def _read_private_file(path: Path) -> bytes | None:
@@ -265,6 +270,48 @@ def _win32_dpapi() -> tuple[ProtectFn, ProtectFn]:
         return bytes(data)
 
     return protect, unprotect
+
+
+def master_opens(db: Path, master: bytes) -> bool:
+    """Whether ``master`` unwraps the queue's keys (a read-only look; no queue opened)."""
+    import sqlite3
+
+    from adsync.queue.errors import SealError
+    from adsync.queue.rotation import verify_master
+
+    try:
+        conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        verify_master(conn, master)
+    except (SealError, sqlite3.Error):
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def interrupted_master_rotation(provider: KeyProvider, db: Path) -> Path | None:
+    """``<keys.path>.new`` when it opens the queue and the current key does not.
+
+    That is ``adsync keys rotate --master`` stopped after committing the rewrap and
+    before the rename: running it again finishes it. None in every other state.
+    """
+    if not isinstance(provider, _StagedKeyFile) or not db.exists():
+        return None
+    try:
+        staged = provider.staged_key()
+    except KeyProviderError:
+        return None
+    if staged is None or not master_opens(db, staged):
+        return None
+    try:
+        if master_opens(db, provider.master_key()):
+            return None
+    except KeyProviderError:
+        pass  # the current key is missing or unusable: the staged one is the way out
+    return provider.staged_path
 
 
 class KeysSettings(Protocol):

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from adsync.queue import crashpoint
 from adsync.queue.errors import QueueError
 from adsync.queue.models import ACTIVE_STATES, Attempt, DeliveryState, KeyRow
 from adsync.queue.seal import PURPOSE_DATA, SealedChange
@@ -54,7 +55,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
-        conn.execute("COMMIT")
+        crashpoint.commit(lambda: conn.execute("COMMIT"))
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
@@ -137,7 +138,21 @@ CREATE TABLE seen_events (
 CREATE INDEX seen_events_age ON seen_events (seen_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: the count of changes ever stored (compared at start with ``<db>.acked``, which is kept
+# outside the WAL: highwater.py), and the row the health probe rewrites.
+_V3 = """
+CREATE TABLE counters (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    appended  INTEGER NOT NULL               -- changes stored, ever: never goes down
+);
+INSERT INTO counters (id, appended) VALUES (1, 0);
+CREATE TABLE health_probe (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    filler  BLOB NOT NULL
+)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 LATEST = len(MIGRATIONS)
 
 
@@ -157,8 +172,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
     """Bring the database to ``len(migrations)``; returns the version it was at before.
 
-    The connection must be in autocommit mode (``isolation_level=None``).
+    The connection must be in autocommit mode (``isolation_level=None``). A database
+    that holds tables but no ``schema_migrations`` is another program's: refused untouched.
     """
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "schema_migrations" not in tables:
+        raise QueueError("the database holds tables that are not adsync's: not an adsync queue")
     before = schema_version(conn)
     if before > len(migrations):
         raise QueueError(
@@ -270,7 +289,21 @@ def insert_changes(
             " FROM changes c, b WHERE c.id BETWEEN ? AND ? ORDER BY c.id, b.backend",
             [*(v for pair in backends for v in pair), now, now, now, now, first_id, cid - 1],
         )
+    if cid > first_id:
+        conn.execute("UPDATE counters SET appended = appended + ? WHERE id = 1", (cid - first_id,))
     return inserted
+
+
+def appended(conn: sqlite3.Connection) -> int:
+    """Changes this database ever stored (``counters``); what ``<db>.acked`` is checked against.
+
+    0 for a database without the table (empty, or older than v3). Only reads: it
+    runs before ``configure`` and ``migrate`` on a database that may be refused.
+    """
+    table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'"
+    if conn.execute(table).fetchone() is None:
+        return 0
+    return int(conn.execute("SELECT appended FROM counters WHERE id = 1").fetchone()[0])
 
 
 def pending_changes(conn: sqlite3.Connection) -> int:
@@ -703,6 +736,20 @@ def touch(conn: sqlite3.Connection) -> None:
         "UPDATE schema_migrations SET applied_at = applied_at"
         " WHERE version = (SELECT MAX(version) FROM schema_migrations)"
     )
+
+
+def probe_space(conn: sqlite3.Connection, size: int) -> None:
+    """The health probe's room check: commit a fresh ``size``-byte row in its own transaction.
+
+    Its pages are new WAL frames, as an append's are, so it fails with SQLITE_FULL
+    where an append would; rewriting one existing row (``touch``) still fits in the
+    slack a refused append leaves at the WAL's end. Own transaction: the probe must
+    never make an append's transaction fail. Autocommit connection.
+    """
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO health_probe (id, filler) VALUES (1, zeroblob(?))", (size,)
+        )
 
 
 # --- keys --------------------------------------------------------------------------------

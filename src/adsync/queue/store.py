@@ -23,7 +23,7 @@ import structlog
 
 from adsync.clock import Clock, SystemClock
 from adsync.plugin import Change, RetryConfig
-from adsync.queue import sql
+from adsync.queue import crashpoint, highwater, sql
 from adsync.queue.errors import (
     KeyProviderError,
     MasterKeyMissing,
@@ -69,6 +69,12 @@ T = TypeVar("T")
 
 DEFAULT_EXPIRE_AFTER = RetryConfig().expire_after
 PROBE_TIMEOUT = 10.0
+# The probe's fresh row: its commit writes 18 WAL pages (the new row, the old one zeroed by
+# secure_delete), as many as an append of ~70 changes.
+PROBE_BYTES = 32 * 1024
+# A refused append keeps the queue unhealthy this long (unless one is stored since):
+# it covers a batch larger than the probe's row.
+APPEND_FAILURE_MEMORY = 10.0
 
 
 def _disk_reason(exc: sqlite3.Error) -> str:
@@ -159,18 +165,22 @@ def _load_keys(
 
 
 def _prepare(
-    conn: sqlite3.Connection, keys: KeyProvider, operator: bool, now: float
-) -> tuple[Sealer, int]:
-    """On the sqlite thread at open: settings, schema, keys, crash recovery, the pending count."""
+    conn: sqlite3.Connection, path: Path, keys: KeyProvider, operator: bool, now: float
+) -> tuple[Sealer, int, int]:
+    """On the sqlite thread at open: settings, schema, the acknowledged count (daemon), keys,
+    crash recovery; returns the sealer, the pending count and the stored count."""
+    if not operator:  # before anything is written: the lost WAL may still be put back
+        highwater.check(path, sql.appended(conn))
     sql.configure(conn)
     sql.migrate(conn)
+    stored = sql.appended(conn)
     data, active, hmac_key = _load_keys(conn, keys, may_create=not operator, now=now)
     if not operator:
         with sql.transaction(conn):
             recovered = sql.recover_in_flight(conn, now)
         if recovered:
             log.warning("queue_recovered_in_flight", rows=recovered)
-    return Sealer(data, active, hmac_key), sql.pending_changes(conn)
+    return Sealer(data, active, hmac_key), sql.pending_changes(conn), stored
 
 
 class Queue:
@@ -202,6 +212,9 @@ class Queue:
         self._key_provider = key_provider
         self._on_record = on_record
         self.key_maintainer: KeyMaintainer | None = None  # daemon mode: follows key rotations
+        self._mark: highwater.MarkWriter | None = None  # daemon mode: <db>.acked
+        self._appended = 0  # changes the database has stored, ever (daemon mode)
+        self._append_failed: tuple[str, float] | None = None  # last append's storage error
         self._listeners: list[Callable[[], None]] = []
         self._expire_after: dict[str, float] = {
             b: (expire_after or {}).get(b, DEFAULT_EXPIRE_AFTER) for b in backends
@@ -239,6 +252,8 @@ class Queue:
         """
         clock = clock or SystemClock()
         path = Path(path)
+        if (hook := crashpoint.armed()) is not None:
+            log.warning("test_crash_hook_armed", setting=hook, note="test aid, not for production")
         lock = None if operator else _lock_daemon(path)
         db: SqliteThread | None = None
         try:
@@ -248,7 +263,13 @@ class Queue:
                 raise QueueError(f"no queue database at {path}")
             db = await SqliteThread.open(path)
             now = clock.time()
-            sealer, pending = await db.run(lambda c: _prepare(c, keys, operator, now))
+            sealer, pending, stored = await db.run(lambda c: _prepare(c, path, keys, operator, now))
+        except sqlite3.DatabaseError as exc:  # damaged, not SQLite, not ours, not writable
+            if db is not None:
+                await db.close()
+            if lock is not None:
+                lock.close()
+            raise QueueError(f"SQLite cannot use the file: {exc}") from None
         except BaseException:
             if db is not None:
                 await db.close()
@@ -269,9 +290,35 @@ class Queue:
             on_record=on_record,
         )
         if not operator:
+            queue._appended = stored
+            queue._mark = await asyncio.to_thread(highwater.MarkWriter, path, stored)
             queue.key_maintainer = KeyMaintainer(queue)
             queue.key_maintainer.start()
         return queue
+
+    @classmethod
+    async def accept_loss(cls, path: Path | str) -> tuple[int | None, int]:
+        """The operator accepts that the database is behind what it acknowledged.
+
+        Daemon stopped (its lock is taken meanwhile; no key needed). Sets
+        ``<db>.acked`` to what the database holds; returns (acknowledged before, stored).
+        """
+        path = Path(path)
+        if not path.exists():
+            raise QueueError(f"no queue database at {path}")
+        lock = _lock_daemon(path)
+        try:
+            db = await SqliteThread.open(path)
+            try:
+                stored = await db.run(_stored_count)
+            finally:
+                await db.close()
+            before = await asyncio.to_thread(highwater.accept, path, stored)
+        finally:
+            if lock is not None:
+                lock.close()
+        log.warning("queue_loss_accepted", acknowledged=before, stored=stored)
+        return before, stored
 
     async def close(self) -> None:
         """Finish queued writes, checkpoint the WAL (old page images go), close."""
@@ -281,6 +328,8 @@ class Queue:
         if self.key_maintainer is not None:
             await self.key_maintainer.stop()
         await self._writer.close()
+        if self._mark is not None:
+            await asyncio.to_thread(self._mark.close)
         with contextlib.suppress(sqlite3.Error):
             await self._db.run(sql.checkpoint)
         await self._db.close()
@@ -291,6 +340,9 @@ class Queue:
 
     def _committed(self, inserted: int) -> None:
         if inserted:
+            if self._mark is not None:
+                self._appended += inserted
+                self._mark.advance(self._appended)
             self._notify()
 
     def _notify(self) -> None:
@@ -375,8 +427,10 @@ class Queue:
             return [_CLOSING] * len(changes)
         except sqlite3.Error as exc:
             reason = _disk_reason(exc)
+            self._append_failed = (reason, self._clock.time())
             log.error("queue_append_failed", reason=reason, error=type(exc).__name__)
             return [AppendResult(AppendStatus.BUSY, reason)] * len(changes)
+        self._append_failed = None
         if self._expire_after:
             self._pending += sum(inserted)
         return [_STORED if flag else _DUPLICATE for flag in inserted] + full
@@ -476,11 +530,14 @@ class Queue:
         return QueueDepth(counts, oldest, self._pending, self._clock.time())
 
     async def write_probe(self) -> str | None:
-        """None when the queue can take a write now, else why not (for /healthz).
+        """None when the queue can take an append now, else why not (for /healthz).
 
-        Two real checks: the files open for writing (a read-only mount or an
-        immutable file refuses this even to root), and a transaction that
-        rewrites one row with its own value commits through the group writer.
+        Real checks: the files open for writing (a read-only mount or an
+        immutable file refuses this even to root); a transaction that rewrites
+        one row with its own value commits through the group writer (it runs);
+        a fresh ``PROBE_BYTES`` row commits in a transaction of its own (room
+        for new pages: a full disk); and the last append did not fail for a
+        storage error in the last ``APPEND_FAILURE_MEMORY`` seconds.
         """
         for suffix in ("", "-wal"):
             name = Path(str(self.path) + suffix)
@@ -499,6 +556,19 @@ class Queue:
             return f"a write transaction failed ({_short(exc)})"
         except Exception as exc:
             return f"a write transaction failed ({type(exc).__name__})"
+        try:
+            await asyncio.wait_for(
+                self._db.run(lambda c: sql.probe_space(c, PROBE_BYTES)), timeout=PROBE_TIMEOUT
+            )
+        except TimeoutError:
+            return f"a {PROBE_BYTES // 1024} KiB write did not commit within {PROBE_TIMEOUT:g}s"
+        except sqlite3.Error as exc:
+            return f"{_disk_reason(exc)}: a {PROBE_BYTES // 1024} KiB write did not commit"
+        failed = self._append_failed
+        if failed is not None:
+            ago = self._clock.time() - failed[1]
+            if ago < APPEND_FAILURE_MEMORY:
+                return f"{failed[0]}: an append was refused {ago:.0f}s ago"
         return None
 
     # --- the operator's API ----------------------------------------------------------------
@@ -596,6 +666,12 @@ class Queue:
         return await self._writer.op(
             lambda c: sql.purge_failed(c, backend, None, None, now, states)
         )
+
+
+def _stored_count(conn: sqlite3.Connection) -> int:
+    sql.configure(conn)
+    sql.migrate(conn)
+    return sql.appended(conn)
 
 
 def _event_ids(values: Sequence[bytes | str] | None) -> list[bytes] | None:

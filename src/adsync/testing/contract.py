@@ -1,225 +1,68 @@
-"""The plugin contract kit, and the base every fake target of ``adsync.testing`` shares.
+"""The plugin contract kit: a pytest base class that checks a backend against a fake target.
 
 A plugin author subclasses ``BackendContract`` in a test module, says how to
-build the backend for a fake's URL and how to start the fake, and pytest runs
-the contract: outcome mapping (accepted, rejected, unknown user, unreachable and
-back), cancellation under the dispatcher's timeout (no task left behind, the
-backend still works afterwards), no password in logs or outcome reasons, and
-``close()`` releasing every connection. Fakes are real aiohttp servers on
-127.0.0.1; they speak their target's protocol and obey the ``FakeTarget``
-controls, so a new plugin's fake only has to implement its protocol's handlers.
+start the fake (``make_fake``) and how to build the backend for it
+(``make_backend``), and pytest runs the contract against real loopback sockets:
+outcome mapping (accepted, rejected, unknown user, unreachable and back),
+cancellation under the dispatcher's timeout, TLS verification left on (a target
+whose certificate nobody told the plugin to trust gets no password), no password
+in logs or outcome reasons, ``close()`` releasing every connection, and no task
+of any name left running after ``close()``.
+
+Every test carries its own ``pytest.mark.asyncio``: the kit works in a project
+with pytest-asyncio's default (strict) mode, no ``asyncio_mode = auto`` needed.
+Running it needs the ``testing`` extra (pytest, pytest-asyncio); without pytest the
+module still imports (a production install imports every module) and marks nothing.
+The fakes' base (``FakeTarget``) lives in ``adsync.testing.fake`` (no pytest
+there: the demo runs fakes too) and is re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import hashlib
-import io
-import logging
 import ssl
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import structlog
-from aiohttp import web
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar, TypeVar
 
 from adsync.plugin import Backend, Candidate, Change, Outcome, OutcomeKind, Secret, Verdict
+from adsync.testing.fake import FakeTarget, Mode, Received, capture_all_logs, sha256_hex
+from adsync.testing.tls import make_self_signed
 
-# --- what a fake received -------------------------------------------------------------------
-
-
-def sha256_hex(value: str | bytes) -> str:
-    data = value.encode("utf-8") if isinstance(value, str) else value
-    return hashlib.sha256(data).hexdigest()
+_Test = TypeVar("_Test", bound=Callable[..., Any])
 
 
-@dataclass
-class Received:
-    """One request as the fake saw it. Raw parts hold the password: they never print."""
-
-    method: str
-    path: str
-    account: str | None = None
-    password_sha256: str | None = None
-    operation: str = ""  # protocol-specific: "propagate", "check", "search", "setPassword", ...
-    valid: bool = True
-    problem: str = ""
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-    raw_target: str = field(default="", repr=False)  # path and query exactly as sent
-    body: bytes = field(default=b"", repr=False)
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def target_sha256(self) -> str:
-        return sha256_hex(self.raw_target)
-
-    @property
-    def body_sha256(self) -> str:
-        return sha256_hex(self.body)
-
-
-class Mode(enum.Enum):
-    ACCEPT = "accept"
-    REJECT = "reject"
-    UNKNOWN_USER = "unknown_user"
-
-
-# --- the base of every fake -----------------------------------------------------------------
-
-
-class FakeTarget:
-    """An aiohttp server on 127.0.0.1 (port 0) with the controls the contract kit uses.
-
-    ``accept()``, ``reject(reason)``, ``unknown_user()`` set how the target answers;
-    ``stall()`` holds every request until ``release()``; ``slow(seconds)`` delays
-    answers; ``go_down()`` closes the listener and every open connection (as a
-    stopped server would) and ``come_back()`` listens again on the same port.
-    """
-
-    scheme_default = "http"
-
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.received: list[Received] = []
-        self.mode = Mode.ACCEPT
-        self.reject_reason = "password does not satisfy the policy"
-        self.delay = 0.0
-        self.arrived = 0  # requests that reached a handler (stalled ones included)
-        self._arrival = asyncio.Event()
-        self._ssl = ssl_context
-        self._open = asyncio.Event()
-        self._open.set()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
-
-    # controls
-    def accept(self) -> None:
-        self.mode = Mode.ACCEPT
-
-    def reject(self, reason: str = "password does not satisfy the policy") -> None:
-        self.mode = Mode.REJECT
-        self.reject_reason = reason
-
-    def unknown_user(self) -> None:
-        self.mode = Mode.UNKNOWN_USER
-
-    def slow(self, seconds: float) -> None:
-        self.delay = seconds
-
-    def stall(self) -> None:
-        self._open.clear()
-
-    def release(self) -> None:
-        self._open.set()
-
-    async def wait_arrival(self) -> None:
-        """Until some request reached a handler (for instance a stalled one)."""
-        await self._arrival.wait()
-
-    async def go_down(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def come_back(self) -> None:
-        if self._runner is None:
-            await self._listen(self._port)
-
-    # inspection
-    @property
-    def url(self) -> str:
-        scheme = "https" if self._ssl is not None else "http"
-        return f"{scheme}://127.0.0.1:{self._port}"
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def open_connections(self) -> int:
-        if self._runner is None or self._runner.server is None:
-            return 0
-        return len(self._runner.server.connections)
-
-    def password_digests(self, operation: str | None = None) -> list[str]:
-        return [
-            r.password_sha256
-            for r in self.received
-            if r.password_sha256 is not None and (operation is None or r.operation == operation)
-        ]
-
-    @property
-    def invalid(self) -> list[Received]:
-        return [r for r in self.received if not r.valid]
-
-    # life cycle
-    async def __aenter__(self) -> FakeTarget:
-        await self._listen(0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-        await self.go_down()
-
-    async def _listen(self, port: int) -> None:
-        app = web.Application()
-        self.routes(app)
-        # access_log=None: request lines carry passwords (Soffid's query string).
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=self._ssl, reuse_address=True)
-        await site.start()
-        if port == 0:
-            self._port = int(runner.addresses[0][1])
-        self._runner = runner
-
-    async def gate(self) -> None:
-        """Every handler calls this first: it applies stall() and slow()."""
-        self.arrived += 1
-        self._arrival.set()
-        await self._open.wait()
-        if self.delay:
-            await asyncio.sleep(self.delay)
-
-    def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    def record(self, request: web.Request, body: bytes, **fields: Any) -> Received:
-        received = Received(
-            method=request.method,
-            path=request.path,
-            headers=dict(request.headers),
-            raw_target=request.raw_path,
-            body=body,
-            **fields,
-        )
-        self.received.append(received)
-        return received
-
-
-# --- log capture ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def capture_all_logs() -> Iterator[Callable[[], str]]:
-    """Everything logged through structlog or stdlib logging meanwhile, as one text."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s"))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+def asyncio_test(test: _Test) -> _Test:
+    """pytest-asyncio's mark on one contract test; without pytest there is no run to mark."""
     try:
-        with structlog.testing.capture_logs() as entries:
-            yield lambda: stream.getvalue() + "\n" + repr(entries)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
+        import pytest
+    except ImportError:
+        return test
+    marked: _Test = pytest.mark.asyncio(test)
+    return marked
+
+
+async def assert_no_task_left(before: set[asyncio.Task[Any]], what: str) -> None:
+    """Fail when a task started since ``before`` is still running (any name, any origin)."""
+    left: list[asyncio.Task[Any]] = []
+    for _ in range(100):
+        current = asyncio.current_task()
+        left = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+        if not left:
+            return
+        await asyncio.sleep(0.01)
+    names = ", ".join(f"{t.get_name()} ({t.get_coro()!r})" for t in left)
+    raise AssertionError(f"tasks still running after {what}: {names}")
+
+
+def untrusted_server_context(directory: str) -> ssl.SSLContext:
+    """A server context with a fresh certificate from a CA that exists nowhere else."""
+    files = make_self_signed(directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.cert_file, files.key_file)
+    return context
 
 
 # --- the contract ---------------------------------------------------------------------------
@@ -267,20 +110,27 @@ class BackendContract:
         )
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[tuple[FakeTarget, Backend[Any]]]:
-        async with self.make_fake() as fake:
-            backend = self.make_backend(fake)
+    async def running(
+        self, fake: FakeTarget | None = None
+    ) -> AsyncIterator[tuple[FakeTarget, Backend[Any]]]:
+        """A started fake and backend; afterwards (backend closed, fake stopped) no task
+        started meanwhile may still run."""
+        before = asyncio.all_tasks()
+        async with fake or self.make_fake() as entered:
+            backend = self.make_backend(entered)
             await backend.start()
             try:
-                yield fake, backend
+                yield entered, backend
             finally:
                 await backend.close()
+        await assert_no_task_left(before, "close() and the fake's shutdown")
 
     def assert_no_password(self, text: str, what: str) -> None:
         leaked = self.password in text
         assert not leaked, f"the password appears in {what}"
 
     # the contract
+    @asyncio_test
     async def test_contract_delivered(self) -> None:
         with capture_all_logs() as logs:
             async with self.running() as (fake, backend):
@@ -292,6 +142,7 @@ class BackendContract:
                 self.assert_no_password(outcome.reason, "the outcome reason")
         self.assert_no_password(logs(), "the logs")
 
+    @asyncio_test
     async def test_contract_rejected(self) -> None:
         with capture_all_logs() as logs:
             async with self.running() as (fake, backend):
@@ -302,6 +153,7 @@ class BackendContract:
                 self.assert_no_password(outcome.reason, "the outcome reason")
         self.assert_no_password(logs(), "the logs")
 
+    @asyncio_test
     async def test_contract_unknown_user(self) -> None:
         with capture_all_logs() as logs:
             async with self.running() as (fake, backend):
@@ -311,6 +163,7 @@ class BackendContract:
                 self.assert_no_password(outcome.reason, "the outcome reason")
         self.assert_no_password(logs(), "the logs")
 
+    @asyncio_test
     async def test_contract_unreachable_then_delivered(self) -> None:
         with capture_all_logs() as logs:
             async with self.running() as (fake, backend):
@@ -323,6 +176,7 @@ class BackendContract:
                 assert again.kind is OutcomeKind.DELIVERED, again
         self.assert_no_password(logs(), "the logs")
 
+    @asyncio_test
     async def test_contract_cancellation_is_safe(self) -> None:
         """The dispatcher's timeout cancels deliver(): no task stays, the backend still works."""
         with capture_all_logs() as logs:
@@ -350,7 +204,10 @@ class BackendContract:
                 assert outcome.kind is OutcomeKind.DELIVERED, outcome
         self.assert_no_password(logs(), "the logs")
 
+    @asyncio_test
     async def test_contract_close_releases_connections(self) -> None:
+        """After close() the fake has no open connection and the plugin no running task."""
+        before = asyncio.all_tasks()
         async with self.make_fake() as fake:
             backend = self.make_backend(fake)
             await backend.start()
@@ -362,7 +219,23 @@ class BackendContract:
                     break
                 await asyncio.sleep(0.01)
             assert fake.open_connections == 0, "close() left connections open"
+            await assert_no_task_left(before, "close()")
 
+    @asyncio_test
+    async def test_contract_tls_verification_stays_on(self) -> None:
+        """A target whose certificate the plugin was not told to trust gets no password."""
+        with tempfile.TemporaryDirectory() as tmp, capture_all_logs() as logs:
+            fake = self.make_fake().serve_tls(untrusted_server_context(tmp))
+            async with self.running(fake) as (fake, backend):
+                assert fake.url.startswith("https://")
+                outcome = await backend.deliver(self.change())
+                assert outcome.kind in (OutcomeKind.UNREACHABLE, OutcomeKind.FAILED), outcome
+                assert outcome.misconfigured, f"an untrusted certificate is ours to fix: {outcome}"
+                assert fake.arrived == 0, "a request got through an unverified TLS connection"
+                self.assert_no_password(outcome.reason, "the outcome reason")
+        self.assert_no_password(logs(), "the logs")
+
+    @asyncio_test
     async def test_contract_policy_check(self) -> None:
         """Backends with a policy check: accept, reject with the target's reason, undecided."""
         with capture_all_logs() as logs:
@@ -392,7 +265,9 @@ __all__ = [
     "FakeTarget",
     "Mode",
     "Received",
+    "assert_no_task_left",
     "capture_all_logs",
     "outcome_summary",
     "sha256_hex",
+    "untrusted_server_context",
 ]

@@ -43,6 +43,17 @@ def base_config(workdir: Path, backends: dict[str, Any], **sections: Any) -> dic
     return config
 
 
+def idle_backend(workdir: Path) -> dict[str, Any]:
+    """A valid backend that receives nothing: a webhook to a closed loopback port, its secret
+    in ``workdir``. For tests that need a config (a config has at least one backend) but no
+    target."""
+    secret = workdir / "idle-webhook.secret"
+    if not secret.exists():
+        secret.write_text("idle-webhook-hmac-key\n", encoding="utf-8")
+        secret.chmod(0o600)
+    return {"type": "webhook", "url": "https://127.0.0.1:9/idle", "secret": f"file:{secret}"}
+
+
 class DaemonProcess:
     """``adsync run`` in a subprocess. YAML is a superset of JSON, so JSON is written."""
 
@@ -51,6 +62,7 @@ class DaemonProcess:
         self.config = config
         self.config_path = workdir / "adsync.yaml"
         self.config_path.write_text(json.dumps(config, indent=2))
+        self.config_path.chmod(0o600)  # as the daemon wants it (else it warns at start)
         self.log_path = REGISTRY.watch(workdir / "daemon.log")
         queue_path = Path(config["queue"]["path"])
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -67,13 +79,17 @@ class DaemonProcess:
         self.starts += 1
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "adsync", "run", "--config", str(self.config_path)],
+            self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
         log.close()
         self.wait_ready(wait)
+
+    def command(self) -> list[str]:
+        """The argv that runs the daemon (a test may wrap it, e.g. in ``unshare``)."""
+        return [sys.executable, "-m", "adsync", "run", "--config", str(self.config_path)]
 
     def wait_ready(self, wait: float) -> None:
         deadline = time.monotonic() + wait

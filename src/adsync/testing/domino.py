@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .contract import FakeTarget, Mode, sha256_hex
+from .fake import FakeTarget, Mode, sha256_hex
 
 _DQL = re.compile(r"^Form = '(?P<form>(?:[^']|'')*)' and (?P<item>[A-Za-z_$][\w$]*) = \?value$")
 REQUEST_FIELDS = {

@@ -29,7 +29,8 @@ What it models, and where each behaviour comes from:
   immediately with a pending status, and it is up to the requestor to get the current
   state by issuing a statusRequest").
 
-Needs lxml (the ``test`` extra).
+Needs lxml (the ``testing`` extra), imported when a ``FakeOim`` is made: the module itself
+imports in a production install.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ from __future__ import annotations
 import functools
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
-from lxml import etree  # type: ignore[import-untyped]
 
-from .contract import FakeTarget, Mode, Received, sha256_hex
+from adsync.extras import MissingExtra
+
+from .fake import FakeTarget, Mode, Received, sha256_hex
+
+if TYPE_CHECKING:
+    from lxml import etree  # type: ignore[import-untyped]
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -77,6 +82,21 @@ _SCHEMAS = {
 
 
 @functools.cache
+def _lxml() -> Any:
+    """lxml's ``etree``, or one line naming the extra that brings it."""
+    try:
+        from lxml import etree
+    except ImportError:
+        raise MissingExtra("testing", "the OIM SPML fake (lxml)") from None
+    return etree
+
+
+def _localname(tag: str) -> str:
+    """``{namespace}name`` -> ``name`` (lxml's ``QName(tag).localname``)."""
+    return tag.rpartition("}")[2]
+
+
+@functools.cache
 def spml_schema() -> etree.XMLSchema:
     """The SPML v2 core, password, search and async schemas and the DSML v2 filter."""
     folder = Path(str(files("adsync.testing") / "data" / "spml"))
@@ -88,11 +108,14 @@ def spml_schema() -> etree.XMLSchema:
         '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
         f'targetNamespace="urn:adsync:spml-bundle">{imports}</xs:schema>'
     )
-    return etree.XMLSchema(etree.fromstring(driver.encode(), _parser()))
+    lxml = _lxml()
+    return lxml.XMLSchema(lxml.fromstring(driver.encode(), _parser()))
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    return _lxml().XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
 
 
 def validate_spml(element: etree._Element) -> str | None:
@@ -129,6 +152,7 @@ class FakeOim(FakeTarget):
         path: str = DEFAULT_PATH,
         **kwargs: Any,
     ) -> None:
+        _lxml()  # without lxml: MissingExtra now, not a 500 at the first request
         super().__init__(**kwargs)
         self.username = username
         self.password = password
@@ -177,7 +201,7 @@ class FakeOim(FakeTarget):
             return self._set_password(received, element, request_id)
         if element.tag == f"{{{ASYNC}}}statusRequest":
             return self._status(received, element, request_id)
-        received.operation = etree.QName(element).localname
+        received.operation = _localname(element.tag)
         name = received.operation.replace("Request", "Response")
         return _response(name, SPML, "spml", request_id, "failure", "unsupportedOperation")
 
@@ -185,11 +209,12 @@ class FakeOim(FakeTarget):
         """The SPML request inside a valid envelope, or the fault the service answers."""
         if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
             raise Refused("soap:Client", "DTDs are not accepted")
+        lxml = _lxml()
         try:
-            root = etree.fromstring(body, _parser())
-        except etree.XMLSyntaxError:
+            root = lxml.fromstring(body, _parser())
+        except lxml.XMLSyntaxError:
             raise Refused("soap:Client", "not well-formed XML") from None
-        if etree.QName(root).localname == "Envelope" and root.tag != f"{{{SOAP}}}Envelope":
+        if _localname(root.tag) == "Envelope" and root.tag != f"{{{SOAP}}}Envelope":
             raise Refused("soap:VersionMismatch", "the envelope is not SOAP 1.1")
         if root.tag != f"{{{SOAP}}}Envelope":
             raise Refused("soap:Client", "not a SOAP envelope")
@@ -201,7 +226,7 @@ class FakeOim(FakeTarget):
             if entry.tag != f"{{{OIM}}}OIMUser" and entry.get(f"{{{SOAP}}}mustUnderstand") == "1":
                 raise Refused(
                     "soap:MustUnderstand",
-                    f"header {etree.QName(entry).localname} was not understood",
+                    f"header {_localname(entry.tag)} was not understood",
                     invalid=False,
                 )
         wrapper = root.find(f"{{{SOAP}}}Body/{{{OIM}}}processRequest/sOAPElement")

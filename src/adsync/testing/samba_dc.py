@@ -27,8 +27,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pytest
+from adsync.testing.fixtures import FixtureTable, fixture_attribute
 
 REALM = "ADSYNC.TEST"
 DOMAIN = "ADSYNC"
@@ -433,19 +434,17 @@ def base_dn() -> str:
     return ",".join(f"DC={part}" for part in REALM.lower().split("."))
 
 
-# -- pytest fixtures (re-export them from a conftest.py) -----------------------------------
+# -- pytest fixtures (re-export them from a conftest.py; they need the ``testing`` extra) ---
 
 
-@pytest.fixture(scope="session")
-def samba_template() -> Iterator[SambaTemplate]:
+def _provisioned_template() -> Iterator[SambaTemplate]:
     """The domain, provisioned once per session (~4 s)."""
     template = SambaTemplate.provision()
     yield template
     template.remove()
 
 
-@pytest.fixture
-def samba_dc(samba_template: SambaTemplate) -> Iterator[SambaDC]:
+def _started_dc(samba_template: SambaTemplate) -> Iterator[SambaDC]:
     """A started DC without a check password script; destroyed at teardown."""
     dc = SambaDC(samba_template)
     try:
@@ -453,3 +452,15 @@ def samba_dc(samba_template: SambaTemplate) -> Iterator[SambaDC]:
         yield dc
     finally:
         dc.destroy()
+
+
+_FIXTURES: FixtureTable = {
+    "samba_template": ("session", _provisioned_template),
+    "samba_dc": ("function", _started_dc),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The fixtures, built on first import (see ``adsync.testing.fixtures``): pytest is
+    imported only then, so a production install imports this module."""
+    return fixture_attribute(__name__, _FIXTURES, name)

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .contract import FakeTarget, Mode, sha256_hex
+from .fake import FakeTarget, Mode, sha256_hex
 
 MEDIA_TYPE = "application/scim+json"
 _FILTER = re.compile(r'^(?P<attr>[A-Za-z][\w.:$-]*) (?i:eq) (?P<value>"(?:[^"\\]|\\.)*")$')

@@ -6,8 +6,10 @@ StartTLS. The DIT has a few users and a service account (``cn=adsync``) that may
 write ``userPassword``. If slapd cannot start, ``start`` raises with the tail of
 its log: a test that needs it fails with the reason, it never skips.
 
-Plugin authors use the ``slapd`` pytest fixture (re-export it from a conftest)
-or ``SlapdServer`` directly.
+Plugin authors use the ``slapd`` pytest fixture (re-export it from a conftest:
+``from adsync.testing.slapd import slapd``; it needs the ``testing`` extra) or
+``SlapdServer`` directly. pytest is imported only when the fixture is: the module
+imports in a production install.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pytest
+from adsync.testing.fixtures import FixtureTable, fixture_attribute
 
 SUFFIX = "dc=example,dc=test"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -349,9 +352,16 @@ access to *
         self.stop()
 
 
-@pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[SlapdServer]:
+def _running_slapd(tmp_path: Path) -> Iterator[SlapdServer]:
     """A running slapd with the test DIT; stopped (by pid) at teardown."""
     server = SlapdServer(tmp_path / "slapd")
     with server:
         yield server
+
+
+_FIXTURES: FixtureTable = {"slapd": ("function", _running_slapd)}
+
+
+def __getattr__(name: str) -> Any:
+    """The ``slapd`` fixture, built on first import (see ``adsync.testing.fixtures``)."""
+    return fixture_attribute(__name__, _FIXTURES, name)

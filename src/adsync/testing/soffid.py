@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from .contract import FakeTarget, Mode, sha256_hex
+from .fake import FakeTarget, Mode, sha256_hex
 
 _TEXT = "text/plain; charset=UTF-8"
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .contract import FakeTarget, Mode, Received, sha256_hex
+from .fake import FakeTarget, Mode, Received, sha256_hex
 from .tls import TLSFiles
 
 DEFAULT_SECRET = "webhook-test-hmac-key"  # noqa: S105 - the fake's default HMAC key

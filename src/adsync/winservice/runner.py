@@ -43,9 +43,18 @@ class ServiceRunner:
         if extra_handler is not None:
             extra_handler.setFormatter(make_formatter(config.logging.format))
             logging.getLogger().addHandler(extra_handler)
-        os.umask(0o077)
-        Path(config.queue.path).parent.mkdir(parents=True, exist_ok=True)
-        asyncio.run(self._serve(config))
+        from adsync.startup import explain
+
+        try:
+            os.umask(0o077)
+            Path(config.queue.path).parent.mkdir(parents=True, exist_ok=True)
+            asyncio.run(self._serve(config))
+        except Exception as exc:  # the same one line as `adsync run` (docs/operations.md)
+            failure = explain(exc, config)
+            if failure is None:
+                raise
+            log.error(failure.event, error=failure.message, exit_code=failure.exit_code)
+            raise failure from None
 
     async def _serve(self, config: object) -> None:
         from adsync.config import Config

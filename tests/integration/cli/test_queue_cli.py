@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adsync.plugin import Change
 from adsync.queue.keys import FileKeyProvider
 from adsync.queue.store import Queue
 from adsync.secret import Secret
-from adsync.testing.daemon import base_config
+from adsync.testing.daemon import base_config, idle_backend
 from adsync.testing.leaks import REGISTRY, find_in_bytes
 
 PASSWORDS = [REGISTRY.password(f"QueueCli-{i}-Pässwörd") for i in range(3)]
@@ -60,6 +62,7 @@ def write_config(work: Path, backends: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_status_list_and_purge_of_a_removed_backend(tmp_path: Path) -> None:
     await make_queue(tmp_path, ["kept", "removed"])
     hook = {"type": "webhook", "url": "http://127.0.0.1:9/x", "secret": "env:UNUSED"}
@@ -87,7 +90,7 @@ async def test_status_list_and_purge_of_a_removed_backend(tmp_path: Path) -> Non
 
 async def test_purging_the_last_user_of_a_password_erases_it(tmp_path: Path) -> None:
     db = await make_queue(tmp_path, ["gone"])
-    config = write_config(tmp_path, {})
+    config = write_config(tmp_path, {"idle": idle_backend(tmp_path)})
     cli(config, "purge", "--removed-backend", "gone", "--yes")
     status = json.loads(cli(config, "status", "--json").stdout)
     assert status["pending_changes"] == 0
@@ -98,7 +101,7 @@ async def test_purging_the_last_user_of_a_password_erases_it(tmp_path: Path) -> 
 
 
 def test_bad_queue_path_is_a_clear_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {})
+    config = write_config(tmp_path, {"idle": idle_backend(tmp_path)})
     result = cli(config, "status", check=False)
     assert result.returncode == 1
     assert "no queue database" in result.stderr

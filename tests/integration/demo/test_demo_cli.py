@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from adsync.demo.scenarios import POLICY_REASON
 from adsync.testing.leaks import scan_paths
 
 from .conftest import DEMO_PASSWORDS, password_findings, run_demo
+
+pytestmark = pytest.mark.slow
 
 FINAL_LINES = (
     "✓ 1 normal change (alice): delivered",

@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from adsync.demo.scenarios import POLICY_REASON
 
 from .conftest import demo_env, password_findings
+
+pytestmark = pytest.mark.slow
 
 
 def tmux(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:

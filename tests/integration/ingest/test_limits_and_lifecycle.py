@@ -60,19 +60,46 @@ async def test_waiting_for_own_answer_is_not_idle(harness: Harness, handler: Stu
     assert server.counters.idle_closed == 0
 
 
-async def test_max_connections(harness: Harness, until: Callable[..., Any]) -> None:
-    server = await harness.start(Limits(max_connections=2), tcp=True)
+async def test_max_connections_per_transport(harness: Harness, until: Callable[..., Any]) -> None:
+    """Each transport has its own ``max_connections``: TCP sources never take the Unix
+    socket's room (issue 13, item 1), and the Unix socket never takes TCP's. One over the
+    limit waits up to the frame timeout for a slot, then gets the ERROR."""
+    server = await harness.start(Limits(max_connections=2, frame_timeout=0.3), tcp=True)
     first = await harness.unix(server)
-    await harness.tcp(server)
+    await harness.unix(server)
     await until(lambda: server.counters.connections_open == 2)
     third = await harness.unix(server)
     assert await third.replies_until_eof() == [(0, ErrorReply("too many connections"))]
     assert server.counters.connections_over_limit == 1
-    first.close()
-    await until(lambda: server.counters.connections_open == 1)
-    fourth = await harness.unix(server)
+    tcp = [await harness.tcp(server), await harness.tcp(server)]  # the Unix pool is full
+    extra = await harness.tcp(server, authed=False)
+    assert await extra.handshake() == (2, ErrorReply("too many connections"))  # AUTH's id
+    await tcp[0].send(raw_frame(0x20, change_fields(PWB), request_id=5))
+    assert await tcp[0].reply() == (5, AckReply(AckCode.STORED))
+    fourth = await harness.unix(server)  # waits for a slot ...
     await fourth.send(raw_frame(0x20, change_fields(PWB), request_id=4))
+    first.close()  # ... which this frees
     assert await fourth.reply() == (4, AckReply(AckCode.STORED))
+
+
+async def test_handshakes_have_their_own_budget_fair_per_peer(
+    harness: Harness, until: Callable[..., Any]
+) -> None:
+    """Unauthenticated connections take handshake slots only; one peer (here: one uid)
+    holds at most its share, and its newest push out its oldest, never another source."""
+    limits = Limits(max_connections=2, max_handshakes=4, max_handshakes_per_peer=2)
+    server = await harness.start(limits, tcp=True)
+    idle = [await harness.tcp(server, authed=False) for _ in range(6)]
+    await until(lambda: server.counters.handshakes_displaced == 4)
+    assert [await raw.replies_until_eof() for raw in idle[:4]] == [
+        [(0, ErrorReply("too many connections"))]
+    ] * 4
+    source = await harness.tcp(server)  # an authenticated source still gets in ...
+    await source.send(raw_frame(0x20, change_fields(PWB), request_id=9))
+    assert await source.reply() == (9, AckReply(AckCode.STORED))
+    unix = await harness.unix(server)  # ... and so does the Unix socket
+    await unix.send(raw_frame(0x20, change_fields(PWB), request_id=3))
+    assert await unix.reply() == (3, AckReply(AckCode.STORED))
 
 
 async def test_pipelined_changes_are_handled_concurrently_and_replied_by_id(

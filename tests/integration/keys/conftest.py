@@ -18,7 +18,7 @@ from adsync.plugin import Change
 from adsync.queue.keys import FileKeyProvider
 from adsync.queue.store import Queue
 from adsync.secret import Secret
-from adsync.testing.daemon import base_config
+from adsync.testing.daemon import base_config, idle_backend
 from adsync.testing.leaks import REGISTRY
 
 _counter = itertools.count(1)
@@ -45,12 +45,12 @@ def make_change(account: str | None = None) -> tuple[Change, str]:
 
 
 class Workdir:
-    """A config (no backends needed for key work) and its queue, key file and CLI."""
+    """A config (its one backend receives nothing) and its queue, key file and CLI."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         REGISTRY.watch(path)
-        self.config = base_config(path, {})
+        self.config = base_config(path, {"idle": idle_backend(path)})
         self.config_path = path / "adsync.yaml"
         self.config_path.write_text(json.dumps(self.config, indent=2))
         self.db = path / "queue.db"

@@ -21,6 +21,8 @@ from adsync.testing.webhook import WebhookTarget
 
 from .conftest import data_keys, digest, row_keys
 
+pytestmark = pytest.mark.slow
+
 SECRET_ENV = "ADSYNC_KEYS_WEBHOOK_SECRET"
 SECRET = "keys-webhook-signing-key"
 

@@ -10,11 +10,15 @@ import json
 import os
 from typing import Any
 
+import pytest
+
 from adsync.ingest.client import IngestClient
 from adsync.secret import Secret
 from adsync.testing.leaks import REGISTRY
 
 from .conftest import SECRET, off_loop, webhook
+
+pytestmark = pytest.mark.slow
 
 
 def send(socket: Any, n: int) -> list[int]:

@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adsync.ingest.client import IngestClient
 from adsync.secret import Secret
 from adsync.testing.leaks import REGISTRY
@@ -39,6 +41,7 @@ def wait_health(daemon: Any, code: int, timeout: float = 15.0) -> dict[str, Any]
     raise AssertionError(f"/healthz did not answer {code}; last: {last!r}")
 
 
+@pytest.mark.slow
 async def test_healthz_503_while_queue_file_is_immutable_then_200(
     targets: Any, make_daemon: Any
 ) -> None:

@@ -9,11 +9,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from adsync.ingest.client import IngestClient
 from adsync.secret import Secret
 from adsync.testing.leaks import REGISTRY
 
 from .conftest import off_loop, pending_total, webhook
+
+pytestmark = pytest.mark.slow
 
 
 @dataclass

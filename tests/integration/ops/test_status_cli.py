@@ -9,11 +9,15 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from adsync.ingest.client import IngestClient
 from adsync.secret import Secret
 from adsync.testing.leaks import REGISTRY
 
 from .conftest import off_loop, webhook
+
+pytestmark = pytest.mark.slow
 
 
 def send(daemon: Any, n: int) -> list[int]:
@@ -32,6 +36,17 @@ def send(daemon: Any, n: int) -> list[int]:
     return acks
 
 
+def status_at_80_columns(daemon: Any) -> subprocess.CompletedProcess[str]:
+    """`adsync status` through a pipe, as in `adsync status | mail` on an 80-column setup."""
+    return subprocess.run(
+        [sys.executable, "-m", "adsync", "status", "--config", str(daemon.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+
+
 async def test_status_table_json_and_drain_wait(targets: Any, make_daemon: Any) -> None:
     hr, crm = await targets(), await targets()
     crm.respond(503)  # one backend down: its backlog waits
@@ -40,12 +55,18 @@ async def test_status_table_json_and_drain_wait(targets: Any, make_daemon: Any) 
     assert await off_loop(send, daemon, 20) == [0] * 20
     await off_loop(daemon.wait_for, lambda s: len(hr.deliveries) == 20)
 
-    table = await off_loop(daemon.cli, "status")
+    table = await off_loop(status_at_80_columns, daemon)
     assert table.returncode == 0, table.stderr
-    lines = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if "│" in line}
-    assert "running" in lines["hr"] and "running" in lines["crm"]
-    assert "unreachable: HTTP 503" in lines["crm"]
-    assert lines["hr"].split("│")[5].strip() == "0"  # pending column
+    out = table.stdout.splitlines()
+    assert [line for line in out if len(line) > 80] == []
+    assert not any("\x1b" in line or "│" in line for line in out)  # a pipe: no colour, no box
+    header = next(i for i, line in enumerate(out) if line.startswith("BACKEND"))
+    table_rows = out[header + 1 : out.index("", header)]
+    rows = {line.split()[0]: line.split() for line in table_rows}
+    assert rows["hr"][2] == "running" and rows["crm"][2] == "running"
+    assert rows["hr"][4] == "0" and rows["crm"][4] == "20"  # pending column
+    crm_error = next(line for line in out if line.startswith("crm last error"))
+    assert "unreachable: HTTP 503" in crm_error
     as_json = await off_loop(daemon.cli, "status", "--json")
     data = json.loads(as_json.stdout)
     rows = {b["name"]: b for b in data["backends"]}

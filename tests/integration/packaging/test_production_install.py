@@ -1,7 +1,9 @@
 """A production install (``pip install .``, no extras) imports every module and runs the demo.
 
-A module may fail to import only with ``adsync.extras.MissingExtra`` (one line naming
-its extra), or be listed in ``TEST_ONLY`` with the test dependency it needs and why.
+No module of the installed package may fail to import, ``adsync.testing`` included: what
+needs an extra (bonsai; pytest and lxml for the test kit) checks for it when it is used and
+fails with one line naming the extra (``adsync.extras.MissingExtra``). The one module that
+is nothing but its extra (``adsync.demo.live``, rich's screen) raises that line on import.
 """
 
 from __future__ import annotations
@@ -15,13 +17,6 @@ import pytest
 from .conftest import run_python
 
 pytestmark = pytest.mark.slow
-
-# module -> why it may not import in a production install (test fixtures, not the product)
-TEST_ONLY = {
-    "adsync.testing.slapd": "pytest fixture around a real slapd (needs pytest)",
-    "adsync.testing.samba_dc": "pytest fixture around a real Samba AD DC (needs pytest)",
-    "adsync.testing.oim": "the OIM SPML fake parses SOAP with lxml (the test extra)",
-}
 
 IMPORT_ALL = r"""
 import importlib, json, pkgutil, adsync
@@ -56,20 +51,48 @@ def test_every_module_imports_without_extras(production_venv: Path) -> None:
     assert "adsync.backends.ldap" in outcomes and "adsync.cli.doctor" in outcomes
     main_modules = run_python(production_venv, "import adsync.cli, adsync.winservice.runner")
     assert main_modules.returncode == 0, main_modules.stderr
-    broken = {
-        name: what
-        for name, what in outcomes.items()
-        if what.startswith("error:") and name not in TEST_ONLY
-    }
+    broken = {name: what for name, what in outcomes.items() if what.startswith("error:")}
     assert broken == {}
     for name, what in outcomes.items():
         if what.startswith("extra:"):
             extra, _, message = what[len("extra:") :].partition(":")
             assert "\n" not in message and f"adsync[{extra}]" in message, (name, message)
-    stale = [name for name in TEST_ONLY if outcomes.get(name) == "ok"]
-    assert stale == [], f"{stale} import fine now: drop them from TEST_ONLY"
-    # the backends themselves load: the ldap one needs bonsai only when configured
+    # the backends and the test kit load: what needs an extra checks for it when used
     assert outcomes["adsync.backends.ldap"] == "ok"
+    kit = {name: what for name, what in outcomes.items() if name.startswith("adsync.testing.")}
+    assert "adsync.testing.samba_dc" in kit and set(kit.values()) == {"ok"}, kit
+
+
+USE_TEST_KIT = r"""
+from adsync.extras import MissingExtra
+def attempt(use):
+    try:
+        use()
+    except MissingExtra as exc:
+        print(exc)
+    else:
+        print("no error")
+from adsync.testing.oim import FakeOim
+attempt(FakeOim)
+import adsync.testing.slapd as slapd
+attempt(lambda: slapd.slapd)
+import adsync.testing.samba_dc as samba_dc
+attempt(lambda: samba_dc.samba_template)
+import adsync.testing.contract as contract  # the kit's class is there, with nothing to mark
+test = contract.BackendContract.test_contract_delivered
+print(contract.BackendContract.__name__, hasattr(test, "pytestmark"))
+"""
+
+
+def test_the_test_kit_without_its_extra_is_one_line_naming_it(production_venv: Path) -> None:
+    result = run_python(production_venv, USE_TEST_KIT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "the OIM SPML fake (lxml) needs the 'testing' extra: pip install 'adsync[testing]'",
+        "the slapd fixture needs the 'testing' extra: pip install 'adsync[testing]'",
+        "the samba_template fixture needs the 'testing' extra: pip install 'adsync[testing]'",
+        "BackendContract False",
+    ]
 
 
 def test_ldap_backend_configured_without_extra_is_one_line(
@@ -120,7 +143,10 @@ def test_demo_runs_without_extras(production_venv: Path) -> None:
 
 def test_the_systemd_unit_template_is_packaged(production_venv: Path, tmp_path: Path) -> None:
     config = tmp_path / "adsync.yaml"
-    config.write_text("backends: {}\n", encoding="utf-8")
+    config.write_text(
+        "backends:\n  hr: {type: webhook, url: 'https://127.0.0.1:9/', secret: 'env:HR'}\n",
+        encoding="utf-8",
+    )
     done = subprocess.run(
         [str(production_venv.parent / "adsync"), "service", "unit", "--config", str(config)],
         capture_output=True,

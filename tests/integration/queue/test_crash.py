@@ -16,6 +16,8 @@ from adsync.queue.keys import FileKeyProvider
 from adsync.queue.store import Queue
 from adsync.testing.leaks import REGISTRY
 
+pytestmark = pytest.mark.slow
+
 CHILD = Path(__file__).with_name("append_burst.py")
 
 

@@ -177,6 +177,7 @@ async def test_check_daemon_down_applies_on_undecided(
     assert "undecided" in out
 
 
+@pytest.mark.slow
 async def test_check_slow_daemon_is_cut_at_the_deadline(hook_env: Env) -> None:
     hook_env.recorder.delay = 5.0  # longer than samba.check_deadline (1.5 s)
     code, out, elapsed = await hook_env.run("samba-check", PASSWORD.encode(), CPS)

@@ -29,6 +29,8 @@ from adsync.testing.samba_dc import SambaDC, SambaTemplate
 from adsync.testing.slapd import PEOPLE, SERVICE_DN, SlapdServer, user_dn
 from adsync.testing.webhook import DEFAULT_SECRET, WebhookTarget
 
+pytestmark = pytest.mark.slow
+
 USERS = ("alice", "bob", "carol")
 LATE_USER = "dave"  # created after `--cache-ldb-initialize`, before syncpasswords first runs
 WEBHOOK_ENV = "ADSYNC_SAMBA_E2E_WEBHOOK"
@@ -271,7 +273,6 @@ async def test_disabling_an_account_is_not_a_second_delivery(rig: Rig) -> None:
     assert len(rig.deliveries("bob")) == 1
 
 
-@pytest.mark.slow
 async def test_config_moved_away_follows_the_hook_line_and_loses_nothing(rig: Rig) -> None:
     config = rig.daemon.config_path
     moved = config.with_name("moved.yaml")
@@ -306,7 +307,6 @@ async def test_config_moved_away_follows_the_hook_line_and_loses_nothing(rig: Ri
     assert all(d.password_sha256 != sha(refused) for d in rig.webhook.deliveries)
 
 
-@pytest.mark.slow
 async def test_a_frozen_daemon_costs_one_deadline_then_changes_flow(rig: Rig) -> None:
     assert rig.daemon.proc is not None
     pid = rig.daemon.proc.pid

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from adsync.queue.models import DeliveryState
 
 from .conftest import Kit, StartDaemon, new_password
+
+pytestmark = pytest.mark.slow
 
 
 async def test_adsync_test_and_wire_changes_reach_the_target_as_its_protocol_requires(

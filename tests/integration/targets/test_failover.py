@@ -13,6 +13,8 @@ from adsync.queue.models import DeliveryState
 
 from .conftest import Kit, StartDaemon, new_password, retry
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("target", ["soffid", "domino"])
 async def test_first_server_down_delivers_through_the_second(

@@ -9,9 +9,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from adsync.queue.models import DeliveryState
 
 from .conftest import Kit, Rig, StartDaemon, eventually, new_password
+
+pytestmark = pytest.mark.slow
 
 ACCOUNTS = [f"user{i:02d}" for i in range(50)]
 HEALTHY = ("soffid", "scim")

@@ -12,9 +12,13 @@ import json
 import socket
 from typing import Any
 
+import pytest
+
 from adsync.queue.models import DeliveryState
 
 from .conftest import Kit, StartDaemon, new_password, retry
+
+pytestmark = pytest.mark.slow
 
 DELIVERED = DeliveryState.DELIVERED
 FAILED = DeliveryState.FAILED

@@ -11,6 +11,8 @@ from adsync.testing.contract import sha256_hex
 
 from .conftest import AGENT_ERIS, PREFIX, Kit, StartDaemon, new_password
 
+pytestmark = pytest.mark.slow
+
 
 def soffid_policy(account: str, password: str) -> str | None:
     """Soffid's answer for a non-compliant password: the policy's own description."""

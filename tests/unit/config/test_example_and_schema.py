@@ -41,9 +41,22 @@ def test_example_comments_every_key() -> None:
 
 
 def test_committed_schema_is_the_generated_one() -> None:
-    """Regenerate with: adsync config schema --output config/adsync.schema.json"""
-    current = SCHEMA.read_text(encoding="utf-8") == schema_text()
-    assert current, "stale: run `adsync config schema --output config/adsync.schema.json`"
+    """Regenerate with: adsync config schema --builtin-only --output config/adsync.schema.json
+
+    Built from adsync's own backends only: a third-party plugin installed in the same
+    environment does not make the committed file look stale."""
+    current = SCHEMA.read_text(encoding="utf-8") == schema_text(builtin_only=True)
+    assert current, (
+        "stale: run `adsync config schema --builtin-only --output config/adsync.schema.json`"
+    )
+
+
+def test_builtin_types_are_adsyncs_own_entry_points() -> None:
+    from adsync.plugin import builtin_backend_types
+
+    assert builtin_backend_types() == sorted(
+        ["webhook", "ldap", "soffid", "oim_spml", "domino", "scim"]
+    )
 
 
 def test_example_validates_against_the_schema() -> None:
@@ -94,6 +107,9 @@ def test_cli_schema_output_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["config", "schema", "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8") == schema_text()
+    result = CliRunner().invoke(main, ["config", "schema", "--builtin-only", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == SCHEMA.read_text(encoding="utf-8")
 
 
 def test_cli_check_config_ok() -> None:
@@ -104,7 +120,11 @@ def test_cli_check_config_ok() -> None:
 
 def test_cli_check_config_errors_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "adsync.yaml"
-    path.write_text("logging:\n  level: loud\nmetrics:\n  listen: 0.0.0.0:1\n", encoding="utf-8")
+    path.write_text(
+        "logging:\n  level: loud\nmetrics:\n  listen: 0.0.0.0:1\n"
+        "backends:\n  hr: {type: webhook, url: 'https://hr.example.com/', secret: 'env:HR'}\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
     assert result.exit_code == 1
     assert f"{path}:2: logging.level:" in result.output
@@ -114,8 +134,11 @@ def test_cli_check_config_errors_exit_1(tmp_path: Path) -> None:
 
 def test_cli_check_config_uses_env_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "from-env.yaml"
-    path.write_text("backends: {}\n", encoding="utf-8")
+    path.write_text(
+        "backends:\n  hr: {type: webhook, url: 'https://hr.example.com/', secret: 'env:HR'}\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("ADSYNC_CONFIG", str(path))
     result = CliRunner().invoke(main, ["check-config"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "OK: 0 backends ()"
+    assert result.output.strip() == "OK: 1 backend (hr)"

@@ -117,13 +117,18 @@ def test_a_plugin_that_does_not_load_is_named_not_crashed_on() -> None:
     [
         ([], "backends", "must be a mapping of backend name to its settings"),
         ({"x": "webhook"}, "backends.x", "must be a mapping with at least a 'type' key"),
-        ({"x": {"url": "https://x/"}}, "backends.x.type", "Field required (the plugin's name)"),
-        ({"x": {"type": None}}, "backends.x.type", "Field required (the plugin's name)"),
-        ({"x": {"type": 3}}, "backends.x.type", "must be a plugin name (a string)"),
+        (
+            {"x": {"url": "https://x/"}},
+            "backends.x.type",
+            "required key missing (the plugin's name)",
+        ),
+        ({"x": {"type": None}}, "backends.x.type", "required key missing (the plugin's name)"),
+        ({"x": {"type": 3}}, "backends.x.type", "must be a plugin name such as webhook"),
         (
             {"-x": HOOK},
             "backends.-x",
-            "a backend name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+            "a backend name is 1 to 63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
         ),
     ],
 )
@@ -135,5 +140,15 @@ def test_the_union_errors_are_worded_for_operators(
     assert [(p.key, p.message) for p in info.value.problems] == [(key, message)]
 
 
-def test_an_empty_backends_section_is_no_backend() -> None:
-    assert config_from_data({"backends": None}).backends == {}
+@pytest.mark.parametrize("data", [{}, {"backends": None}, {"backends": {}}])
+def test_a_config_without_a_backend_is_refused(data: dict[str, object]) -> None:
+    """A daemon with no target would accept passwords and send them nowhere."""
+    with pytest.raises(ConfigError) as info:
+        config_from_data(data)
+    assert [(p.key, p.message) for p in info.value.problems] == [
+        (
+            "backends",
+            "no backend is configured: add at least one target under `backends:` "
+            "(docs/configuration.md, Backends)",
+        )
+    ]

@@ -96,6 +96,18 @@ def test_torn_tails() -> None:
     assert len(half.changes) == 9 and half.torn_bytes == 25 + 4096 and half.skipped == 0
 
 
+def test_lone_record_torn_after_its_header_is_torn_not_foreign() -> None:
+    """Power-cut regression (native/lsa_filter/tests/test_spool_power.c): an empty spool,
+    one append whose size reached the disk but only its first 14 bytes did: the same rule as
+    the DLL's reader calls it torn, where it used to be a damaged record in a file in which
+    nothing opens (a set-aside, as if the key had changed)."""
+    one = record(0)
+    for landed in (14, len(one) - 8):
+        report = read_spool(one[:landed] + bytes(len(one) - landed), PSK)
+        assert report.changes == [] and report.skipped == 0
+        assert report.torn_bytes == len(one)
+
+
 def test_other_key_opens_nothing() -> None:
     data, _ = ten()
     report = read_spool(data, bytes(32))

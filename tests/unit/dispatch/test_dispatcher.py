@@ -316,6 +316,39 @@ async def test_reason_is_scrubbed_of_the_password(
     assert info.last_error == "target said: '***' is weak"
 
 
+async def test_delivery_log_level_follows_the_outcome(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """Delivered at info; an unreachable target (retried) at warning, with the reason;
+    a final failure at error."""
+    import structlog
+
+    answers = {"ok": Outcome.delivered(), "down": Outcome.unreachable("HTTP 503")}
+    answers["bad"] = Outcome.failed("HTTP 400")
+
+    async def by_account(change: Change) -> Outcome:
+        return answers[change.account]
+
+    fake = FakeBackend("fake", config(), by_account)
+    with structlog.testing.capture_logs() as logs:
+        queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
+        changes = {name: make_change(account=name) for name in answers}
+        for change in changes.values():
+            await queue.append_many([change])
+        await eventually_state(queue, changes["ok"], DeliveryState.DELIVERED)
+        await settled(queue, changes["down"], 1)
+        await eventually_state(queue, changes["bad"], DeliveryState.FAILED)
+        for _ in range(100):  # the log line follows the recorded row
+            if sum(e["event"] == "delivery" for e in logs) == 3:
+                break
+            await asyncio.sleep(0.005)
+    by_outcome = {e["outcome"]: e for e in logs if e["event"] == "delivery"}
+    assert by_outcome["delivered"]["log_level"] == "info"
+    assert by_outcome["unreachable"]["log_level"] == "warning"
+    assert by_outcome["unreachable"]["reason"] == "HTTP 503"
+    assert by_outcome["failed"]["log_level"] == "error"
+
+
 async def test_retry_after_is_honoured(
     open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
 ) -> None:

@@ -23,11 +23,14 @@ WIRED = """[global]
 \tpassword hash gpg key ids = 4A1B2C3D4E5F60718293A4B5C6D7E8F901234567
 """
 
+# A config has at least one backend; an env: secret adds no file to check.
+ONE_BACKEND = {"hr": {"type": "webhook", "url": "https://127.0.0.1:9/", "secret": "env:HR"}}
+
 
 def ctx(tmp_path: Path, **fields: object) -> Context:
     config = config_from_data(
         {
-            "backends": {},
+            "backends": ONE_BACKEND,
             "ingest": {"tcp": "127.0.0.1:17635", "psk_file": "C:/ProgramData/adsync/filter.key"},
         }
     )
@@ -283,7 +286,7 @@ def unhealthy_daemon() -> Iterator[int]:
 
 def test_daemon_unhealthy(tmp_path: Path, unhealthy_daemon: int) -> None:
     config = config_from_data(
-        {"backends": {}, "metrics": {"listen": f"127.0.0.1:{unhealthy_daemon}"}}
+        {"backends": ONE_BACKEND, "metrics": {"listen": f"127.0.0.1:{unhealthy_daemon}"}}
     )
     (result,) = daemon(Context(config=config, config_path=tmp_path / "a.yaml"))
     assert (
@@ -333,13 +336,13 @@ def test_env_secret_not_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_queue_file_open_to_others(tmp_path: Path) -> None:
     from adsync.doctor.local import files
 
-    (tmp_path / "adsync.yaml").write_text("backends: {}\n")
+    (tmp_path / "adsync.yaml").write_text(json.dumps({"backends": ONE_BACKEND}))
     queue = tmp_path / "q.db"
     queue.write_bytes(b"")
     queue.chmod(0o644)
     tmp_path.chmod(0o700)
     data = {
-        "backends": {},
+        "backends": ONE_BACKEND,
         "queue": {"path": str(queue)},
         "keys": {"path": str(tmp_path / "k")},
         "ingest": {"tcp": None},
@@ -357,14 +360,14 @@ def test_queue_that_is_not_a_database(tmp_path: Path) -> None:
     key = tmp_path / "master.key"
     key.write_bytes(b"k" * 32)
     key.chmod(0o600)
-    data = {"backends": {}, "queue": {"path": str(queue)}, "keys": {"path": str(key)}}
+    data = {"backends": ONE_BACKEND, "queue": {"path": str(queue)}, "keys": {"path": str(key)}}
     (result,) = queue_check(local_ctx(tmp_path, data))
     assert result.status is Status.FAIL and "does not open read-only" in result.detail
 
 
 def test_daemon_socket_not_accepting(tmp_path: Path) -> None:
     data = {
-        "backends": {},
+        "backends": ONE_BACKEND,
         "metrics": {"listen": None},
         "ingest": {"unix_socket": str(tmp_path / "none.sock")},
     }

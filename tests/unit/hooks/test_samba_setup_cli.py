@@ -116,9 +116,13 @@ def test_encryption_keys_from_gpg_colons() -> None:
     assert encryption_keys(listing) == ["482DF05B7A51456F30BD4F772718F8A7CA9956EA"]
 
 
+# A config has at least one backend.
+ONE_BACKEND = "backends:\n  hr: {type: webhook, url: 'https://127.0.0.1:9/', secret: 'env:HR'}\n"
+
+
 def test_baseline_command_records_now(tmp_path: Path) -> None:
     config = tmp_path / "adsync.yaml"
-    config.write_text(f"queue:\n  path: {tmp_path}/q/queue.db\n")
+    config.write_text(f"queue:\n  path: {tmp_path}/q/queue.db\n" + ONE_BACKEND)
     result = CliRunner().invoke(main, ["samba", "baseline", "--config", str(config)])
     assert result.exit_code == 0, result.output
     state = load_state(str(tmp_path / "q"))

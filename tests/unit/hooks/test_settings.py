@@ -97,7 +97,8 @@ def test_flow_style_falls_back_to_the_full_loader(tmp_path: Path) -> None:
         "ingest: {unix_socket: /tmp/x.sock, tcp: null}\n"
         f"queue: {{path: {tmp_path}/q.db}}\n"
         f"keys: {{provider: file, path: {tmp_path}/m.key}}\n"
-        "samba: {initial_dump: forward}\nbackends: {}\n"
+        "samba: {initial_dump: forward}\n"
+        "backends:\n  hr: {type: webhook, url: 'https://127.0.0.1:9/', secret: 'env:HR'}\n"
     )
     settings = load_hook_settings(str(path))
     assert settings.unix_socket == "/tmp/x.sock"

@@ -106,7 +106,7 @@ def test_spec_ack_encodes_and_decodes() -> None:
         VerdictReply(VerdictCode.REJECT, "too short"),
         VerdictReply(VerdictCode.UNDECIDED),
         ChangeMsg(
-            "bob", Secret("pw"), 1, b"\x09" * 16, "DOM", "dc1", 1105, b"\x07" * 16, 2**64 - 1
+            "bob", Secret("pw"), 1, b"\x09" * 16, "DOM", "dc1", 1105, b"\x07" * 16, 2**63 - 1
         ),
         AckReply(AckCode.BUSY, "queue full"),
         ErrorReply("bad magic"),
@@ -305,3 +305,30 @@ def test_docs_extra_examples_byte_exact() -> None:
     error = "00 00 00 1c 41 44 53 59 01 7f 00 00 00 00 00 00 00 00 00 00"
     error += " 21 00 09 62 61 64 20 6d 61 67 69 63"
     assert encode(ErrorReply("bad magic"), 0) == bytes.fromhex(error)
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "reason"),
+    [
+        (0x18, 253_402_300_800_000, "field 0x18 (changed_at_ms) must be at most 253402300799999"),
+        (0x18, 2**64 - 1, "field 0x18 (changed_at_ms) must be at most 253402300799999"),
+        (0x1A, 2**63, "field 0x1a (sequence) must be at most 9223372036854775807"),
+    ],
+)
+def test_values_the_daemon_could_not_store_are_refused_at_the_door(
+    tag: int, value: int, reason: str
+) -> None:
+    """Found by the flood test (issue 13): a CHANGE dated after 9999 or with a sequence
+    beyond signed 64 bits was decoded, then failed the queue's whole group commit."""
+    fields = [
+        (0x10, b"alice"),
+        (0x12, b"pw"),
+        (0x18, (1_700_000_000_000).to_bytes(8, "big")),
+        (0x19, bytes(16)),
+    ]
+    fields = [f for f in fields if f[0] != tag] + [(tag, value.to_bytes(8, "big"))]
+    body = b"".join(struct.pack(">BH", t, len(v)) + v for t, v in fields)
+    payload = struct.pack(">4sBBHQ", b"ADSY", 1, 0x20, 0, 5) + body
+    with pytest.raises(ProtocolError) as caught:
+        decode(payload)
+    assert caught.value.reason == reason

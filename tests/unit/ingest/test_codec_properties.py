@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adsync.ingest.codec import (
+    MAX_CHANGED_AT_MS,
+    MAX_SEQUENCE,
     AckReply,
     Auth,
     AuthOk,
@@ -96,13 +98,13 @@ messages: st.SearchStrategy[Message] = st.one_of(
         ChangeMsg,
         nonempty,
         secrets,
-        u64,
+        st.integers(0, MAX_CHANGED_AT_MS),
         b16,
         text,
         st.none() | text,
         st.none() | st.integers(0, 2**32 - 1),
         st.none() | b16,
-        st.none() | u64,
+        st.none() | st.integers(0, MAX_SEQUENCE),
     ),
     st.builds(AckReply, st.sampled_from(AckCode), text),
     st.builds(ErrorReply, text),

@@ -29,6 +29,7 @@ def test_defaults() -> None:
         ({"url": "ldap://ldap.example.com"}, "in clear"),
         ({"url": "ldaps://ldap.example.com", "starttls": True}, "ldap:// only"),
         ({"url": "http://x"}, "ldaps://"),
+        ({"url": "ldaps://cn=admin:Pw9@ldap.example.com"}, "use bind_dn and bind_password"),
         ({"bind_password": "hunter2"}, "inline"),
         ({"filter": "(uid=alice)"}, "{account}"),
         ({"password_method": "md5"}, "password_modify"),
@@ -43,3 +44,9 @@ def test_bad_config_is_refused(override: dict[str, Any], message: str) -> None:
 def test_starttls_on_plain_port_is_allowed() -> None:
     config = LdapConfig.model_validate({**BASE, "url": "ldap://ldap.example.com", "starttls": True})
     assert config.starttls
+
+
+def test_a_url_with_credentials_is_refused_without_repeating_them() -> None:
+    with pytest.raises(ValidationError) as info:
+        LdapConfig.model_validate({**BASE, "url": "ldaps://admin:Pw9Secret@ldap.example.com/"})
+    assert "Pw9Secret" not in str(info.value.errors(include_input=False))

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from adsync.cli import main
-from adsync.cli.status import plain_table, status_rows
+from adsync.cli.status import format_status
 from adsync.extras import MissingExtra, installed, require
 
 LDAP_CONFIG = """backends:
@@ -73,23 +73,20 @@ STATUS = {
 
 
 def test_status_as_plain_text() -> None:
-    lines = plain_table("adsync daemon pid 42", status_rows(STATUS))
+    lines = format_status(STATUS, 80).splitlines()
     assert lines[0] == "adsync daemon pid 42"
-    header, row = lines[1], lines[2]
+    header, row = lines[2], lines[3]
     assert header.split() == [
-        "backend",
-        "type",
-        "lane",
-        "in",
-        "flight",
-        "pending",
-        "delivered",
-        "failed",
-        "oldest",
-        "pending",
-        "last",
-        "error",
+        "BACKEND",
+        "TYPE",
+        "STATE",
+        "IN",
+        "FLIGHT",
+        "PENDING",
+        "DELIVERED",
+        "FAILED",
+        "OLDEST",
     ]
-    assert row.split() == ["idp", "scim", "running", "0", "3", "10", "1", "1.5m", "-"]
+    assert row.split() == ["idp", "scim", "running", "0", "3", "10", "1", "1.5m"]
     # right-aligned numbers end where their header ends
-    assert row.index("3") + 1 == header.index("pending") + len("pending")
+    assert row.index("3") + 1 == header.index("PENDING") + len("PENDING")

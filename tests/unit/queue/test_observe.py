@@ -10,7 +10,7 @@ from adsync.clock import FakeClock
 from adsync.plugin import Change
 from adsync.queue.keys import FileKeyProvider
 from adsync.queue.models import Attempt, DecidedBy, Decision, DeliveryState
-from adsync.queue.store import Queue
+from adsync.queue.store import APPEND_FAILURE_MEMORY, PROBE_BYTES, AppendStatus, Queue
 
 Heard = tuple[str, str, DeliveryState, float | None, str]
 
@@ -157,3 +157,43 @@ async def test_set_backends_changes_the_fan_out_of_new_changes_only(
     )
     assert [(c, b) for c, b, _ in got] == [(1, "ldap"), (1, "soffid"), (2, "ldap"), (2, "scim")]
     assert [ttl for c, _, ttl in got if c == 2] == [60.0, 120.0]
+
+
+async def test_write_probe_needs_room_for_new_pages(queue: Queue, db_path: Path) -> None:
+    """The probe commits a fresh row of ``PROBE_BYTES``: new WAL pages, as an append needs."""
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert await queue.write_probe() is None
+    before = wal.stat().st_size
+    assert await queue.write_probe() is None
+    assert wal.stat().st_size - before >= PROBE_BYTES  # frames a full disk refuses
+
+
+async def test_a_refused_append_keeps_the_probe_failing_for_a_while(
+    queue: Queue, clock: FakeClock, new_change: Callable[..., Change]
+) -> None:
+    """An append the disk refused counts for ``APPEND_FAILURE_MEMORY`` s, or until one is stored.
+
+    The refusal is made with a temporary trigger that fails the insert with SQLite's
+    full-disk message: the probe's own writes still commit, as for a batch larger
+    than the probe's row on a nearly full disk.
+    """
+    await queue.read(
+        lambda c: c.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.changes"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    )
+    [result] = await queue.append_many([new_change("ann")])
+    assert (result.status, result.reason) == (AppendStatus.BUSY, "queue storage is full")
+    clock.advance(3)
+    assert await queue.write_probe() == "queue storage is full: an append was refused 3s ago"
+    clock.advance(APPEND_FAILURE_MEMORY - 3)
+    assert await queue.write_probe() is None  # forgotten: the probe alone decides again
+
+    [result] = await queue.append_many([new_change("bob")])
+    assert result.status is AppendStatus.BUSY
+    assert await queue.write_probe() is not None
+    await queue.read(lambda c: c.execute("DROP TRIGGER temp.refuse"))
+    [result] = await queue.append_many([new_change("cid")])
+    assert result.status is AppendStatus.STORED
+    assert await queue.write_probe() is None  # a stored append clears it at once

@@ -265,7 +265,7 @@ async def test_v1_database_is_upgraded(db_path: Path, keys: FileKeyProvider, clo
     assert rows(db_path, "SELECT MAX(version) FROM schema_migrations")[0][0] == 1
     q = await Queue.open(db_path, keys, BACKENDS, max_pending=10, clock=clock)
     await q.close()
-    assert rows(db_path, "SELECT version FROM schema_migrations") == [(1,), (2,)]
+    assert rows(db_path, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,)]
     assert rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'seen_events'")
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from adsync.cli import main
-from adsync.testing.daemon import base_config
+from adsync.testing.daemon import base_config, idle_backend
 
 from .conftest import SERVICE_AUTO_START, SERVICE_RUNNING, SERVICE_STOPPED, Scm, WinError
 
@@ -18,7 +18,7 @@ from .conftest import SERVICE_AUTO_START, SERVICE_RUNNING, SERVICE_STOPPED, Scm,
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "adsync.yaml"
-    path.write_text(json.dumps(base_config(tmp_path, {})))
+    path.write_text(json.dumps(base_config(tmp_path, {"idle": idle_backend(tmp_path)})))
     return path
 
 

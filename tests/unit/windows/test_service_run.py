@@ -14,7 +14,8 @@ from adsync.ingest.client import IngestClient
 from adsync.queue.errors import KeyProviderError
 from adsync.queue.keys import CRYPTPROTECT_LOCAL_MACHINE, DPAPI_ENTROPY, DpapiKeyProvider
 from adsync.secret import Secret
-from adsync.testing.daemon import base_config
+from adsync.startup import StartupFailure
+from adsync.testing.daemon import base_config, idle_backend
 from adsync.testing.leaks import REGISTRY
 from adsync.winservice.api import load
 from adsync.winservice.eventlog import EventLogHandler, EventLogStream
@@ -28,7 +29,9 @@ def test_the_service_runs_the_daemon_logs_to_the_event_log_and_stops_on_svcstop(
     scm: Scm, tmp_path: Path
 ) -> None:
     REGISTRY.watch(tmp_path)
-    config = base_config(tmp_path, {}, logging={"level": "info", "format": "json"})
+    config = base_config(
+        tmp_path, {"idle": idle_backend(tmp_path)}, logging={"level": "info", "format": "json"}
+    )
     config_path = tmp_path / "adsync.yaml"
     config_path.write_text(json.dumps(config))
     cls = make_service_class(load(), config_path)
@@ -72,15 +75,16 @@ def test_the_service_runs_the_daemon_logs_to_the_event_log_and_stops_on_svcstop(
 
 @pytest.mark.usefixtures("restore_logging")
 def test_a_daemon_that_cannot_start_reports_it_as_an_error_event(scm: Scm, tmp_path: Path) -> None:
-    config = base_config(tmp_path, {})
+    config = base_config(tmp_path, {"idle": idle_backend(tmp_path)})
     config_path = tmp_path / "adsync.yaml"
     config_path.write_text(json.dumps(config))
     (tmp_path / "queue.db").write_bytes(b"not a database, and long enough to be read" * 100)
     svc = make_service_class(load(), config_path)(["adsync"])
-    with pytest.raises(Exception):  # noqa: B017 - whatever sqlite raises
+    with pytest.raises(StartupFailure) as info:  # the same one line as `adsync run`
         svc.SvcDoRun()
+    assert info.value.exit_code == 2 and "file is not a database" in str(info.value)
     errors = [text for kind, text in scm.events if kind == "error"]
-    assert any(t.startswith("adsync service stopped on an error:") for t in errors)
+    assert f"adsync service stopped on an error: StartupFailure: {info.value}" in errors
     assert "0x40000004" in scm.events[-1][1]
 
 

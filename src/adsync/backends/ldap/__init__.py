@@ -50,6 +50,10 @@ class LdapConfig(BackendConfig):
         scheme, sep, rest = value.partition("://")
         if not sep or scheme.lower() not in ("ldap", "ldaps") or not rest.strip("/"):
             raise ValueError("must be ldaps://HOST[:PORT] or ldap://HOST[:PORT]")
+        if "@" in rest.partition("/")[0]:  # never repeated: it would be a password
+            raise ValueError(
+                "must not hold credentials (user:password@); use bind_dn and bind_password"
+            )
         return value
 
     @field_validator("filter")
