@@ -98,6 +98,7 @@ class Claim:
     change: Change
     counters: Counters
     account_hash: bytes
+    received_at: float = 0.0  # when the queue stored the change (receipt-to-delivery latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class ClaimBatch:
     claims: list[Claim]
     next_due: float | None  # earliest next_attempt_at among rows this lane could claim later
     finished: int = 0  # rows superseded or expired while claiming
+    now: float = 0.0  # the clock's time the claim used: rows due by then were taken
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,9 @@ from adsync.queue.seal import PURPOSE_DATA, SealedChange
 # --- connection settings and transactions ------------------------------------------------
 
 BUSY_TIMEOUT_MS = 5000
+# SQLite's page cache, per connection. It fills up to this size as the queue grows and is
+# never given back; docs/queue.md ("Memory") says what was measured with 32 MiB.
+CACHE_KIB = 8192
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -38,7 +41,7 @@ def configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA secure_delete = ON")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA journal_size_limit = 8388608")  # truncate the WAL after checkpoints
-    conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: index pages stay hot under load
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
 
 def checkpoint(conn: sqlite3.Connection) -> None:
@@ -383,6 +386,7 @@ class ClaimedRow:
     rid: int | None
     changed_at_ms: int
     sequence: int | None
+    received_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +420,7 @@ ORDER BY d.next_attempt_at LIMIT 1
 _LOAD = """
 SELECT d.change_id, d.account_hash, d.attempts, d.rejections, d.first_unknown_user_at,
        d.expires_at, c.event_id, c.key_id, c.account_sealed, c.password_sealed, c.guid_sealed,
-       c.domain, c.source_host, c.rid, c.changed_at_ms, c.sequence
+       c.domain, c.source_host, c.rid, c.changed_at_ms, c.sequence, c.received_at
 FROM deliveries d JOIN changes c ON c.id = d.change_id
 WHERE d.backend = ? AND d.change_id IN ({marks})
 """
@@ -516,12 +520,6 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
     return ClaimResult(rows, next_due, len(finished), dropped)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    dropped: int  # passwords no delivery needs any more, nulled now
-    received_at: dict[int, float]  # change id → receipt time, for delivered rows (if asked)
-
-
 _RECORD = (
     "UPDATE deliveries SET state = ?, attempts = ?, rejections = ?,"
     " first_unknown_user_at = ?, next_attempt_at = COALESCE(?, next_attempt_at),"
@@ -530,13 +528,11 @@ _RECORD = (
 )
 
 
-def record_many(
-    conn: sqlite3.Connection, attempts: Sequence[Attempt], now: float, *, receipts: bool = False
-) -> Recorded:
+def record_many(conn: sqlite3.Connection, attempts: Sequence[Attempt], now: float) -> int:
     """Store each attempt's result on its in_flight row: one statement for all of them.
 
-    With ``receipts``, also the receipt time of each change delivered now (for
-    the receipt-to-delivery latency), read in the same transaction.
+    Returns the passwords no delivery needs any more, nulled now. Nothing is read
+    back: the receipt time a delivered row's latency needs came with its claim.
     """
     conn.executemany(
         _RECORD,
@@ -557,17 +553,7 @@ def record_many(
         ],
     )
     ended = sorted({a.claim.change_id for a in attempts if a.decision.state not in ACTIVE_STATES})
-    delivered = sorted(
-        {a.claim.change_id for a in attempts if a.decision.state is DeliveryState.DELIVERED}
-    )
-    received: dict[int, float] = {}
-    if receipts:
-        for chunk in _chunks(delivered):
-            for cid, at in conn.execute(
-                f"SELECT id, received_at FROM changes WHERE id IN ({_marks(len(chunk))})", chunk
-            ):
-                received[int(cid)] = float(at)
-    return Recorded(drop_passwords_if_done(conn, ended), received)
+    return drop_passwords_if_done(conn, ended)
 
 
 def release(conn: sqlite3.Connection, backend: str, change_ids: Sequence[int], now: float) -> None:

@@ -450,7 +450,7 @@ class Queue:
                 reason = str(exc) if isinstance(exc, SealError) else "unreadable sealed data"
                 log.error("queue_unreadable_row", backend=backend, reason=reason)
                 await self._finish(backend, row.change_id, "unreadable", reason)
-        return ClaimBatch(claims, result.next_due, result.finished)
+        return ClaimBatch(claims, result.next_due, result.finished, now)
 
     def _open_claim(self, backend: str, row: sql.ClaimedRow) -> Claim:
         s = self._sealer
@@ -471,7 +471,9 @@ class Queue:
             sequence=row.sequence,
         )
         counters = Counters(row.attempts, row.rejections, row.first_unknown_user_at, row.expires_at)
-        return Claim(row.change_id, backend, change, counters, bytes(row.account_hash))
+        return Claim(
+            row.change_id, backend, change, counters, bytes(row.account_hash), row.received_at
+        )
 
     async def _finish(self, backend: str, change_id: int, outcome: str, error: str) -> None:
         now = self._clock.time()
@@ -491,18 +493,16 @@ class Queue:
         """
         if not attempts:
             return
-        now, receipts = self._clock.time(), self._on_record is not None
-        done = await self._writer.op(lambda c: sql.record_many(c, attempts, now, receipts=receipts))
-        self._pending -= done.dropped
+        now = self._clock.time()
+        self._pending -= await self._writer.op(lambda c: sql.record_many(c, attempts, now))
         hook = self._on_record
         if hook is None:
             return
         now = self._clock.time()
         for a in attempts:
-            received = done.received_at.get(a.claim.change_id)
             latency = None
-            if a.decision.state is DeliveryState.DELIVERED and received is not None:
-                latency = now - received
+            if a.decision.state is DeliveryState.DELIVERED and a.claim.received_at:
+                latency = now - a.claim.received_at
             hook(a.claim.backend, a.outcome, a.decision.state, latency, a.error)
 
     async def release(self, backend: str, change_ids: Sequence[int]) -> None:

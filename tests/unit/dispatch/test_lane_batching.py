@@ -1,0 +1,138 @@
+"""The lane's batches: a claim window ahead of the slots, outcomes recorded together, and
+the rules of order and supersede across a window's boundaries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from adsync.clock import FakeClock
+from adsync.dispatch.dispatcher import Dispatcher
+from adsync.dispatch.lane import Lane
+from adsync.queue.models import ClaimBatch, DeliveryState
+
+from .test_dispatcher import (
+    Cleanup,
+    FakeBackend,
+    OpenQueue,
+    config,
+    eventually,
+    eventually_state,
+    make_change,
+    row,
+    start,
+)
+
+
+async def test_a_claim_window_spanning_supersedes_sends_only_each_accounts_newest(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """Everything is queued before the lane runs: its first claim window spans several
+    changes per account; only the newest of each is sent, the older are superseded."""
+    fake = FakeBackend("fake", config(concurrency=2))
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    accounts = [f"user{i}" for i in range(7)]
+    changes = [make_change(accounts[i % 7]) for i in range(30)]  # 4-5 changes per account
+    for change in changes:
+        await queue.append_many([change])
+    newest = {c.account: c for c in changes}
+    dispatcher = Dispatcher(queue, {"fake": (fake, fake.config)}, clock, random=lambda: 0.5)
+    lane = dispatcher.lanes["fake"]
+    assert lane.window_size >= len(accounts)  # one claim takes every account at once
+    await dispatcher.start()
+    cleanup.append(lambda: dispatcher.stop(0))
+    for change in newest.values():
+        await eventually_state(queue, change, DeliveryState.DELIVERED)
+    assert sorted(c[1] for c in fake.calls) == sorted(c.event_id for c in newest.values())
+    for change in changes:
+        if newest[change.account] is not change:
+            info = await row(queue, change)
+            assert info.state is DeliveryState.SUPERSEDED and info.attempts == 0
+            assert not info.password_held
+    assert fake.max_active <= 2 and fake.max_active_per_account == 1
+
+
+async def test_a_newer_change_arriving_while_the_older_waits_in_the_window_goes_after_it(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """A claimed row waits in the window (its account is in flight there); a newer change
+    of that account is not claimed before the older one's outcome is recorded."""
+    fake = FakeBackend("fake", config(concurrency=1))
+    fake.gate = asyncio.Event()
+    queue, _ = await start(open_queue, clock, cleanup, {"fake": fake})
+    a1, b1, b2 = make_change("alice"), make_change("bob"), make_change("bob")
+    await queue.append_many([a1, b1])
+    await eventually(lambda: fake.active == 1, "a1 posting, b1 in the window")
+    assert (await row(queue, b1)).state is DeliveryState.IN_FLIGHT  # claimed ahead
+    await queue.append_many([b2])
+    fake.gate.set()
+    await eventually_state(queue, b2, DeliveryState.DELIVERED)
+    assert [c[1] for c in fake.calls] == [a1.event_id, b1.event_id, b2.event_id]
+    assert (await row(queue, b1)).state is DeliveryState.DELIVERED
+
+
+async def test_outcomes_that_finish_together_share_a_record_transaction(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    fake = FakeBackend("fake", config(concurrency=8))
+    fake.gate = asyncio.Event()
+    queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
+    changes = [make_change(f"user{i}") for i in range(8)]
+    await queue.append_many(changes)
+    await eventually(lambda: fake.active == 8, "eight posting")
+    lane = dispatcher.lanes["fake"]
+    fake.gate.set()  # all eight answer in the same tick
+    for change in changes:
+        await eventually_state(queue, change, DeliveryState.DELIVERED)
+    assert lane.delivered == 8
+    assert lane._outcomes.batches <= 2  # the first outcome's batch, then all the others
+
+
+async def test_stop_gives_back_the_rows_claimed_ahead_uncounted(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    fake = FakeBackend("fake", config(concurrency=1))
+    fake.gate = asyncio.Event()
+    queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
+    changes = [make_change(f"user{i}") for i in range(5)]
+    await queue.append_many(changes)
+    await eventually(lambda: fake.active == 1, "one posting, four in the window")
+    await dispatcher.stop(0)
+    for change in changes:
+        info = await row(queue, change)
+        assert info.state is DeliveryState.PENDING and info.attempts == 0
+    assert len(fake.calls) == 1
+
+
+async def test_a_retry_due_during_the_claims_round_trip_is_claimed_at_once(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """``next_due`` is later than the claim's own time, but the clock moved while the
+    claim was on the sqlite thread: the lane claims again now, not after ``idle_poll``."""
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    fake = FakeBackend("fake", config())
+    lane = Lane(queue, "fake", fake, fake.config, clock, random=lambda: 0.5, idle_poll=5.0)
+    now = clock.time()
+    batch = ClaimBatch([], next_due=now + 1.0, finished=0, now=now)
+    assert lane._until_due(batch) == 1.0
+    clock.advance(2.0)  # the round trip took longer than the wait for the row
+    assert lane._until_due(batch) <= 0
+    # Nothing due later than the claim's time: never spin.
+    assert lane._until_due(ClaimBatch([], next_due=now, finished=0, now=now)) == 5.0
+    assert lane._until_due(ClaimBatch([], next_due=None, finished=0, now=now)) == 5.0
+
+
+async def test_the_lanes_sleep_counts_from_when_it_was_asked_for(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """The clock moves after the lane decided to sleep 5 s but before the sleeping task
+    first ran: the sleep ends on time, it does not start counting late."""
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    fake = FakeBackend("fake", config())
+    lane = Lane(queue, "fake", fake, fake.config, clock, random=lambda: 0.5, idle_poll=60.0)
+    waiting = asyncio.create_task(lane._wait(5.0))
+    await asyncio.sleep(0)  # _wait ran and created its sleep; the sleep has not run yet
+    clock.advance(5.0)
+    await eventually(waiting.done, "the sleep to end")
