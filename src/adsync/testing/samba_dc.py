@@ -46,7 +46,7 @@ class SambaError(RuntimeError):
     """The DC could not be provisioned, started or driven; the message says why."""
 
 
-def _run(
+def run_command(
     argv: Sequence[str],
     *,
     env: dict[str, str] | None = None,
@@ -68,7 +68,7 @@ def _run(
     return result
 
 
-def _short_tempdir(prefix: str) -> Path:
+def short_tempdir(prefix: str) -> Path:
     """Unix socket paths (gpg-agent, ldapi) must stay short: use /tmp directly."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
@@ -90,26 +90,26 @@ class SambaTemplate:
 
     @classmethod
     def provision(cls, root: Path | None = None) -> SambaTemplate:
-        root = root or _short_tempdir("adsync-dct-")
+        root = root or short_tempdir("adsync-dct-")
         gnupghome = root / "gnupg"
         gnupghome.mkdir(mode=0o700, parents=True)
         env = {**os.environ, "GNUPGHOME": str(gnupghome)}
-        _run(
+        run_command(
             [
                 "gpg", "--batch", "--passphrase", "", "--quick-gen-key",
                 "adsync test <dc@adsync.test>", "rsa2048", "encr", "never",
             ],
             env=env,
         )  # fmt: skip
-        listing = _run(["gpg", "--batch", "--list-keys", "--with-colons"], env=env)
+        listing = run_command(["gpg", "--batch", "--list-keys", "--with-colons"], env=env)
         fingerprint = next(
             line.split(":")[9]
             for line in listing.stdout.decode().splitlines()
             if line.startswith("fpr:")
         )
-        _stop_gpg_agent(gnupghome)
+        stop_gpg_agent(gnupghome)
         template = cls(root, fingerprint)
-        _run(
+        run_command(
             [
                 "unshare", "--net", "samba-tool", "domain", "provision",
                 f"--realm={REALM}", f"--domain={DOMAIN}", "--server-role=dc",
@@ -123,7 +123,7 @@ class SambaTemplate:
             env=env,
         )  # fmt: skip
         write_smb_conf(template.target, fingerprint)
-        _run(
+        run_command(
             [
                 "samba-tool", "domain", "passwordsettings", "set",
                 "--min-pwd-age=0", "--history-length=0",
@@ -134,7 +134,7 @@ class SambaTemplate:
         return template
 
     def remove(self) -> None:
-        _stop_gpg_agent(self.gnupghome)
+        stop_gpg_agent(self.gnupghome)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -197,7 +197,7 @@ def write_smb_conf(target: Path, fingerprint: str | None, check_script: str | No
     return conf
 
 
-def _stop_gpg_agent(gnupghome: Path) -> None:
+def stop_gpg_agent(gnupghome: Path) -> None:
     """Stop the agent of this GNUPGHOME by its pid (never by name)."""
     if not gnupghome.exists():
         return
@@ -227,14 +227,14 @@ class SambaDC:
     template: SambaTemplate
     check_script: str | None = None
     gpg_key_ids: bool = True  # False: smb.conf without it, as after ``provision``
-    root: Path = field(default_factory=lambda: _short_tempdir("adsync-dc-"))
+    root: Path = field(default_factory=lambda: short_tempdir("adsync-dc-"))
     netns: str = field(default_factory=lambda: f"adsync-dc-{os.getpid()}-{next(_counter)}")
     proc: subprocess.Popen[bytes] | None = None
     sync_proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
-        _run(["cp", "-a", str(self.template.target), str(self.target)])
-        _run(["cp", "-a", str(self.template.gnupghome), str(self.gnupghome)])
+        run_command(["cp", "-a", str(self.template.target), str(self.target)])
+        run_command(["cp", "-a", str(self.template.gnupghome), str(self.gnupghome)])
         fingerprint = self.template.fingerprint if self.gpg_key_ids else None
         self.conf = write_smb_conf(self.target, fingerprint, self.check_script)
         self.krb5_conf = self.root / "krb5.conf"
@@ -271,11 +271,15 @@ class SambaDC:
 
     # -- life cycle -------------------------------------------------------------------------
 
+    def adopt_netns(self) -> None:
+        """The namespace was made by someone else (a two-DC rig): delete it on stop all the same."""
+        self._netns_created = True
+
     def start(self, wait: float = 60.0) -> None:
         if not self._netns_created:
-            _run(["ip", "netns", "add", self.netns])
+            run_command(["ip", "netns", "add", self.netns])
             self._netns_created = True
-            _run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+            run_command(["ip", "-n", self.netns, "link", "set", "lo", "up"])
         Path("/run/samba").mkdir(parents=True, exist_ok=True)
         run_dir = self.target / "run"
         script = (
@@ -321,9 +325,9 @@ class SambaDC:
 
     def destroy(self) -> None:
         self.stop()
-        _stop_gpg_agent(self.gnupghome)
+        stop_gpg_agent(self.gnupghome)
         if self._netns_created:
-            _run(["ip", "netns", "del", self.netns], check=False)
+            run_command(["ip", "netns", "del", self.netns], check=False)
             self._netns_created = False
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -342,7 +346,7 @@ class SambaDC:
     def samba_tool(
         self, *args: str, check: bool = True, input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:
-        return _run(
+        return run_command(
             self.in_netns(["samba-tool", *args, "-s", str(self.conf)]),
             env=self.env(),
             check=check,
@@ -364,7 +368,7 @@ class SambaDC:
 
     def kpasswd(self, name: str, old: str, new: str) -> subprocess.CompletedProcess[bytes]:
         """The user's own change with MIT ``kpasswd`` (kpasswd protocol to the KDC)."""
-        return _run(
+        return run_command(
             self.in_netns(["kpasswd", f"{name}@{REALM}"]),
             env=self.env(),
             input=f"{old}\n{new}\n{new}\n".encode(),
@@ -382,7 +386,7 @@ class SambaDC:
         pw_file = self.root / ".admin"
         pw_file.write_text(ADMIN_PASSWORD)
         pw_file.chmod(0o600)
-        return _run(
+        return run_command(
             self.in_netns(
                 [
                     "ldapmodify", "-x", "-H", "ldaps://127.0.0.1",

@@ -34,10 +34,10 @@ from adsync.testing.samba_dc import (
     SambaDC,
     SambaError,
     SambaTemplate,
-    _run,
-    _short_tempdir,
-    _stop_gpg_agent,
     base_dn,
+    run_command,
+    short_tempdir,
+    stop_gpg_agent,
     write_smb_conf,
 )
 
@@ -59,7 +59,7 @@ class SambaPair:
         self.dc1 = SambaDC(template)
         self.ns1 = self.dc1.netns
         self.ns2 = self.dc1.netns + "-2"
-        self.root2 = _short_tempdir("adsync-dc2-")
+        self.root2 = short_tempdir("adsync-dc2-")
         self.target2 = self.root2 / "dc"
         self.conf2 = self.target2 / "etc" / "smb.conf"
         self.proc2: subprocess.Popen[bytes] | None = None
@@ -96,19 +96,19 @@ class SambaPair:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        _run(["ip", "netns", "add", self.ns1])
-        self.dc1._netns_created = True
-        _run(["ip", "netns", "add", self.ns2])
+        run_command(["ip", "netns", "add", self.ns1])
+        self.dc1.adopt_netns()
+        run_command(["ip", "netns", "add", self.ns2])
         self._ns2 = True
         for ns in (self.ns1, self.ns2):
-            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        _run([
+            run_command(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run_command([
             "ip", "link", "add", "adsync-v1", "netns", self.ns1, "type", "veth",
             "peer", "name", "adsync-v2", "netns", self.ns2,
         ])  # fmt: skip
         for ns, dev, ip in ((self.ns1, "adsync-v1", DC1_IP), (self.ns2, "adsync-v2", DC2_IP)):
-            _run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev])
-            _run(["ip", "-n", ns, "link", "set", dev, "up"])
+            run_command(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev])
+            run_command(["ip", "-n", ns, "link", "set", dev, "up"])
         self._hosts()
         conf = self.dc1.conf.read_text().replace(
             "\tinterfaces = lo\n", f"\tinterfaces = lo {DC1_IP}/24\n"
@@ -131,8 +131,8 @@ class SambaPair:
             f"\tdns_lookup_realm = false\n[realms]\n\t{REALM} = {{\n\t\tkdc = {DC1_IP}\n"
             f"\t\tadmin_server = {DC1_IP}\n\t}}\n"
         )
-        _run(["cp", "-a", str(self.template.gnupghome), str(self.root2 / "gnupg")])
-        _run(
+        run_command(["cp", "-a", str(self.template.gnupghome), str(self.root2 / "gnupg")])
+        run_command(
             [
                 "ip", "netns", "exec", self.ns2, "samba-tool", "domain", "join",
                 REALM.lower(), "DC", f"--server={DC1_IP}", f"-UAdministrator%{ADMIN_PASSWORD}",
@@ -192,7 +192,7 @@ class SambaPair:
             f"CN=NTDS Settings,CN={name},CN=Servers,CN=Default-First-Site-Name,CN=Sites,"
             f"CN=Configuration,{base_dn()}"
         )
-        result = _run(
+        result = run_command(
             ["ip", "netns", "exec", ns, "ldapsearch", "-LLL", "-x", "-H", f"ldapi://{sock}",
              "-D", f"CN=Administrator,CN=Users,{base_dn()}", "-w", ADMIN_PASSWORD,
              "-b", dn, "-s", "base", "objectGUID"],
@@ -213,13 +213,13 @@ class SambaPair:
                 self.proc2.wait(10)
         self.dc1.destroy()  # also deletes ns1 (and with it the veth pair)
         if self._ns2:
-            _run(["ip", "netns", "del", self.ns2], check=False)
+            run_command(["ip", "netns", "del", self.ns2], check=False)
             self._ns2 = False
         for ns in (self.ns1, self.ns2):
             shutil.rmtree(Path(NETS) / ns, ignore_errors=True)
         with contextlib.suppress(OSError):
             Path(NETS).rmdir()  # only if empty: another test's namespaces keep it
-        _stop_gpg_agent(self.root2 / "gnupg")
+        stop_gpg_agent(self.root2 / "gnupg")
         shutil.rmtree(self.root2, ignore_errors=True)
 
     # -- driving it ---------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class SambaPair:
             (self.ns1, self.dc1.conf, self.dc1.env()) if which == 1
             else (self.ns2, self.conf2, self.env2())
         )  # fmt: skip
-        return _run(["ip", "netns", "exec", ns, "samba-tool", *args, "-s", str(conf)],
+        return run_command(["ip", "netns", "exec", ns, "samba-tool", *args, "-s", str(conf)],
                     env=env, check=check)  # fmt: skip
 
     def create_user(self, which: int, name: str, password: str) -> None:

@@ -68,8 +68,9 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def make_self_signed(directory: Path | str) -> TLSFiles:
-    """Write ca.pem, server.pem/server.key and client.pem/client.key into ``directory``."""
+def make_self_signed(directory: Path | str, extra_ips: tuple[str, ...] = ()) -> TLSFiles:
+    """Write ca.pem, server.pem/server.key and client.pem/client.key into ``directory``
+    (the server certificate also names ``extra_ips``)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -112,6 +113,11 @@ def make_self_signed(directory: Path | str) -> TLSFiles:
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
+            *(
+                x509.IPAddress(ipaddress.ip_address(ip))
+                for ip in extra_ips
+                if ip not in ("127.0.0.1", "::1")
+            ),
         ],
     )
     client_cert, client_key = _issue(
