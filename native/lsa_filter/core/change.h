@@ -8,7 +8,7 @@
 #define ADSY_EVENT_ID_LEN 16
 
 typedef struct adsy_change {
-    uint64_t seq;           /* source sequence, monotonic per process */
+    uint64_t seq;           /* source sequence, monotonic per DC (docs/ipc.md) */
     uint64_t changed_at_ms; /* Unix ms when LSASS told us */
     uint32_t rid;
     uint16_t account_len;

@@ -53,9 +53,11 @@ int adsy_changes_init(DWORD capacity)
     if (adsy_random(g_id_prefix, sizeof g_id_prefix) != ADSY_OK)
         return ADSY_E_CRYPTO;
     adsy_queue_init(&g_queue, g_slots, capacity, fill_event_id, NULL);
-    /* Source sequence: base + queue position, so monotonic within the process and, as the
-     * base starts from the clock, also across restarts (unless the clock goes back). */
-    g_seq_base = adsy_unix_ms() << 16;
+    /* Source sequence: base + queue position, monotonic per DC across restarts: the base is
+     * the start time in 100 ns units (FILETIME), so a new process starts above the old one
+     * unless the old one captured more than 10 million changes per second it ran, or the
+     * clock went back across the restart (docs/ipc.md, "Source sequence"). */
+    g_seq_base = adsy_filetime();
     InterlockedExchange(&g_ready, 1);
     return ADSY_OK;
 }

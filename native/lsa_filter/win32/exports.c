@@ -23,12 +23,16 @@ ULONGLONG adsy_now_ms(void)
     return GetTickCount64();
 }
 
-uint64_t adsy_unix_ms(void)
+uint64_t adsy_filetime(void)
 {
     FILETIME ft;
     GetSystemTimeAsFileTime(&ft);
-    uint64_t t = ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime; /* 100 ns since 1601 */
-    return (t - 116444736000000000ull) / 10000u;
+    return ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime; /* 100 ns since 1601 */
+}
+
+uint64_t adsy_unix_ms(void)
+{
+    return (adsy_filetime() - 116444736000000000ull) / 10000u;
 }
 
 static void name_utf8(COMPUTER_NAME_FORMAT f, uint8_t *out, size_t cap, adsy_str *s)

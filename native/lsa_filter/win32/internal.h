@@ -205,6 +205,7 @@ NTSTATUS NTAPI PasswordChangeNotify(PUNICODE_STRING UserName, ULONG RelativeId,
 
 void adsy_ssp_init(void); /* ssp.c: seeds the stack protector's guard, in DllMain */
 ULONGLONG adsy_now_ms(void); /* monotonic tick */
+uint64_t adsy_filetime(void); /* system time, 100 ns units since 1601 (FILETIME) */
 uint64_t adsy_unix_ms(void);
 
 #endif

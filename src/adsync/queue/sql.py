@@ -190,7 +190,25 @@ CREATE INDEX captures_account ON captures (account_hash, captured_at);
 CREATE INDEX captures_age ON captures (captured_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5 (issue 10, item 5): supersede by source order, not arrival. Each delivery carries a
+# copy of its change's source time, host and sequence (as it carries account_hash) so the
+# supersede rule reads one index, as the arrival rule did: docs/queue.md "Order and
+# supersede". NULLs become '' and -1 so row values compare (a NULL compares to nothing).
+_V5 = """
+ALTER TABLE deliveries ADD COLUMN src_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN src_host TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN src_seq INTEGER NOT NULL DEFAULT -1;
+UPDATE deliveries SET
+    src_at = (SELECT c.changed_at_ms FROM changes c WHERE c.id = deliveries.change_id),
+    src_host = (SELECT COALESCE(c.source_host, '') FROM changes c
+                WHERE c.id = deliveries.change_id),
+    src_seq = (SELECT COALESCE(c.sequence, -1) FROM changes c WHERE c.id = deliveries.change_id);
+DROP INDEX deliveries_account;
+CREATE INDEX deliveries_order ON deliveries
+    (backend, account_hash, src_at, src_host, src_seq, change_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST = len(MIGRATIONS)
 
 
@@ -322,8 +340,9 @@ def insert_changes(
         conn.execute(
             "WITH b(backend, ttl) AS (VALUES " + ",".join(["(?,?)"] * len(backends)) + ")"
             " INSERT INTO deliveries (change_id, backend, account_hash, state,"
-            " next_attempt_at, expires_at, created_at, updated_at)"
-            " SELECT c.id, b.backend, c.account_hash, 'pending', ?, ? + b.ttl, ?, ?"
+            " next_attempt_at, expires_at, created_at, updated_at, src_at, src_host, src_seq)"
+            " SELECT c.id, b.backend, c.account_hash, 'pending', ?, ? + b.ttl, ?, ?,"
+            " c.changed_at_ms, COALESCE(c.source_host, ''), COALESCE(c.sequence, -1)"
             " FROM changes c, b WHERE c.id BETWEEN ? AND ? ORDER BY c.id, b.backend",
             [*(v for pair in backends for v in pair), now, now, now, now, first_id, cid - 1],
         )
@@ -400,7 +419,9 @@ class ClaimResult:
 _CANDIDATES = """
 SELECT d.change_id, d.account_hash, d.expires_at,
        EXISTS (SELECT 1 FROM deliveries n WHERE n.backend = d.backend
-               AND n.account_hash = d.account_hash AND n.change_id > d.change_id
+               AND n.account_hash = d.account_hash
+               AND (n.src_at, n.src_host, n.src_seq, n.change_id)
+                   > (d.src_at, d.src_host, d.src_seq, d.change_id)
                AND n.state IN ('pending', 'in_flight', 'delivered')) AS has_newer
 FROM deliveries d
 WHERE d.backend = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
@@ -467,8 +488,9 @@ def drop_passwords_if_done(conn: sqlite3.Connection, change_ids: Sequence[int]) 
 def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> ClaimResult:
     """Take up to ``limit`` due deliveries of ``backend`` into in_flight.
 
-    Per account only the newest change is ever sent: a due row with a newer row
-    (pending, in flight or delivered) is superseded instead; an expired row is
+    Per account only the newest change in source order is ever sent: a due row with
+    a newer row (pending, in flight or delivered; newer by the source's time, host
+    and sequence, not by arrival: docs/queue.md) is superseded instead; an expired row is
     failed; an account with a delivery in flight is skipped. A few statements
     per call, not a few per row: each statement costs the sqlite thread a wait
     for the GIL.

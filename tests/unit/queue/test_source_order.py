@@ -1,0 +1,157 @@
+"""Supersede by source order, not arrival (issue 10, item 5): docs/queue.md "Order and supersede".
+
+Real SQLite files; changes are compared by digest of their event ids, never by password.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from adsync.clock import FakeClock
+from adsync.plugin import Change
+from adsync.queue.keys import FileKeyProvider
+from adsync.queue.models import Decision, DeliveryState
+from adsync.queue.sql import MIGRATIONS, migrate
+from adsync.queue.store import Queue
+from adsync.secret import Secret
+from adsync.testing.leaks import REGISTRY
+
+T0 = 1_700_000_000_000
+
+
+def change(at: int, host: str | None = "DC1", seq: int | None = None, account: str = "alice"):
+    pw = f"Src-Order-{os.urandom(6).hex()}-€"
+    REGISTRY.password(pw)
+    return Change(
+        event_id=os.urandom(16),
+        account=account,
+        password=Secret(pw),
+        changed_at_ms=at,
+        domain="ADSYNC",
+        source_host=host,
+        sequence=seq,
+    )
+
+
+def states(db_path: Path) -> dict[bytes, str]:
+    with sqlite3.connect(db_path) as conn:
+        return {
+            bytes(e): str(s)
+            for e, s in conn.execute(
+                "SELECT c.event_id, d.state FROM deliveries d JOIN changes c ON c.id = d.change_id"
+            )
+        }
+
+
+async def open_queue(db_path: Path, keys: FileKeyProvider, clock: FakeClock) -> Queue:
+    return await Queue.open(db_path, keys, ["only"], max_pending=100, clock=clock)
+
+
+async def deliver_all(q: Queue) -> list[bytes]:
+    """Claim and deliver until nothing is due; the event ids sent, in order."""
+    sent: list[bytes] = []
+    while claims := (await q.claim("only", 10)).claims:
+        for c in claims:
+            sent.append(c.change.event_id)
+            done = Decision(DeliveryState.DELIVERED, 1, 0, None, None, "")
+            await q.record(c, done, "delivered", "")
+    return sent
+
+
+async def test_older_arriving_after_newer_was_queued_is_superseded_never_claimed(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    newer, older = change(T0 + 50, seq=11), change(T0 + 10, seq=10)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([newer])
+        await q.append_many([older])  # the spool path: arrives last
+        assert await deliver_all(q) == [newer.event_id]
+    finally:
+        await q.close()
+    assert states(db_path) == {newer.event_id: "delivered", older.event_id: "superseded"}
+
+
+async def test_older_arriving_after_newer_was_delivered_is_superseded(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    newer, older = change(T0 + 50, seq=11), change(T0 + 10, seq=10)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([newer])
+        assert await deliver_all(q) == [newer.event_id]
+        await q.append_many([older])
+        assert await deliver_all(q) == []
+    finally:
+        await q.close()
+    assert states(db_path)[older.event_id] == "superseded"
+
+
+async def test_same_changed_at_on_one_host_the_sequence_decides(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    high, low = change(T0, seq=2**62 + 7), change(T0, seq=2**62 + 6)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([high])
+        await q.append_many([low])
+        assert await deliver_all(q) == [high.event_id]
+    finally:
+        await q.close()
+    assert states(db_path)[low.event_id] == "superseded"
+
+
+async def test_across_hosts_changed_at_decides_not_the_sequence(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    # DC2's sequence is far above DC1's (another base), but DC1's change is later in time.
+    dc1_later, dc2_earlier = change(T0 + 5, "DC1", seq=100), change(T0 + 1, "DC2", seq=10**15)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([dc1_later])
+        await q.append_many([dc2_earlier])
+        assert await deliver_all(q) == [dc1_later.event_id]
+    finally:
+        await q.close()
+    assert states(db_path)[dc2_earlier.event_id] == "superseded"
+
+
+async def test_without_source_order_arrival_still_decides_and_accounts_are_apart(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    first, second = change(T0, None, None), change(T0, None, None)
+    bob = change(T0 - 1000, account="bob")
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([first, second, bob])
+        assert sorted(await deliver_all(q)) == sorted([second.event_id, bob.event_id])
+    finally:
+        await q.close()
+    assert states(db_path)[first.event_id] == "superseded"
+
+
+async def test_v4_database_gets_the_source_order_of_its_queued_rows(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    newer, older = change(T0 + 50, seq=2), change(T0 + 10, seq=1)
+    q = await open_queue(db_path, keys, clock)
+    await q.append_many([newer, older])
+    await q.close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    # Back to v4: what an older adsync left behind, rows queued in arrival order only.
+    conn.execute("DROP INDEX deliveries_order")
+    for column in ("src_at", "src_host", "src_seq"):
+        conn.execute(f"ALTER TABLE deliveries DROP COLUMN {column}")
+    conn.execute(
+        "CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id)"
+    )
+    conn.execute("DELETE FROM schema_migrations WHERE version = 5")
+    assert migrate(conn, MIGRATIONS) == 4
+    conn.close()
+    q = await open_queue(db_path, keys, clock)
+    try:
+        assert await deliver_all(q) == [newer.event_id]
+    finally:
+        await q.close()
