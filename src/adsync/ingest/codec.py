@@ -145,6 +145,8 @@ class ChangeMsg:
     source_host: str | None = None
     rid: int | None = None
     object_guid: bytes | None = None  # 16 bytes, the binary objectGUID as AD stores it
+    # Monotonic per source host, across restarts: with changed_at it orders one host's
+    # changes, whatever their arrival (docs/ipc.md, "Source order").
     sequence: int | None = None
 
 

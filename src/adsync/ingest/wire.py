@@ -62,7 +62,7 @@ class Tag(enum.IntEnum):
     OBJECT_GUID = 0x17
     CHANGED_AT = 0x18
     EVENT_ID = 0x19
-    SEQUENCE = 0x1A
+    SEQUENCE = 0x1A  # u64, monotonic per source host (docs/ipc.md, "Source order")
     STATUS = 0x20
     REASON = 0x21
 

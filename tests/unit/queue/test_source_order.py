@@ -21,7 +21,9 @@ from adsync.testing.leaks import REGISTRY
 T0 = 1_700_000_000_000
 
 
-def change(at: int, host: str | None = "DC1", seq: int | None = None, account: str = "alice"):
+def change(
+    at: int, host: str | None = "DC1", seq: int | None = None, account: str = "alice"
+) -> Change:
     pw = f"Src-Order-{os.urandom(6).hex()}-€"
     REGISTRY.password(pw)
     return Change(
@@ -144,9 +146,7 @@ async def test_v4_database_gets_the_source_order_of_its_queued_rows(
     conn.execute("DROP INDEX deliveries_order")
     for column in ("src_at", "src_host", "src_seq"):
         conn.execute(f"ALTER TABLE deliveries DROP COLUMN {column}")
-    conn.execute(
-        "CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id)"
-    )
+    conn.execute("CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id)")
     conn.execute("DELETE FROM schema_migrations WHERE version = 5")
     assert migrate(conn, MIGRATIONS) == 4
     conn.close()
