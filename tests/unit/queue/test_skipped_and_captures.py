@@ -54,7 +54,7 @@ async def test_migration_v4_copies_existing_deliveries(tmp_path: Path) -> None:
     conn.execute(
         "INSERT INTO deliveries VALUES (1,'b',x'aa','pending',2,1,5.0,9.0,NULL,'rejected','r',1,2)"
     )
-    migrate(conn)
+    migrate(conn, MIGRATIONS[:4])
     assert conn.execute("SELECT * FROM deliveries").fetchall() == [
         (1, "b", b"\xaa", "pending", 2, 1, 5.0, 9.0, None, "rejected", "r", 1.0, 2.0)
     ]
