@@ -194,6 +194,9 @@ CREATE INDEX captures_age ON captures (captured_at);
 # copy of its change's source time, host and sequence (as it carries account_hash) so the
 # supersede rule reads one index, as the arrival rule did: docs/queue.md "Order and
 # supersede". NULLs become '' and -1 so row values compare (a NULL compares to nothing).
+# ``pruned_order`` keeps, per backend and account, the source order of the newest
+# delivered change that was pruned, as long as its event id is remembered: a still older
+# change arriving later is superseded by it too.
 _V5 = """
 ALTER TABLE deliveries ADD COLUMN src_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN src_host TEXT NOT NULL DEFAULT '';
@@ -206,6 +209,17 @@ UPDATE deliveries SET
 DROP INDEX deliveries_account;
 CREATE INDEX deliveries_order ON deliveries
     (backend, account_hash, src_at, src_host, src_seq, change_id);
+CREATE TABLE pruned_order (
+    backend       TEXT NOT NULL,
+    account_hash  BLOB NOT NULL,
+    src_at        INTEGER NOT NULL,
+    src_host      TEXT NOT NULL,
+    src_seq       INTEGER NOT NULL,
+    change_id     INTEGER NOT NULL,
+    seen_at       REAL NOT NULL,
+    PRIMARY KEY (backend, account_hash)
+) WITHOUT ROWID;
+CREATE INDEX pruned_order_age ON pruned_order (seen_at)
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
@@ -422,7 +436,11 @@ SELECT d.change_id, d.account_hash, d.expires_at,
                AND n.account_hash = d.account_hash
                AND (n.src_at, n.src_host, n.src_seq, n.change_id)
                    > (d.src_at, d.src_host, d.src_seq, d.change_id)
-               AND n.state IN ('pending', 'in_flight', 'delivered')) AS has_newer
+               AND n.state IN ('pending', 'in_flight', 'delivered'))
+       OR EXISTS (SELECT 1 FROM pruned_order p WHERE p.backend = d.backend
+                  AND p.account_hash = d.account_hash
+                  AND (p.src_at, p.src_host, p.src_seq, p.change_id)
+                      > (d.src_at, d.src_host, d.src_seq, d.change_id)) AS has_newer
 FROM deliveries d
 WHERE d.backend = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
   AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.backend = d.backend
@@ -676,13 +694,29 @@ def _delete_orphans(conn: sqlite3.Connection, change_ids: Sequence[int], now: fl
         conn.execute(f"DELETE FROM changes WHERE id = ? AND {orphan}", (cid,))
 
 
+# Per backend and account, the greatest source order among the delivered rows pruned now
+# (or kept from before): what a later, older change is still superseded by.
+_KEEP_ORDER = """
+INSERT INTO pruned_order (backend, account_hash, src_at, src_host, src_seq, change_id, seen_at)
+SELECT backend, account_hash, src_at, src_host, src_seq, change_id, ? FROM deliveries
+WHERE state = 'delivered' AND change_id IN ({marks})
+ON CONFLICT (backend, account_hash) DO UPDATE SET src_at = excluded.src_at,
+    src_host = excluded.src_host, src_seq = excluded.src_seq,
+    change_id = excluded.change_id, seen_at = excluded.seen_at
+WHERE (excluded.src_at, excluded.src_host, excluded.src_seq, excluded.change_id)
+    > (pruned_order.src_at, pruned_order.src_host, pruned_order.src_seq, pruned_order.change_id)
+"""
+
+
 def prune_completed(
     conn: sqlite3.Connection, received_before: float, forget_before: float, now: float
 ) -> int:
     """Delete changes all of whose deliveries succeeded, were superseded or skipped.
 
     Their event ids stay in ``seen_events`` until ``forget_before`` so a late
-    resend is still recognised as a duplicate.
+    resend is still recognised as a duplicate, and the source order of each
+    account's newest delivered change stays in ``pruned_order`` as long, so a
+    later, older change is still superseded.
     """
     ids = [
         r[0]
@@ -698,8 +732,11 @@ def prune_completed(
         " SELECT event_id, ? FROM changes WHERE id = ?",
         [(now, cid) for cid in ids],
     )
+    for chunk in _chunks(ids):
+        conn.execute(_KEEP_ORDER.format(marks=_marks(len(chunk))), (now, *chunk))
     conn.executemany("DELETE FROM changes WHERE id = ?", [(cid,) for cid in ids])
     conn.execute("DELETE FROM seen_events WHERE seen_at < ?", (forget_before,))
+    conn.execute("DELETE FROM pruned_order WHERE seen_at < ?", (forget_before,))
     return len(ids)
 
 

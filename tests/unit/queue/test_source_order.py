@@ -144,6 +144,7 @@ async def test_v4_database_gets_the_source_order_of_its_queued_rows(
     conn = sqlite3.connect(db_path, isolation_level=None)
     # Back to v4: what an older adsync left behind, rows queued in arrival order only.
     conn.execute("DROP INDEX deliveries_order")
+    conn.execute("DROP TABLE pruned_order")
     for column in ("src_at", "src_host", "src_seq"):
         conn.execute(f"ALTER TABLE deliveries DROP COLUMN {column}")
     conn.execute("CREATE INDEX deliveries_account ON deliveries (backend, account_hash, change_id)")
@@ -153,5 +154,31 @@ async def test_v4_database_gets_the_source_order_of_its_queued_rows(
     q = await open_queue(db_path, keys, clock)
     try:
         assert await deliver_all(q) == [newer.event_id]
+    finally:
+        await q.close()
+
+
+async def test_older_arriving_after_newer_was_pruned_is_still_superseded(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    newer, older = change(T0 + 50, seq=11), change(T0 + 10, seq=10)
+    newest = change(T0 + 90, seq=12)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([newer])
+        assert await deliver_all(q) == [newer.event_id]
+        clock.advance(100)
+        assert await q.prune_completed(retain=10, remember=1000) == 1
+        await q.append_many([older, newest])
+        assert await deliver_all(q) == [newest.event_id]  # a newer one still goes out
+        assert states(db_path)[older.event_id] == "superseded"
+        clock.advance(100)
+        assert await q.prune_completed(retain=10, remember=1000) == 2  # newest kept as order
+        # once the event ids are forgotten, so is the order
+        clock.advance(2000)
+        assert await q.prune_completed(retain=10, remember=1000) == 0
+        late = change(T0 + 20, seq=10)
+        await q.append_many([late])
+        assert await deliver_all(q) == [late.event_id]
     finally:
         await q.close()
