@@ -147,12 +147,7 @@ class LdapBackend(Backend[LdapConfig]):
             await self._set_password(conn, dn, change.password)
             return Outcome.delivered(f"password set on {dn}")
         except LDAPError as exc:
-            code = int(getattr(exc, "result_code", type(exc).code))
-            diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            # A server diagnostic may echo what it was sent: never let a password through.
-            scrubbed = scrub(str(diagnostic), change.password, self._bind_password)
-            outcome: Outcome = classify(code, scrubbed, phase)
-            return outcome
+            return _ldap_outcome(exc, phase, change.password, self._bind_password)
         except (TimeoutError, OSError) as exc:
             return Outcome.unreachable(f"LDAP {phase.value}: {type(exc).__name__}")
         finally:
@@ -179,9 +174,7 @@ class LdapBackend(Backend[LdapConfig]):
                 timeout=self.config.timeout,
             )
         except LDAPError as exc:
-            code = int(getattr(exc, "result_code", type(exc).code))
-            diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-            return classify(code, scrub(str(diagnostic), self._bind_password), phase)
+            return _ldap_outcome(exc, phase, self._bind_password)
         except (TimeoutError, OSError) as exc:
             return Outcome.unreachable(f"LDAP {phase.value}: {type(exc).__name__}")
         finally:
@@ -240,6 +233,15 @@ class LdapBackend(Backend[LdapConfig]):
 
     async def close(self) -> None:
         self._client = None
+
+
+def _ldap_outcome(exc: Any, phase: Phase, *secrets: Secret | None) -> Outcome:
+    """The outcome of an LDAP error in ``phase``. A server diagnostic may echo what it was
+    sent: it is scrubbed of ``secrets`` before it becomes a reason."""
+    code = int(getattr(exc, "result_code", type(exc).code))
+    diagnostic = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+    outcome: Outcome = classify(code, scrub(str(diagnostic), *secrets), phase)
+    return outcome
 
 
 __all__ = ["LdapBackend", "LdapConfig"]
