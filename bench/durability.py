@@ -34,6 +34,18 @@ from tests.durability.kill_runs import (  # noqa: E402
 )
 
 
+def progress(outcome: Outcome) -> None:
+    """One line per cut on stderr, so a long run that is stopped still shows what it tried."""
+    v = outcome.verdict
+    lost = sum(map(len, v.missing.values()))
+    print(
+        f"  {outcome.point}: ACKed {outcome.acked}, lost {lost}, "
+        f"older-after-newer {len(v.older_after_newer)}, duplicates {v.duplicates}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def report(kind: str, outcomes: list[Outcome], seconds: float) -> bool:
     lost = sum(sum(map(len, o.verdict.missing.values())) for o in outcomes)
     regressions = sum(len(o.verdict.older_after_newer) for o in outcomes)
@@ -73,16 +85,20 @@ async def main() -> int:
             for number in numbers:
                 for before in (True, False):
                     outcomes.append(await commit_kill(tmp, number, before=before))
-            print(f"workload commits: {total}")
+                    progress(outcomes[-1])
+            print(f"workload commits: {total}", flush=True)
             ok &= report("SIGKILL at commit boundaries", outcomes, time.monotonic() - started)
         if args.only in (None, "power"):
             started = time.monotonic()
             recording = await record(tmp)
             points = sync_boundaries(recording)
             chosen = pick(points, args.sample, args.seed)
-            print(f"workload sync boundaries: {len(points)}, ACKed {len(recording.ledger.acked)}")
+            print(
+                f"workload sync boundaries: {len(points)}, ACKed {len(recording.ledger.acked)}",
+                flush=True,
+            )
             for mode in args.modes.split(","):
-                outcomes = await power_cuts(tmp, recording, chosen, mode=mode)
+                outcomes = await power_cuts(tmp, recording, chosen, mode=mode, progress=progress)
                 ok &= report(f"power cut ({mode})", outcomes, time.monotonic() - started)
     return 0 if ok else 1
 

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,7 +288,7 @@ class Verdict:
 
 
 def judge(
-    histories: dict[str, Iterable[str]], wanted: dict[str, int], versions: dict[str, Any]
+    histories: Mapping[str, Iterable[str]], wanted: dict[str, int], versions: dict[str, Any]
 ) -> Verdict:
     """``histories``: per target, the digests it accepted in order, across the crash."""
     missing: dict[str, list[str]] = {}

@@ -7,6 +7,7 @@ import asyncio
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +148,12 @@ def pick(points: list[int], sample: int | None, seed: int) -> list[int]:
 
 
 async def power_cuts(
-    tmp: Path, recording: Recording, at: list[int], *, mode: str = "ext4"
+    tmp: Path,
+    recording: Recording,
+    at: list[int],
+    *,
+    mode: str = "ext4",
+    progress: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Replay a power cut right after each sync record in ``at``; judge each restart."""
     records = read_log(recording.log)
@@ -172,6 +178,8 @@ async def power_cuts(
         acked = sum(1 for a in recording.ledger.acked if a.t_ns < cut.t_ns)
         verdict = judge(histories, wanted, recording.ledger.versions)
         results.append(Outcome(f"{mode} sync #{cut.index}", acked, verdict, step))
+        if progress is not None:
+            progress(results[-1])
     return results
 
 
