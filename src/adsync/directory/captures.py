@@ -71,32 +71,35 @@ class CaptureBook:
         if self._directory is not None:
             for change in fresh:
                 self._directory.forget(change.account)
-        task = asyncio.ensure_future(self._record(fresh))
+        # Only what the record needs: the task must not keep a password alive (every live
+        # Secret costs the log redaction, and a backlog of captures would hold thousands).
+        task = asyncio.ensure_future(self._record([(c.event_id, c.account) for c in fresh]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _record(self, changes: list[Change]) -> None:
+    async def _record(self, changes: list[tuple[bytes, str]]) -> None:
+        """Record (event id, account) pairs: the version the directory shows now, if any."""
         versions: dict[bytes, Captured] = {}
         if self._directory is not None:
             found = await asyncio.gather(
-                *(self._directory.lookup(c.account, fresh=True) for c in changes),
+                *(self._directory.lookup(account, fresh=True) for _, account in changes),
                 return_exceptions=True,
             )
-            for change, record in zip(changes, found, strict=True):
+            for (event_id, _), record in zip(changes, found, strict=True):
                 if isinstance(record, DirectoryError):
                     log.warning("capture_version_unknown", reason=str(record))
                 elif isinstance(record, BaseException):
                     log.error("capture_version_failed", error=type(record).__name__)
                 elif record.version is not None:
-                    versions[change.event_id] = (record.version.value, record.version.kind)
+                    versions[event_id] = (record.version.value, record.version.kind)
         now = self._clock.time()
         rows = []
-        for c in changes:
-            v = versions.get(c.event_id)
+        for event_id, account in changes:
+            v = versions.get(event_id)
             rows.append(
                 sql.CaptureRow(
-                    c.event_id,
-                    self.account_hash(c.account),
+                    event_id,
+                    self.account_hash(account),
                     None if v is None else v[0],
                     None if v is None else v[1].value,
                     now,
@@ -115,11 +118,11 @@ class CaptureBook:
             await self._queue.write(write)
         except Exception as exc:
             log.error("capture_history_write_failed", error=type(exc).__name__)
-        for c in changes:
-            self._remember(c.event_id, versions.get(c.event_id))
-            fut = self._pending.pop(c.event_id, None)
+        for event_id, _ in changes:
+            self._remember(event_id, versions.get(event_id))
+            fut = self._pending.pop(event_id, None)
             if fut is not None and not fut.done():
-                fut.set_result(versions.get(c.event_id))
+                fut.set_result(versions.get(event_id))
 
     def _remember(self, event_id: bytes, captured: Captured) -> None:
         self._recent[event_id] = captured

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import sqlite3
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from adsync.clock import FakeClock
+from adsync.directory.captures import CaptureBook
 from adsync.dispatch.retry import decide
 from adsync.plugin import Change, Outcome, RetryConfig
 from adsync.queue import sql
-from adsync.queue.models import Counters, DeliveryState
+from adsync.queue.models import AppendStatus, Counters, DeliveryState
 from adsync.queue.sql import MIGRATIONS, migrate
 from adsync.queue.store import Queue
 
@@ -74,3 +78,23 @@ async def test_capture_history(queue: Queue) -> None:
     assert await queue.read(lambda c: sql.captures_since(c, 15.0)) == [rows[1]]
     assert await queue.write(lambda c: sql.prune_captures(c, 15.0)) == 1
     assert await queue.read(lambda c: sql.capture_of(c, b"a" * 16)) is None
+
+
+async def test_a_capture_being_recorded_keeps_no_password_alive(
+    queue: Queue, new_change: Callable[..., Change], clock: FakeClock
+) -> None:
+    """The record runs after the ACK, behind the writer: it must hold event ids and names
+    only. A backlog of captures holding Changes kept thousands of passwords alive during
+    a burst, and every live password is work for the log redaction."""
+    book = CaptureBook(queue, None, clock)
+    changes = [new_change() for _ in range(50)]
+    stored = await queue.append_many(changes)
+    book.on_stored(changes, [r.status is AppendStatus.STORED for r in stored])
+    passwords = [weakref.ref(c.password) for c in changes]  # the record task has started
+    ids = [c.event_id for c in changes]
+    del changes, stored
+    gc.collect()
+    assert not [p for p in passwords if p() is not None]
+    for event_id in ids:
+        assert await book.captured(event_id) is None  # recorded (no directory: no version)
+    assert await queue.read(lambda c: sql.capture_of(c, ids[0])) is not None
