@@ -9,6 +9,7 @@ named ``password``.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import hmac
 import html
@@ -16,8 +17,8 @@ import json
 import os
 import urllib.parse
 import weakref
-from collections import Counter
-from collections.abc import Iterator, Set
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 
 REDACTED = "***"
@@ -25,8 +26,55 @@ MAX_REASON = 500
 
 # Keyed by identity: hashing a Secret must not be needed to track it.
 _live: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDictionary()
-_created = 0
 _HASH_KEY = os.urandom(16)  # per process: equal secrets hash equal, the hash reveals nothing
+
+
+class _Journal:
+    """Births and deaths of Secrets, in order, for the log redaction to apply one at a time.
+
+    Rebuilding the redaction index from every live Secret at each log line cost time in
+    proportion to the Secrets alive (hundreds during an ingest burst, one born and one
+    gone per delivery). Appends are single deque operations, safe from any thread and
+    from a weakref callback run by the garbage collector in the middle of anything.
+    Nobody may read it for a long time (no log line): past ``limit`` entries it is
+    emptied and ``generation`` moves on, and the reader rebuilds from ``_live`` once.
+    """
+
+    limit = 4096
+
+    def __init__(self) -> None:
+        self.events: deque[tuple[int, str | None]] = deque()  # (id, value) born, (id, None) gone
+        self.generation = 0
+        # By id: a weakref hashes and compares as its Secret does, so equal passwords
+        # would share one entry in a set and the second one's death would go unheard.
+        self._refs: dict[int, _DeathNotice] = {}
+
+    def born(self, secret: Secret) -> None:
+        _live[id(secret)] = secret
+        self._refs[id(secret)] = _DeathNotice(secret, self._died)
+        self._append((id(secret), secret.reveal()))
+
+    def _died(self, ref: weakref.ReferenceType[Secret]) -> None:
+        assert isinstance(ref, _DeathNotice)
+        self._refs.pop(ref.key, None)
+        self._append((ref.key, None))
+
+    def _append(self, event: tuple[int, str | None]) -> None:
+        self.events.append(event)
+        if len(self.events) > self.limit:
+            self.events.clear()
+            self.generation += 1
+
+
+class _DeathNotice(weakref.ref):  # type: ignore[type-arg]
+    __slots__ = ("key",)
+
+    def __init__(self, secret: Secret, callback: Callable[[weakref.ref[Secret]], None]) -> None:
+        super().__init__(secret, callback)  # type: ignore[call-arg]
+        self.key = id(secret)
+
+
+_journal = _Journal()
 
 
 class Secret:
@@ -39,9 +87,7 @@ class Secret:
             raise TypeError("Secret wraps a str")
         self._value = value
         if value:
-            global _created
-            _created += 1
-            _live[id(self)] = self
+            _journal.born(self)
 
     def reveal(self) -> str:
         return self._value
@@ -76,9 +122,54 @@ class Secret:
         raise TypeError("a Secret is not pickled")
 
 
-def live_secrets_version() -> tuple[int, int]:
-    """Changes whenever a Secret is created or collected: redaction rebuilds only then."""
-    return _created, len(_live)
+class LiveSecretIndex:
+    """A ``SecretIndex`` of every Secret alive, kept current from the journal: each log
+    line costs the Secrets born and gone since the last one, not all that are alive.
+
+    Not thread-safe by itself: the log step holds a lock around ``index()``.
+    """
+
+    def __init__(self) -> None:
+        self._index = SecretIndex()
+        self._values: dict[int, str] = {}  # Secret id -> value, as the index holds them
+        self._generation = -1
+
+    def index(self) -> SecretIndex:
+        events = _journal.events
+        while True:
+            if self._generation != _journal.generation:
+                self._rebuild()
+            try:
+                key, value = events.popleft()
+            except IndexError:
+                if self._generation == _journal.generation:
+                    return self._index
+                continue
+            old = self._values.pop(key, None)
+            if old is not None:
+                self._index.discard(old)
+            if value is not None:
+                self._values[key] = value
+                self._index.add(value)
+
+    def _rebuild(self) -> None:
+        """From every live Secret: the journal overflowed (or this is the first use).
+
+        Events still queued after this are applied again: a birth counted twice keeps a
+        value held a little longer, never shorter (a live password is never dropped).
+        """
+        self._generation = _journal.generation
+        while True:
+            try:
+                values = {key: secret.reveal() for key, secret in list(_live.items())}
+            except RuntimeError:  # the dictionary changed meanwhile (another thread)
+                continue
+            break
+        for old in self._values.values():
+            self._index.discard(old)
+        self._values = values
+        for value in values.values():
+            self._index.add(value)
 
 
 def live_secret_values() -> Iterator[str]:
@@ -126,6 +217,10 @@ _KEY = 4  # SecretIndex looks a form up by its first _KEY characters (a shorter 
 MIN_SECRET_LENGTH = _KEY  # a configured secret (file:/env:) shorter than this is refused
 
 
+def _longest_first(form: str) -> int:
+    return -len(form)
+
+
 class SecretIndex:
     """Finds every form (``encoded_forms``) of a set of secret values in text.
 
@@ -141,6 +236,7 @@ class SecretIndex:
 
     def __init__(self) -> None:
         self._forms_of: dict[str, frozenset[str]] = {}  # value -> its forms
+        self._values: Counter[str] = Counter()  # value -> how many holders (add/discard)
         self._holders: Counter[str] = Counter()  # form -> how many values have it
         self._by_key: dict[str, list[str]] = {}  # first _KEY chars -> forms, longest first
         self._short: Counter[int] = Counter()  # lengths (< _KEY) of short forms
@@ -155,21 +251,37 @@ class SecretIndex:
     def update(self, values: Set[str]) -> None:
         """Make the index hold exactly the forms of ``values``."""
         for value in self._forms_of.keys() - values:
-            for form in self._forms_of.pop(value):
-                self._release(form)
+            self._values[value] = 1
+            self.discard(value)
         for value in values - self._forms_of.keys():
-            forms = frozenset(encoded_forms(value))
-            self._forms_of[value] = forms
-            for form in forms:
-                self._hold(form)
+            self.add(value)
+
+    def add(self, value: str) -> None:
+        """Hold ``value`` once more (counted: equal values held twice need two discards)."""
+        self._values[value] += 1
+        if value in self._forms_of:
+            return
+        forms = frozenset(encoded_forms(value))
+        self._forms_of[value] = forms
+        for form in forms:
+            self._hold(form)
+
+    def discard(self, value: str) -> None:
+        """Hold ``value`` once less; its forms go when nothing holds it."""
+        if self._values[value] > 1:
+            self._values[value] -= 1
+            return
+        self._values.pop(value, None)
+        for form in self._forms_of.pop(value, ()):
+            self._release(form)
 
     def _hold(self, form: str) -> None:
         self._holders[form] += 1
         if self._holders[form] > 1:
             return
         bucket = self._by_key.setdefault(form[:_KEY], [])
-        bucket.append(form)
-        bucket.sort(key=len, reverse=True)
+        # Longest first; many secrets share a prefix (hex and base64 forms do): no re-sort.
+        bisect.insort(bucket, form, key=_longest_first)
         if len(form) < _KEY:
             self._short[len(form)] += 1
             self._short_lengths = tuple(sorted(self._short, reverse=True))

@@ -18,13 +18,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.secret import (
-    REDACTED,
-    Secret,
-    SecretIndex,
-    live_secret_values,
-    live_secrets_version,
-)
+from adsync.secret import REDACTED, LiveSecretIndex, Secret, SecretIndex
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -47,7 +41,7 @@ def is_secret_key(key: str) -> bool:
 
 
 class _LiveSecrets:
-    """The index of every live secret, brought up to date when that set has changed.
+    """The index of every live secret (``LiveSecretIndex``) behind a lock.
 
     Threads log too (executors, the Windows service): ``lock`` is held while the index
     is updated and read. Reentrant: rendering a value may log.
@@ -55,16 +49,11 @@ class _LiveSecrets:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self._version: tuple[int, int] | None = None
-        self._index = SecretIndex()
+        self._live = LiveSecretIndex()
 
     def index(self) -> SecretIndex:
         """Call with ``lock`` held."""
-        version = live_secrets_version()
-        if version != self._version:
-            self._version = version
-            self._index.update(set(live_secret_values()))
-        return self._index
+        return self._live.index()
 
 
 _live = _LiveSecrets()
