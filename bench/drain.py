@@ -12,7 +12,10 @@ client POSTs the same finals (same bodies, same signature) to the same target at
 concurrency. Rounds alternate the two; the ratio is plain time ÷ daemon time (1.0: the
 daemon drains as fast as the target takes it). The target counts POSTs (equal to the
 number of accounts when every older change was superseded) and changes that arrived
-older than one it already had for that account (must be 0).
+older than one it already had for that account (must be 0). CPU per final: the
+daemon's user and system time (both threads) from the target's start to its last
+final, and the plain client's process time; their ratio moves much less than wall
+time when other work shares the machine.
 
 Memory: the target stays down (retries 1 h apart), ``--changes`` changes for as many
 accounts are sent; the daemon's RSS (VmRSS, and VmHWM, its peak) is read idle, then
@@ -263,6 +266,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (a figure the machine's load hardly moves)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -300,7 +309,9 @@ def daemon_round(
     finals = finals_of(changes)
     stamps = {a: c.changed_at_ms for a, c in finals.items()}
     asyncio.run(send(str(daemon.unix_socket), frames(changes, 1 + round_no * len(changes))))
+    assert daemon.proc is not None
     target.start({a: _iso(ms) for a, ms in stamps.items()})
+    cpu = cpu_seconds(daemon.proc.pid)
     started = target.up_at
     while True:
         stats = asyncio.run(target.stats())
@@ -309,9 +320,10 @@ def daemon_round(
         if time.monotonic() - started > 900 or (daemon.proc and daemon.proc.poll() is not None):
             raise RuntimeError(f"not drained: {stats}\n{daemon.log_tail()}")
         time.sleep(0.02)
+    stats["cpu"] = cpu_seconds(daemon.proc.pid) - cpu
     # Let deliveries still running land (a POST of an older change would count).
     time.sleep(0.5)
-    stats = asyncio.run(target.stats())
+    stats |= {k: v for k, v in asyncio.run(target.stats()).items() if k != "done_at"}
     target.stop()
     return stats["done_at"] - started, stats
 
@@ -321,11 +333,11 @@ def plain_round(
 ) -> tuple[float, dict[str, Any]]:
     finals = finals_of(changes)
     target.start({a: _iso(c.changed_at_ms) for a, c in finals.items()})
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     asyncio.run(plain_client(f"http://127.0.0.1:{target.port}/hook", list(finals.values()),
                              concurrency))  # fmt: skip
-    elapsed = time.monotonic() - started
-    stats = asyncio.run(target.stats())
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
+    stats = asyncio.run(target.stats()) | {"cpu": cpu}
     target.stop()
     return elapsed, stats
 
@@ -346,20 +358,25 @@ def drain(args: argparse.Namespace) -> None:
         daemon = DaemonProcess(work, daemon_config(work, port, args.concurrency, "250ms"))
         daemon.start()
         times: dict[str, list[float]] = {"daemon": [], "plain": []}
+        cpu: dict[str, list[float]] = {"daemon": [], "plain": []}
         try:
             for r in range(args.rounds):
                 changes = make_changes(args.changes, args.accounts, r)
                 elapsed, stats = daemon_round(daemon, target, changes, r)
                 times["daemon"].append(elapsed)
+                cpu["daemon"].append(stats["cpu"])
                 print(
-                    f"round {r + 1} daemon: {elapsed:6.2f} s  POSTs {stats['posts']} "
+                    f"round {r + 1} daemon: {elapsed:6.2f} s  CPU {stats['cpu']:5.2f} s  "
+                    f"POSTs {stats['posts']} "
                     f"(accounts {args.accounts})  older-after-newer {stats['older_after_newer']}"
                     f"  bad signatures {stats['bad']}",
                     flush=True,
                 )
                 elapsed, stats = plain_round(target, changes, args.concurrency)
                 times["plain"].append(elapsed)
-                print(f"round {r + 1} plain:  {elapsed:6.2f} s  POSTs {stats['posts']}", flush=True)
+                cpu["plain"].append(stats["cpu"])
+                print(f"round {r + 1} plain:  {elapsed:6.2f} s  CPU {stats['cpu']:5.2f} s  "
+                      f"POSTs {stats['posts']}", flush=True)  # fmt: skip
         finally:
             target.stop()
             daemon.stop()
@@ -371,6 +388,10 @@ def drain(args: argparse.Namespace) -> None:
     print(f"daemon drain {d:.2f} s ({args.accounts / d:.0f} finals/s), plain client {p:.2f} s "
           f"({args.accounts / p:.0f}/s)")  # fmt: skip
     print(f"ratio plain/daemon: {p / d:.2f}")
+    dc, pc = statistics.median(cpu["daemon"]), statistics.median(cpu["plain"])
+    print(f"CPU per final: daemon {dc / args.accounts * 1e6:.0f} µs, plain client "
+          f"{pc / args.accounts * 1e6:.0f} µs (ratio {pc / dc:.2f}; steadier than wall time "
+          "on a shared machine)")  # fmt: skip
 
 
 def memory(args: argparse.Namespace) -> None:
