@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -31,6 +33,18 @@ def winpath(p: Path) -> str:
 
 def hex16(s: str) -> str:
     return s.encode("utf-16-le", "surrogatepass").hex()
+
+
+def sha(s: str) -> str:
+    """Passwords are compared as SHA-256 digests (hex of UTF-8), as the daemon reports them."""
+    return hashlib.sha256(s.encode("utf-8")).hexdigest()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on (yet): for a daemon to take, or for the DLL to spool."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class WinePrefix:
@@ -220,6 +234,29 @@ async def wait_until(pred, within: float, step: float = 0.1) -> bool:  # type: i
             return True
         await asyncio.sleep(step)
     return bool(pred())
+
+
+async def spool_then_kill(setup, tmp_path: Path, changes, hold: int = 60) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    """Every change into the spool with nobody listening, then the harness (told to stay
+    `hold` seconds) SIGKILLed: the process dies with a non-empty spool. Returns the port,
+    for a daemon to appear on, and the spool's bytes."""
+    port = free_port()
+    setup.configure(port)
+    first = Harness(setup.wine, tmp_path, name="first")
+    await first.start(
+        "init",
+        "notify",
+        winpath(write_changes(tmp_path / "c.txt", changes)),
+        "wait",
+        winpath(first.stop_file),
+        str(hold),
+    )
+    assert await wait_until(
+        lambda: len(read_spool(setup.spool_file, setup.psk)) == len(changes), 30
+    )
+    first.kill()
+    await first.wait()
+    return port, setup.spool_file.read_bytes()
 
 
 def tools_present() -> list[str]:

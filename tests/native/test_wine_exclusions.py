@@ -5,18 +5,13 @@ never leave the DLL as a CHANGE."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import lsa_wire as wire
 from lsa_fakedaemon import FakeDaemon
-from lsa_wine import Harness, WinePrefix, winpath, write_changes, write_checks
+from lsa_wine import Harness, WinePrefix, sha, winpath, write_changes, write_checks
 
 from adsync.testing.leaks import REGISTRY
-
-
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()
 
 
 def random_secret(rng: random.Random, units: int = 120) -> str:

@@ -9,14 +9,19 @@ import time
 from pathlib import Path
 
 from lsa_fakedaemon import FakeDaemon, SeenChange
-from lsa_wine import Harness, read_spool, wait_until, winpath, write_changes, write_checks
+from lsa_wine import (
+    Harness,
+    free_port,
+    read_spool,
+    sha,
+    spool_then_kill,
+    wait_until,
+    winpath,
+    write_changes,
+    write_checks,
+)
 
 from adsync.testing.leaks import REGISTRY
-
-
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()
-
 
 SPECIAL = [
     "Pässwörd€1",
@@ -57,14 +62,6 @@ async def test_changes_arrive_byte_exact(filter_setup, tmp_path: Path) -> None:
     assert all(start_ms - 5000 <= c.changed_at <= start_ms + 60000 for c in seen)
     assert h.lines()[1] == ["init", "1"]
     assert len(h.notify_ns()) == len(changes)  # the harness measured every call
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_filter_applies_verdicts(filter_setup, tmp_path: Path) -> None:
@@ -246,22 +243,7 @@ async def test_daemon_down_changes_spooled_then_delivered_in_order(filter_setup,
 
 async def test_harness_killed_with_full_spool_loses_nothing(filter_setup, tmp_path) -> None:
     rows = [(900, f"kim{i % 3}", REGISTRY.password(f"Survives-Kill-{i:03d}")) for i in range(60)]
-    port = free_port()
-    filter_setup.configure(port)
-    first = Harness(filter_setup.wine, tmp_path, name="first")
-    await first.start(
-        "init",
-        "notify",
-        winpath(write_changes(tmp_path / "c.txt", rows)),
-        "wait",
-        winpath(first.stop_file),
-        "90",
-    )
-    assert await wait_until(
-        lambda: len(read_spool(filter_setup.spool_file, filter_setup.psk)) == 60, 30
-    )
-    first.kill()  # SIGKILL: the process dies with a non-empty spool
-    await first.wait()
+    port, _ = await spool_then_kill(filter_setup, tmp_path, rows, hold=90)
     with FakeDaemon(filter_setup.psk, port=port) as daemon:
         second = Harness(filter_setup.wine, tmp_path, name="second")
         await second.start("init", "wait", winpath(second.stop_file), "90")

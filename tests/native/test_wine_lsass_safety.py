@@ -30,7 +30,9 @@ from lsa_wine import (
     BUILD,
     NATIVE,
     Harness,
+    free_port,
     read_spool,
+    sha,
     wait_until,
     winpath,
     write_changes,
@@ -38,18 +40,6 @@ from lsa_wine import (
 )
 
 from adsync.testing.leaks import REGISTRY
-
-
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,13 @@ changed_at and sequence (spooled with each change), not by arrival. Compared as 
 
 from __future__ import annotations
 
-import hashlib
-import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from lsa_wine import Harness, read_spool, wait_until, winpath, write_changes
+from lsa_wine import Harness, free_port, read_spool, sha, wait_until, winpath, write_changes
 
 from adsync.testing.daemon import DaemonProcess, base_config
 from adsync.testing.leaks import REGISTRY
@@ -27,16 +25,6 @@ from adsync.testing.webhook import WebhookTarget
 
 SECRET_ENV = "ADSYNC_ORDER_WEBHOOK_SECRET"
 K = 5
-
-
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def states(db: Path) -> list[tuple[str, int, int]]:

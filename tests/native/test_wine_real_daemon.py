@@ -4,30 +4,27 @@ the webhook backend → WebhookTarget. Passwords are compared as SHA-256 digests
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lsa_wine import Harness, read_spool, wait_until, winpath, write_changes, write_checks
+from lsa_wine import (
+    Harness,
+    free_port,
+    read_spool,
+    sha,
+    wait_until,
+    winpath,
+    write_changes,
+    write_checks,
+)
 
 from adsync.testing.daemon import DaemonProcess, base_config
 from adsync.testing.leaks import REGISTRY
 from adsync.testing.webhook import WebhookTarget
 
 SECRET_ENV = "ADSYNC_NATIVE_WEBHOOK_SECRET"
-
-
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -6,24 +6,21 @@ is delivered, the damaged one is reported in the log, nothing is set aside."""
 
 from __future__ import annotations
 
-import hashlib
-import socket
 from pathlib import Path
 
 from lsa_fakedaemon import FakeDaemon
-from lsa_wine import Harness, read_spool, wait_until, winpath, write_changes
+from lsa_wine import (
+    Harness,
+    free_port,
+    read_spool,
+    sha,
+    spool_then_kill,
+    wait_until,
+    winpath,
+    write_changes,
+)
 
 from adsync.testing.leaks import REGISTRY
-
-
-def sha(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def record_offsets(data: bytes) -> list[int]:
@@ -38,27 +35,6 @@ def record_offsets(data: bytes) -> list[int]:
 
 def rows(tag: str, n: int = 10) -> list[tuple[int, str, str]]:
     return [(3000 + i, f"{tag}{i}", REGISTRY.password(f"{tag}-Spool-Pw-{i:02d}")) for i in range(n)]
-
-
-async def spool_then_kill(setup, tmp_path: Path, changes) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
-    """Ten changes into the spool with nobody listening; the harness SIGKILLed."""
-    port = free_port()
-    setup.configure(port)
-    first = Harness(setup.wine, tmp_path, name="first")
-    await first.start(
-        "init",
-        "notify",
-        winpath(write_changes(tmp_path / "c.txt", changes)),
-        "wait",
-        winpath(first.stop_file),
-        "60",
-    )
-    assert await wait_until(
-        lambda: len(read_spool(setup.spool_file, setup.psk)) == len(changes), 30
-    )
-    first.kill()
-    await first.wait()
-    return port, setup.spool_file.read_bytes()
 
 
 async def deliver(setup, tmp_path: Path, port: int, want: int):  # type: ignore[no-untyped-def]
