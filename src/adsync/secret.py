@@ -188,7 +188,8 @@ def encoded_forms(value: str) -> set[str]:
     """The ways a target or a formatter may echo ``value``: escaped, quoted, encoded.
 
     The one rule for what counts as a secret in text: ``SecretIndex`` finds these forms
-    for ``scrub`` and for the log redaction (``adsync.observe.logs``).
+    for ``scrub`` and for the log redaction (``adsync.observe.logs``). Every form is at
+    least as long as ``value`` (escapes and encodings only add): ``scrub`` relies on it.
     """
     raw = value.encode("utf-8")
     forms = {
@@ -364,8 +365,11 @@ def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_RE
     The one scrubber for reasons, error details and target answers: redaction comes before
     the cut, so a secret across the cut cannot survive in part.
     """
-    index = SecretIndex.of(*secrets)
-    text = index.redact(str(text))
+    text = str(text)
+    # No form is shorter than its value (encoded_forms): a secret longer than the text
+    # cannot be in it, and a short reason ("HTTP 204") costs no forms at all.
+    index = SecretIndex.of(*(s for s in secrets if s and len(s) <= len(text)))
+    text = index.redact(text)
     text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     text = index.redact(text)  # folding whitespace can rebuild a secret that holds a space
     if max_len is not None and len(text) > max_len:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adsync.secret import REDACTED, SecretIndex, encoded_forms
+import adsync.secret
+from adsync.secret import REDACTED, SecretIndex, encoded_forms, scrub
 
 chars = st.characters(blacklist_categories=("Cs",))
 values = st.text(chars, min_size=1, max_size=12)
@@ -107,3 +109,27 @@ def test_a_form_shared_by_two_values_stays_while_one_holds_it() -> None:
     for form in shared:
         assert index.redact(form) == REDACTED
     assert index.redact("ab c") == "ab c"
+
+
+@given(
+    st.text(min_size=1, max_size=40).filter(
+        lambda v: v.encode("utf-8", "ignore") == v.encode("utf-8", "surrogatepass")
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_no_form_is_shorter_than_its_value(value: str) -> None:
+    """``scrub`` skips a secret longer than the text on the strength of this."""
+    assert all(len(form) >= len(value) for form in encoded_forms(value))
+
+
+def test_scrub_skips_forms_that_cannot_fit_and_still_finds_those_that_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[str] = []
+    real = adsync.secret.encoded_forms
+    monkeypatch.setattr(adsync.secret, "encoded_forms", lambda v: built.append(v) or real(v))
+    password = "Long-Enough-Password-1"
+    assert scrub("HTTP 204", password) == "HTTP 204"
+    assert built == []  # no form of a 22-character password fits in 8 characters
+    assert REDACTED in scrub(f"echo {password}", password)
+    assert built == [password]
