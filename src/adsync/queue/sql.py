@@ -27,8 +27,8 @@ from adsync.queue.seal import PURPOSE_DATA, SealedChange
 
 BUSY_TIMEOUT_MS = 5000
 # SQLite's page cache, per connection. It fills up to this size as the queue grows and is
-# never given back; docs/queue.md ("Memory") says what was measured with 32 MiB.
-CACHE_KIB = 8192
+# never given back; docs/queue.md ("Memory") says why 4 MiB and what was measured.
+CACHE_KIB = 4096
 
 
 def configure(conn: sqlite3.Connection) -> None:
