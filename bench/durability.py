@@ -73,6 +73,9 @@ async def main() -> int:
     parser.add_argument("--only", choices=["kill", "power"], default=None)
     parser.add_argument("--modes", default="ext4,posix", help="power-cut namespace models")
     parser.add_argument(
+        "--numbers", default="1-", help="LO-HI: only commit numbers in this range (kill runs)"
+    )
+    parser.add_argument(
         "--shard",
         default="0/1",
         help="K/N: only every Nth commit number (kill runs) from the Kth; most of a kill "
@@ -81,6 +84,8 @@ async def main() -> int:
     args = parser.parse_args()
     k, _, n = args.shard.partition("/")
     shard, shards = int(k), int(n)
+    lo_text, _, hi_text = args.numbers.partition("-")
+    lo, hi = int(lo_text or 1), int(hi_text) if hi_text else None
     # A target whose client was killed mid-request is the point here, not news.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     ok = True
@@ -89,7 +94,8 @@ async def main() -> int:
         if args.only in (None, "kill"):
             started = time.monotonic()
             total = await count_commits(tmp)
-            numbers = pick(list(range(1, total + 1)), args.sample, args.seed)[shard::shards]
+            numbers = pick(list(range(1, total + 1)), args.sample, args.seed)
+            numbers = [n for n in numbers if lo <= n and (hi is None or n <= hi)][shard::shards]
             outcomes = []
             for number in numbers:
                 for before in (True, False):
