@@ -15,10 +15,12 @@ import hmac
 import html
 import json
 import os
+import threading
 import urllib.parse
 import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Set
+from contextlib import contextmanager
 from pathlib import Path
 
 REDACTED = "***"
@@ -122,11 +124,12 @@ class Secret:
         raise TypeError("a Secret is not pickled")
 
 
-class LiveSecretIndex:
+class _LiveSecretIndex:
     """A ``SecretIndex`` of every Secret alive, kept current from the journal: each log
     line costs the Secrets born and gone since the last one, not all that are alive.
 
-    Not thread-safe by itself: the log step holds a lock around ``index()``.
+    The journal's one reader (a second would take events from the first): used only
+    through ``live_secrets()``, which holds the lock.
     """
 
     def __init__(self) -> None:
@@ -435,3 +438,15 @@ def _long_enough(ref: str, value: str) -> Secret:
         what = "empty" if not value else f"shorter than {MIN_SECRET_LENGTH} characters"
         raise SecretRefError(f"the secret in {ref} is {what}; set a real credential there")
     return Secret(value)
+
+
+_reader = _LiveSecretIndex()
+_reader_lock = threading.RLock()  # reentrant: rendering a value may log
+
+
+@contextmanager
+def live_secrets() -> Iterator[SecretIndex]:
+    """The index of every Secret alive now, for the log redaction; the lock is held
+    while the caller uses it (threads log too: executors, the Windows service)."""
+    with _reader_lock:
+        yield _reader.index()

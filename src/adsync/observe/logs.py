@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
 from typing import Any, TextIO
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from adsync.secret import REDACTED, LiveSecretIndex, Secret, SecretIndex
+from adsync.secret import REDACTED, Secret, SecretIndex, live_secrets
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -40,29 +39,10 @@ def is_secret_key(key: str) -> bool:
     return key not in _RESERVED and _SECRET_KEY.search(key) is not None
 
 
-class _LiveSecrets:
-    """The index of every live secret (``LiveSecretIndex``) behind a lock.
-
-    Threads log too (executors, the Windows service): ``lock`` is held while the index
-    is updated and read. Reentrant: rendering a value may log.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self._live = LiveSecretIndex()
-
-    def index(self) -> SecretIndex:
-        """Call with ``lock`` held."""
-        return self._live.index()
-
-
-_live = _LiveSecrets()
-
-
 def redact_text(text: str) -> str:
     """``text`` with every live secret (in any of its encoded forms) replaced by ``***``."""
-    with _live.lock:
-        return _live.index().redact(text)
+    with live_secrets() as index:
+        return index.redact(text)
 
 
 def _scrub(value: Any, index: SecretIndex, depth: int = 0) -> Any:
@@ -102,8 +82,7 @@ def _harmless(value: object) -> bool:
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """The redaction processor: runs after exception formatting, just before rendering."""
     out: EventDict = {}
-    with _live.lock:
-        index = _live.index()
+    with live_secrets() as index:
         for key, value in event_dict.items():
             if is_secret_key(key) and not _harmless(value):
                 out[key] = REDACTED

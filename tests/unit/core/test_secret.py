@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from adsync.secret import LiveSecretIndex, Secret, _journal, live_secret_values
+from adsync.secret import Secret, SecretIndex, _journal, live_secret_values, live_secrets
 
 
 def test_never_printed() -> None:
@@ -35,36 +35,38 @@ def test_live_values_follow_lifetimes() -> None:
     assert "short-lived-secret" not in set(live_secret_values())
 
 
+def index_now() -> SecretIndex:
+    with live_secrets() as index:
+        return index
+
+
 def test_live_index_follows_births_and_deaths_of_equal_values() -> None:
     """Two Secrets with one value: the value stays redacted until the last one is gone."""
-    live = LiveSecretIndex()
     a, b = Secret("Twin-Password-1"), Secret("Twin-Password-1")
-    assert live.index().found_in("x Twin-Password-1 y")
+    assert index_now().found_in("x Twin-Password-1 y")
     del a
-    assert live.index().found_in("x Twin-Password-1 y")
+    assert index_now().found_in("x Twin-Password-1 y")
     del b
-    assert not live.index().found_in("x Twin-Password-1 y")
+    assert not index_now().found_in("x Twin-Password-1 y")
 
 
 def test_live_index_rebuilds_once_after_the_journal_overflowed() -> None:
     """Nobody logged while more Secrets came and went than the journal keeps: the next
     line rebuilds from the live Secrets, and the journal never grows past its limit."""
-    live = LiveSecretIndex()
-    live.index()
+    index_now()
     kept = Secret("Kept-Password-9")
     generation = _journal.generation
     churn = [Secret(f"Churn-Pw-{i:06d}") for i in range(_journal.limit + 10)]
     del churn
     assert _journal.generation > generation
     assert len(_journal.events) <= _journal.limit
-    index = live.index()
+    index = index_now()
     assert index.found_in(kept.reveal())
     assert not index.found_in("Churn-Pw-000042")
 
 
 def test_live_index_hears_secrets_born_in_other_threads() -> None:
-    live = LiveSecretIndex()
-    live.index()
+    index_now()
     held: list[Secret] = []
     threads = [
         threading.Thread(target=lambda n=n: held.append(Secret(f"Thread-Pw-{n:03d}")))
@@ -74,10 +76,10 @@ def test_live_index_hears_secrets_born_in_other_threads() -> None:
         t.start()
     for t in threads:
         t.join()
-    index = live.index()
+    index = index_now()
     assert all(index.found_in(f"Thread-Pw-{n:03d}") for n in range(20))
     held.clear()
-    assert not live.index().found_in("Thread-Pw-007")
+    assert not index_now().found_in("Thread-Pw-007")
 
 
 def test_many_secrets_of_one_length_are_cheap_to_track() -> None:
