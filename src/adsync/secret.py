@@ -158,8 +158,9 @@ class _LiveSecretIndex:
     def _rebuild(self) -> None:
         """From every live Secret: the journal overflowed (or this is the first use).
 
-        Events still queued after this are applied again: a birth counted twice keeps a
-        value held a little longer, never shorter (a live password is never dropped).
+        Events still queued are applied after it; each is keyed by its Secret's id, so
+        a birth the rebuild already saw replaces itself and a death of a Secret it never
+        saw removes nothing; the queue is drained before the index is returned.
         """
         self._generation = _journal.generation
         while True:
