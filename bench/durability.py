@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.durability.kill_runs import (  # noqa: E402
     Outcome,
+    Recording,
     commit_kill,
     count_commits,
     pick,
@@ -66,6 +67,19 @@ def report(kind: str, outcomes: list[Outcome], seconds: float) -> bool:
     return lost == 0 and regressions == 0
 
 
+async def recorded(tmp: Path, keep: str | None) -> Recording:
+    """The power-cut workload's recording: made here, or shared through ``keep`` (made by
+    the first shard that finds none there; start the others once its JSON exists)."""
+    if keep is None:
+        return await record(tmp)
+    saved = Path(keep) / "recording.json"
+    if saved.exists():
+        return Recording.load(saved)
+    recording = await record(Path(keep))
+    recording.save(saved)
+    return recording
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=None, help="cut points of each kind")
@@ -73,13 +87,20 @@ async def main() -> int:
     parser.add_argument("--only", choices=["kill", "power"], default=None)
     parser.add_argument("--modes", default="ext4,posix", help="power-cut namespace models")
     parser.add_argument(
+        "--recording",
+        default=None,
+        help="DIR: record the power-cut workload there once, "
+        "and let --shard K/N processes share it (each cuts every Nth sync boundary)",
+    )
+    parser.add_argument(
         "--numbers", default="1-", help="LO-HI: only commit numbers in this range (kill runs)"
     )
     parser.add_argument(
         "--shard",
         default="0/1",
-        help="K/N: only every Nth commit number (kill runs) from the Kth; most of a kill "
-        "run's time is waiting, so N processes side by side finish about N times sooner",
+        help="K/N: only every Nth commit number (kill runs) or sync boundary (power cuts, "
+        "with --recording) from the Kth; a run mostly waits, so N processes side by side "
+        "finish sooner",
     )
     args = parser.parse_args()
     k, _, n = args.shard.partition("/")
@@ -105,9 +126,9 @@ async def main() -> int:
             ok &= report("SIGKILL at commit boundaries", outcomes, time.monotonic() - started)
         if args.only in (None, "power"):
             started = time.monotonic()
-            recording = await record(tmp)
+            recording = await recorded(tmp, args.recording)
             points = sync_boundaries(recording)
-            chosen = pick(points, args.sample, args.seed)
+            chosen = pick(points, args.sample, args.seed)[shard::shards]
             print(
                 f"workload sync boundaries: {len(points)}, ACKed {len(recording.ledger.acked)}",
                 flush=True,

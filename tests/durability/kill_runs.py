@@ -4,6 +4,7 @@ and a power cut at a sync boundary replayed from the I/O log."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from adsync.testing.daemon import DaemonProcess
 from adsync.testing.leaks import REGISTRY
 
 from .harness import (
+    Acked,
     Ledger,
     Targets,
     Verdict,
@@ -120,6 +122,33 @@ class Recording:
     log: Path
     data: Path
     live: dict[str, list[tuple[str, int]]]  # target → (digest, t_ns) accepted
+
+    def save(self, path: Path) -> None:
+        """As JSON (digests, names and times: no password), for bench shards to share."""
+        ledger = self.ledger
+        path.write_text(
+            json.dumps(
+                {
+                    "run": ledger.run,
+                    "versions": ledger.versions,
+                    "acked": [[a.account, a.version, a.t_ns] for a in ledger.acked],
+                    "log": str(self.log),
+                    "data": str(self.data),
+                    "live": self.live,
+                }
+            )
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Recording:
+        saved = json.loads(path.read_text())
+        ledger = Ledger(
+            run=saved["run"],
+            versions={d: (a, v) for d, (a, v) in saved["versions"].items()},
+            acked=[Acked(a, v, t) for a, v, t in saved["acked"]],
+        )
+        live = {n: [(d, t) for d, t in stamps] for n, stamps in saved["live"].items()}
+        return cls(ledger, Path(saved["log"]), Path(saved["data"]), live)
 
 
 async def record(tmp: Path) -> Recording:
