@@ -63,8 +63,10 @@ def commit(run_commit: Callable[[], object]) -> None:
             _die()
         run_commit()
         _commits = number
-        if _count_file is not None:
-            with open(_count_file, "w", encoding="ascii") as out:
+        if _count_file is not None:  # replaced whole: a kill never leaves it empty
+            staged = f"{_count_file}.new"
+            with open(staged, "w", encoding="ascii") as out:
                 out.write(str(number))
+            os.replace(staged, _count_file)
         if _target == (number, True):
             _die()
