@@ -26,8 +26,6 @@ from pathlib import Path
 REDACTED = "***"
 MAX_REASON = 500
 
-# Keyed by identity: hashing a Secret must not be needed to track it.
-_live: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDictionary()
 _HASH_KEY = os.urandom(16)  # per process: equal secrets hash equal, the hash reveals nothing
 
 
@@ -39,7 +37,7 @@ class _Journal:
     gone per delivery). Appends are single deque operations, safe from any thread and
     from a weakref callback run by the garbage collector in the middle of anything.
     Nobody may read it for a long time (no log line): past ``limit`` entries it is
-    emptied and ``generation`` moves on, and the reader rebuilds from ``_live`` once.
+    emptied and ``generation`` moves on, and the reader rebuilds from ``alive()`` once.
     """
 
     limit = 4096
@@ -47,12 +45,22 @@ class _Journal:
     def __init__(self) -> None:
         self.events: deque[tuple[int, str | None]] = deque()  # (id, value) born, (id, None) gone
         self.generation = 0
-        # By id: a weakref hashes and compares as its Secret does, so equal passwords
-        # would share one entry in a set and the second one's death would go unheard.
+        # Every Secret alive, by identity: hashing a Secret must not be needed to track
+        # it, and a weakref hashes and compares as its Secret does (equal passwords
+        # would share one entry of a set, and the second one's death go unheard).
         self._refs: dict[int, _DeathNotice] = {}
 
+    def alive(self) -> dict[int, Secret]:
+        """Every Secret alive now, by id."""
+        while True:
+            try:  # another thread may create a Secret meanwhile: the copy is taken again
+                refs = list(self._refs.items())
+            except RuntimeError:
+                continue
+            break
+        return {key: secret for key, ref in refs if (secret := ref()) is not None}
+
     def born(self, secret: Secret) -> None:
-        _live[id(secret)] = secret
         self._refs[id(secret)] = _DeathNotice(secret, self._died)
         self._append((id(secret), secret.reveal()))
 
@@ -163,12 +171,7 @@ class _LiveSecretIndex:
         saw removes nothing; the queue is drained before the index is returned.
         """
         self._generation = _journal.generation
-        while True:
-            try:
-                values = {key: secret.reveal() for key, secret in list(_live.items())}
-            except RuntimeError:  # the dictionary changed meanwhile (another thread)
-                continue
-            break
+        values = {key: secret.reveal() for key, secret in _journal.alive().items()}
         for old in self._values.values():
             self._index.discard(old)
         self._values = values
@@ -178,13 +181,7 @@ class _LiveSecretIndex:
 
 def live_secret_values() -> Iterator[str]:
     """The values of every Secret alive now (for redaction only)."""
-    while True:
-        try:  # another thread may create a Secret meanwhile: the copy is taken again
-            secrets = list(_live.values())
-        except RuntimeError:
-            continue
-        break
-    for secret in secrets:
+    for secret in _journal.alive().values():
         yield secret.reveal()
 
 
