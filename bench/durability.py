@@ -36,12 +36,16 @@ from tests.durability.kill_runs import (  # noqa: E402
 )
 
 
+def lost(outcome: Outcome) -> int:
+    """ACKed changes the restart did not deliver (per target and account)."""
+    return sum(map(len, outcome.verdict.missing.values()))
+
+
 def progress(outcome: Outcome) -> None:
     """One line per cut on stderr, so a long run that is stopped still shows what it tried."""
     v = outcome.verdict
-    lost = sum(map(len, v.missing.values()))
     print(
-        f"  {outcome.point}: ACKed {outcome.acked}, lost {lost}, "
+        f"  {outcome.point}: ACKed {outcome.acked}, lost {lost(outcome)}, "
         f"older-after-newer {len(v.older_after_newer)}, duplicates {v.duplicates}",
         file=sys.stderr,
         flush=True,
@@ -49,14 +53,14 @@ def progress(outcome: Outcome) -> None:
 
 
 def report(kind: str, outcomes: list[Outcome], seconds: float) -> bool:
-    lost = sum(sum(map(len, o.verdict.missing.values())) for o in outcomes)
+    lost_total = sum(map(lost, outcomes))
     regressions = sum(len(o.verdict.older_after_newer) for o in outcomes)
     duplicates = sum(o.verdict.duplicates for o in outcomes)
     with_dupes = sum(1 for o in outcomes if o.verdict.duplicates)
     recovered = sorted({o.recovered_by for o in outcomes if o.recovered_by})
     print(
         f"{kind}: {len(outcomes)} cut points in {seconds:.0f}s, "
-        f"{sum(o.acked for o in outcomes)} ACKed changes before the cuts, lost {lost}, "
+        f"{sum(o.acked for o in outcomes)} ACKed changes before the cuts, lost {lost_total}, "
         f"older-after-newer {regressions}, duplicates {duplicates} (at {with_dupes} cuts)"
     )
     for step in recovered:
@@ -64,7 +68,7 @@ def report(kind: str, outcomes: list[Outcome], seconds: float) -> bool:
     for o in outcomes:
         if not o.verdict.ok:
             print(f"  FAILED at {o.point}: {o.verdict.summary()}")
-    return lost == 0 and regressions == 0
+    return lost_total == 0 and regressions == 0
 
 
 async def recorded(tmp: Path, keep: str | None) -> Recording:

@@ -171,11 +171,9 @@ class _LiveSecretIndex:
         saw removes nothing; the queue is drained before the index is returned.
         """
         self._generation = _journal.generation
-        values = {key: secret.reveal() for key, secret in _journal.alive().items()}
-        for old in self._values.values():
-            self._index.discard(old)
-        self._values = values
-        for value in values.values():
+        self._values = {key: secret.reveal() for key, secret in _journal.alive().items()}
+        self._index = SecretIndex()
+        for value in self._values.values():
             self._index.add(value)
 
 
@@ -253,8 +251,7 @@ class SecretIndex:
     def update(self, values: Set[str]) -> None:
         """Make the index hold exactly the forms of ``values``."""
         for value in self._forms_of.keys() - values:
-            self._values[value] = 1
-            self.discard(value)
+            self._drop(value)
         for value in values - self._forms_of.keys():
             self.add(value)
 
@@ -273,6 +270,10 @@ class SecretIndex:
         if self._values[value] > 1:
             self._values[value] -= 1
             return
+        self._drop(value)
+
+    def _drop(self, value: str) -> None:
+        """Forget ``value`` whatever holds it."""
         self._values.pop(value, None)
         for form in self._forms_of.pop(value, ()):
             self._release(form)
