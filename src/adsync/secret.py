@@ -9,18 +9,17 @@ named ``password``.
 from __future__ import annotations
 
 import base64
-import bisect
 import hashlib
 import hmac
 import html
-import json
 import os
 import threading
 import urllib.parse
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
+from json.encoder import encode_basestring, encode_basestring_ascii
 from pathlib import Path
 
 REDACTED = "***"
@@ -189,25 +188,32 @@ def encoded_forms(value: str) -> set[str]:
     The one rule for what counts as a secret in text: ``SecretIndex`` finds these forms
     for ``scrub`` and for the log redaction (``adsync.observe.logs``). Every form is at
     least as long as ``value`` (escapes and encodings only add): ``scrub`` relies on it.
+    Computed once per password the daemon opens, so written for speed: the JSON forms
+    are ``json.dumps``'s own string encoders, and ``quote_plus`` differs from ``quote``
+    only where there is a space.
     """
     raw = value.encode("utf-8")
+    quoted = urllib.parse.quote(value, safe="")
+    hexed = raw.hex()
     forms = {
         value,
         repr(value)[1:-1],
         repr(raw)[2:-1],
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
+        encode_basestring_ascii(value)[1:-1],  # json.dumps(value)
+        encode_basestring(value)[1:-1],  # json.dumps(value, ensure_ascii=False)
         html.escape(value, quote=True),
-        urllib.parse.quote(value, safe=""),
-        urllib.parse.quote_plus(value, safe=""),
-        raw.hex(),
-        raw.hex().upper(),
+        quoted,
+        urllib.parse.quote_plus(value, safe="") if " " in value else quoted,
+        hexed,
+        hexed.upper(),
         value.encode("utf-16-le", "surrogatepass").hex(),
     }
     for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = b64.decode("ascii")
-        forms.update({text, text.rstrip("=")})
-    return {form for form in forms if form}
+        forms.add(text)
+        forms.add(text.rstrip("="))
+    forms.discard("")
+    return forms
 
 
 _KEY = 4  # SecretIndex looks a form up by its first _KEY characters (a shorter one: whole)
@@ -215,10 +221,6 @@ _KEY = 4  # SecretIndex looks a form up by its first _KEY characters (a shorter 
 # (no letter or digit right before or after it): found anywhere, it would turn every such
 # letter of every log line into ***, mangling the log and spelling the secret out.
 MIN_SECRET_LENGTH = _KEY  # a configured secret (file:/env:) shorter than this is refused
-
-
-def _longest_first(form: str) -> int:
-    return -len(form)
 
 
 class SecretIndex:
@@ -232,14 +234,18 @@ class SecretIndex:
     secret at a time and a scan costs about one dict lookup per text position,
     whatever the number of secrets. Being no regex, it also leaves no compiled
     pattern holding passwords in ``re``'s module cache.
+
+    Adding and dropping a value are a few dict operations per form (the daemon does both
+    once per delivery); the longest-first order is taken only where a key is found in
+    text, which is rare.
     """
 
     def __init__(self) -> None:
-        self._forms_of: dict[str, frozenset[str]] = {}  # value -> its forms
-        self._values: Counter[str] = Counter()  # value -> how many holders (add/discard)
-        self._holders: Counter[str] = Counter()  # form -> how many values have it
-        self._by_key: dict[str, list[str]] = {}  # first _KEY chars -> forms, longest first
-        self._short: Counter[int] = Counter()  # lengths (< _KEY) of short forms
+        self._forms_of: dict[str, set[str]] = {}  # value -> its forms
+        self._values: dict[str, int] = {}  # value -> how many holders (add/discard)
+        # First _KEY characters (a shorter form: all of it) -> {form: how many values have it}
+        self._by_key: dict[str, dict[str, int]] = {}
+        self._short: dict[int, int] = {}  # length (< _KEY) -> how many short forms have it
         self._short_lengths: tuple[int, ...] = ()  # longest first
 
     @classmethod
@@ -257,53 +263,56 @@ class SecretIndex:
 
     def add(self, value: str) -> None:
         """Hold ``value`` once more (counted: equal values held twice need two discards)."""
-        self._values[value] += 1
-        if value in self._forms_of:
+        held = self._values.get(value, 0)
+        self._values[value] = held + 1
+        if held:
             return
-        forms = frozenset(encoded_forms(value))
+        forms = encoded_forms(value)
         self._forms_of[value] = forms
+        by_key = self._by_key
         for form in forms:
-            self._hold(form)
+            bucket = by_key.get(form[:_KEY])
+            if bucket is None:
+                by_key[form[:_KEY]] = {form: 1}
+            elif form in bucket:
+                bucket[form] += 1
+                continue
+            else:
+                bucket[form] = 1
+            if len(form) < _KEY:
+                self._count_short(len(form), 1)
 
     def discard(self, value: str) -> None:
         """Hold ``value`` once less; its forms go when nothing holds it."""
-        if self._values[value] > 1:
-            self._values[value] -= 1
+        held = self._values.get(value, 0)
+        if held > 1:
+            self._values[value] = held - 1
             return
         self._drop(value)
 
     def _drop(self, value: str) -> None:
         """Forget ``value`` whatever holds it."""
         self._values.pop(value, None)
+        by_key = self._by_key
         for form in self._forms_of.pop(value, ()):
-            self._release(form)
+            key = form[:_KEY]
+            bucket = by_key[key]
+            if bucket[form] > 1:
+                bucket[form] -= 1
+                continue
+            del bucket[form]
+            if not bucket:
+                del by_key[key]
+            if len(form) < _KEY:
+                self._count_short(len(form), -1)
 
-    def _hold(self, form: str) -> None:
-        self._holders[form] += 1
-        if self._holders[form] > 1:
-            return
-        bucket = self._by_key.setdefault(form[:_KEY], [])
-        # Longest first; many secrets share a prefix (hex and base64 forms do): no re-sort.
-        bisect.insort(bucket, form, key=_longest_first)
-        if len(form) < _KEY:
-            self._short[len(form)] += 1
-            self._short_lengths = tuple(sorted(self._short, reverse=True))
-
-    def _release(self, form: str) -> None:
-        self._holders[form] -= 1
-        if self._holders[form]:
-            return
-        del self._holders[form]
-        key = form[:_KEY]
-        bucket = self._by_key[key]
-        bucket.remove(form)
-        if not bucket:
-            del self._by_key[key]
-        if len(form) < _KEY:
-            self._short[len(form)] -= 1
-            if not self._short[len(form)]:
-                del self._short[len(form)]
-            self._short_lengths = tuple(sorted(self._short, reverse=True))
+    def _count_short(self, length: int, step: int) -> None:
+        count = self._short.get(length, 0) + step
+        if count:
+            self._short[length] = count
+        else:
+            del self._short[length]
+        self._short_lengths = tuple(sorted(self._short, reverse=True))
 
     def redact(self, text: str) -> str:
         """``text`` with every form of every held secret replaced by ``***``."""
@@ -344,7 +353,7 @@ class SecretIndex:
                 yield i, end
 
     def _longest_at(self, text: str, i: int) -> str | None:
-        for form in self._by_key.get(text[i : i + _KEY], ()):
+        for form in sorted(self._by_key.get(text[i : i + _KEY], ()), key=_longest_first):
             if len(form) >= _KEY and text.startswith(form, i):
                 return form
         if i > 0 and text[i - 1].isalnum():
@@ -353,11 +362,15 @@ class SecretIndex:
             piece = text[i : i + n]
             if (
                 len(piece) == n
-                and piece in self._holders
+                and piece in self._by_key.get(piece, ())
                 and not (i + n < len(text) and text[i + n].isalnum())
             ):
                 return piece
         return None
+
+
+def _longest_first(form: str) -> int:
+    return -len(form)
 
 
 def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_REASON) -> str:

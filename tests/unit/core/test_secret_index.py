@@ -122,6 +122,39 @@ def test_no_form_is_shorter_than_its_value(value: str) -> None:
     assert all(len(form) >= len(value) for form in encoded_forms(value))
 
 
+def _forms_the_slow_way(value: str) -> set[str]:
+    """encoded_forms as first written: each encoder called by its public name."""
+    import base64
+    import html
+    import json
+    import urllib.parse
+
+    raw = value.encode("utf-8")
+    forms = {
+        value,
+        repr(value)[1:-1],
+        repr(raw)[2:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value, quote=True),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value, safe=""),
+        raw.hex(),
+        raw.hex().upper(),
+        value.encode("utf-16-le", "surrogatepass").hex(),
+    }
+    for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = b64.decode("ascii")
+        forms.update({text, text.rstrip("=")})
+    return {form for form in forms if form}
+
+
+@given(st.text(chars, min_size=1, max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_the_fast_encoders_give_the_public_encoders_forms(value: str) -> None:
+    assert encoded_forms(value) == _forms_the_slow_way(value)
+
+
 def test_scrub_skips_forms_that_cannot_fit_and_still_finds_those_that_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
