@@ -1,10 +1,16 @@
 """structlog setup with a redaction step that every log line passes through.
 
-structlog events and stdlib records (aiohttp, asyncio, warnings) share one
-``ProcessorFormatter`` on the root handler, whose chain formats exceptions first,
-then redacts, then renders. Redaction removes a password wherever it hides: under
-a secret-looking key, as a ``Secret`` object, or as text inside any string (an
-f-string message, a traceback, a nested dict) by matching every live ``Secret``.
+Two ways in, one way out. structlog events (adsync's own) are rendered by structlog's
+own chain and the finished line goes to the root logger's handlers (``_Sink``); stdlib
+records (aiohttp, asyncio, warnings) go through the root handler's
+``ProcessorFormatter``. Both chains format exceptions first, then redact, then render,
+with the same processors. Redaction removes a password wherever it hides: under a
+secret-looking key, as a ``Secret`` object, or as text inside any string (an f-string
+message, a traceback, a nested dict) by matching every live ``Secret``.
+
+Why adsync's own events skip the stdlib hop: the daemon logs a line per delivery, and
+building two ``LogRecord``s, finding the caller's frame and formatting through the
+handler cost more than the rest of that line (bench/README.md).
 """
 
 from __future__ import annotations
@@ -34,9 +40,18 @@ _SECRET_KEY = re.compile(
 _RESERVED = frozenset({"event", "level", "logger", "timestamp", "exception", "stack"})
 
 
+_SECRET_KEYS: dict[str, bool] = {}  # the verdict per key seen (a line's keys repeat)
+
+
 def is_secret_key(key: str) -> bool:
     """True for keys whose value is redacted whatever it is (``password``, ``psk``, …)."""
-    return key not in _RESERVED and _SECRET_KEY.search(key) is not None
+    verdict = _SECRET_KEYS.get(key)
+    if verdict is None:
+        verdict = key not in _RESERVED and _SECRET_KEY.search(key) is not None
+        if len(_SECRET_KEYS) >= 4096:  # keys made from data must not grow it without end
+            _SECRET_KEYS.clear()
+        _SECRET_KEYS[key] = verdict
+    return verdict
 
 
 def redact_text(text: str) -> str:
@@ -97,6 +112,7 @@ def _drop_color_message(_l: WrappedLogger, _m: str, event_dict: EventDict) -> Ev
 
 
 def _shared_processors() -> list[Processor]:
+    """What a stdlib record gets before the common chain (level, logger, time, extras)."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -108,20 +124,34 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def make_formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
-    """The one formatter: exceptions become text, then ``redact``, then the renderer."""
-    renderer: Processor
+def _renderer(fmt: str) -> Processor:
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
-    elif fmt == "console":
+        return structlog.processors.JSONRenderer(ensure_ascii=False)
+    if fmt == "console":
         # plain_traceback: exceptions arrive already formatted (and redacted) as text;
         # no rich tracebacks, which would print local variables after redaction.
-        renderer = structlog.dev.ConsoleRenderer(
+        return structlog.dev.ConsoleRenderer(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
-    else:
-        raise ValueError(f"unknown log format {fmt!r} (json | console)")
-    return structlog.stdlib.ProcessorFormatter(
+    raise ValueError(f"unknown log format {fmt!r} (json | console)")
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """The root handler's formatter: a line ``_Sink`` rendered already passes as it is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, _RENDERED, False):
+            return str(record.msg)
+        return super().format(record)
+
+
+_RENDERED = "adsync_rendered"
+
+
+def make_formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
+    """The one formatter: exceptions become text, then ``redact``, then the renderer."""
+    renderer = _renderer(fmt)
+    return _Formatter(
         foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -133,11 +163,109 @@ def make_formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+def _event_chain(fmt: str) -> list[Processor]:
+    """structlog's own chain for adsync's events: the formatter's steps, in its order.
+
+    Redaction runs before the level, the logger's name and the time are added: adsync
+    writes those itself, and scanning them would only cost time.
+    """
+    return [
+        structlog.stdlib.filter_by_level,
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        _drop_color_message,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _renderer(fmt),
+    ]
+
+
+class _Sink:
+    """Where structlog puts a rendered line: every handler of the root logger, as the
+    stdlib would route a record, so a kept handler (the Windows Event Log) sees it too.
+
+    adsync's stream handler writes the line under its lock; any other handler gets a
+    record that carries the line, which ``_Formatter`` passes through unchanged.
+    """
+
+    disabled = False  # read by structlog's filter_by_level
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._stdlib = logging.getLogger(name)
+
+    def isEnabledFor(self, level: int) -> bool:
+        return self._stdlib.isEnabledFor(level)
+
+    def getEffectiveLevel(self) -> int:
+        return self._stdlib.getEffectiveLevel()
+
+    def debug(self, line: str) -> None:
+        self._emit(logging.DEBUG, line)
+
+    def info(self, line: str) -> None:
+        self._emit(logging.INFO, line)
+
+    def warning(self, line: str) -> None:
+        self._emit(logging.WARNING, line)
+
+    def error(self, line: str) -> None:
+        self._emit(logging.ERROR, line)
+
+    def critical(self, line: str) -> None:
+        self._emit(logging.CRITICAL, line)
+
+    warn = warning
+    exception = error
+    fatal = critical
+
+    def _emit(self, level: int, line: str) -> None:
+        record: logging.LogRecord | None = None
+        for handler in logging.getLogger().handlers:
+            if level < handler.level:
+                continue
+            if type(handler) is _Handler and not handler.filters:
+                handler.write_line(line)
+                continue
+            if record is None:
+                record = logging.LogRecord(self.name, level, __file__, 0, line, None, None)
+                setattr(record, _RENDERED, True)
+            handler.handle(record)
+
+
+_sinks: dict[str, _Sink] = {}
+
+
+def _sink_for(*args: Any) -> _Sink:
+    """structlog's logger factory: one sink per logger name."""
+    name = str(args[0]) if args else "adsync"
+    sink = _sinks.get(name)
+    if sink is None:
+        sink = _sinks[name] = _Sink(name)
+    return sink
+
+
 KEEP_ATTRIBUTE = "adsync_keep_on_reconfigure"
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Marks the handler adsync installed, so a reconfigure replaces it."""
+    """The handler adsync installs (a reconfigure replaces it); writes ``_Sink``'s lines."""
+
+    def write_line(self, line: str) -> None:
+        """What ``emit`` does with a formatted record, for a line rendered already."""
+        self.acquire()
+        try:
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except Exception:
+            record = logging.LogRecord("adsync", logging.ERROR, __file__, 0, "", None, None)
+            self.handleError(record)
+        finally:
+            self.release()
 
 
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
@@ -160,12 +288,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
     logging.captureWarnings(False)  # re-hook, in case something replaced showwarning since
     logging.captureWarnings(True)
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=_event_chain(fmt),
+        logger_factory=_sink_for,
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )

@@ -320,3 +320,41 @@ def test_threads_logging_while_secrets_come_and_go(out: io.StringIO) -> None:
     notes = [rec["note"] for rec in records(out)]
     assert len(notes) == 600
     assert all(note == "set *** now" for note in notes)
+
+
+def test_adsync_events_reach_every_root_handler_rendered_once(
+    out: io.StringIO, secret: Secret
+) -> None:
+    """structlog events skip the stdlib hop (speed) but still reach a kept handler (the
+    Windows Event Log): the same redacted line, with the record's level, at its level."""
+    from adsync.observe.logs import make_formatter
+
+    seen: list[tuple[int, str]] = []
+
+    class Kept(logging.Handler):
+        adsync_keep_on_reconfigure = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.levelno, self.format(record)))
+
+    kept = Kept(level=logging.INFO)
+    kept.setFormatter(make_formatter("json"))
+    root = logging.getLogger()
+    root.addHandler(kept)
+    try:
+        log = structlog.get_logger("adsync.test")
+        log.debug("below the kept handler's level")
+        log.info("delivery", note=f"said {secret.reveal()}")
+        log.warning("careful", attempts=2)
+    finally:
+        root.removeHandler(kept)
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == [
+        "below the kept handler's level",
+        "delivery",
+        "careful",
+    ]
+    assert [level for level, _ in seen] == [logging.INFO, logging.WARNING]
+    assert [text for _, text in seen] == lines[1:]  # rendered once, passed through as is
+    assert json.loads(seen[0][1])["note"] == "said ***"
+    assert absent(PASSWORD, out.getvalue()) and absent(PASSWORD, repr(seen))
