@@ -383,10 +383,15 @@ def scrub(text: str, *secrets: Secret | str | None, max_len: int | None = MAX_RE
     text = str(text)
     # No form is shorter than its value (encoded_forms): a secret longer than the text
     # cannot be in it, and a short reason ("HTTP 204") costs no forms at all.
-    index = SecretIndex.of(*(s for s in secrets if s and len(s) <= len(text)))
-    text = index.redact(text)
-    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    text = index.redact(text)  # folding whitespace can rebuild a secret that holds a space
+    fits = [s for s in secrets if s and len(s) <= len(text)]
+    index = SecretIndex.of(*fits) if fits else None
+    if index is not None:
+        text = index.redact(text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    text = " ".join(text.split())
+    if index is not None:
+        text = index.redact(text)  # folding whitespace can rebuild a secret with a space
     if max_len is not None and len(text) > max_len:
         text = text[: max_len - 1] + "…"
     return text

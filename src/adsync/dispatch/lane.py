@@ -128,7 +128,7 @@ class Lane:
                 self._start_from_window()
                 delay: float | None = None
                 room = self.window_size - len(self._window)
-                if room >= self.window_size // 2:
+                if self._needs_claim():
                     try:
                         batch = await self.queue.claim(self.name, room)
                     except Exception as exc:
@@ -184,10 +184,15 @@ class Lane:
         """
         if self._wake.is_set():
             return
+        if delay is None:  # the common case while work flows: no timer, no extra task
+            await self._wake.wait()
+            return
         waiter = asyncio.ensure_future(self._wake.wait())
-        tasks: set[asyncio.Future[Any]] = {waiter}
-        if delay is not None:
-            tasks.add(asyncio.ensure_future(self._sleep_until(self.clock.monotonic() + delay)))
+        deadline = self.clock.monotonic() + delay
+        tasks: set[asyncio.Future[Any]] = {
+            waiter,
+            asyncio.ensure_future(self._sleep_until(deadline)),
+        }
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -274,4 +279,10 @@ class Lane:
                 await self.queue.release(self.name, [claim.change_id])
         finally:
             self._inflight.pop(claim.change_id, None)
-            self._wake.set()
+            if self._needs_claim() or self._stopping:
+                self._wake.set()
+
+    def _needs_claim(self) -> bool:
+        """The loop claims when half the window is free (a delivery ending with the window
+        fuller than that needs no wake-up: the next slot was fed from memory)."""
+        return self.window_size - len(self._window) >= self.window_size // 2

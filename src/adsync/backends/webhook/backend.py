@@ -88,15 +88,18 @@ class WebhookBackend(Backend[WebhookConfig]):
     async def deliver(self, change: Change) -> Outcome:
         if self._session is None:
             return Outcome.failed("backend not started")
-        secrets = self._secrets(change.password)
         try:
             status, retry_after, content = await self._post(
                 self.config.url, change_body(change), {EVENT_ID_HEADER: change.event_id_hex}
             )
         except TRANSPORT_ERRORS as exc:
-            return transport_outcome(exc, *secrets)
+            return transport_outcome(exc, *self._secrets(change.password))
+        if 200 <= status < 300:  # the common case: no header to read, nothing to scrub
+            return delivery_outcome(status, None)
         wait = parse_retry_after(retry_after, datetime.now(UTC))
-        reason = reason_from_body(content, secrets) if status in (409, 422) else ""
+        reason = ""
+        if status in (409, 422):
+            reason = reason_from_body(content, self._secrets(change.password))
         return delivery_outcome(status, wait, reason)
 
     async def check(self, candidate: Candidate) -> CheckResult:

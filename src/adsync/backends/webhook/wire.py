@@ -20,8 +20,8 @@ MAX_REASON = 200
 def iso_utc_ms(epoch_ms: int) -> str:
     """``2023-11-14T22:13:20.000Z`` from integer milliseconds (no float rounding)."""
     seconds, millis = divmod(epoch_ms, 1000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC)
-    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).isoformat()  # ...T22:13:20+00:00
+    return f"{stamp[:-6]}.{millis:03d}Z"
 
 
 def _dumps(body: dict[str, object]) -> bytes:
