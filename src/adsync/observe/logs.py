@@ -224,8 +224,11 @@ class _Sink:
     fatal = critical
 
     def _emit(self, level: int, line: str) -> None:
+        handlers = logging.getLogger().handlers
+        if not handlers and logging.lastResort is not None:  # as the stdlib does then
+            handlers = [logging.lastResort]
         record: logging.LogRecord | None = None
-        for handler in logging.getLogger().handlers:
+        for handler in handlers:
             if level < handler.level:
                 continue
             if type(handler) is _Handler and not handler.filters:

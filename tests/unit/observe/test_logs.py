@@ -358,3 +358,24 @@ def test_adsync_events_reach_every_root_handler_rendered_once(
     assert [text for _, text in seen] == lines[1:]  # rendered once, passed through as is
     assert json.loads(seen[0][1])["note"] == "said ***"
     assert absent(PASSWORD, out.getvalue()) and absent(PASSWORD, repr(seen))
+
+
+def test_with_no_handler_left_warnings_still_reach_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A caller that put back an empty root logger (the demo restores what it found) still
+    sees adsync's warnings on stderr, as the stdlib's last resort shows its own."""
+    configure_logging("info", "json", io.StringIO())
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        structlog.get_logger("adsync.test").info("quiet")
+        structlog.get_logger("adsync.test").warning("loud", attempts=3)
+    finally:
+        for handler in saved:
+            root.addHandler(handler)
+    err = capsys.readouterr().err
+    assert "quiet" not in err
+    assert json.loads(err.strip())["event"] == "loud"
