@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -110,6 +111,7 @@ async def one_round(args: argparse.Namespace, round_no: int) -> None:
     if target is not None:
         target.stop()
     await queue.close()
+    shutil.rmtree(work)  # the queue file and key of this round
     used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
     per = 1e6 / args.accounts
     loop_cpu = used.pop(loop_thread, 0.0)
