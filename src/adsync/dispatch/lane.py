@@ -138,6 +138,8 @@ class Lane:
                     self._window.extend(batch.claims)
                     self._start_from_window()
                     if len(batch.claims) < room:
+                        if batch.full:
+                            continue  # rows it took were unreadable (failed): claim again
                         delay = self._until_due(batch)
                         if delay <= 0:
                             continue  # a row came due during the claim's round trip

@@ -104,9 +104,12 @@ class Claim:
 @dataclass(frozen=True, slots=True)
 class ClaimBatch:
     claims: list[Claim]
-    next_due: float | None  # earliest next_attempt_at among rows this lane could claim later
+    # earliest next_attempt_at among rows this lane could claim later (None: none, or not
+    # read because the claim took all it asked for)
+    next_due: float | None
     finished: int = 0  # rows superseded or expired while claiming
     now: float = 0.0  # the clock's time the claim used: rows due by then were taken
+    full: bool = False  # it took all it asked for (some may have been unreadable): more may be due
 
 
 @dataclass(frozen=True, slots=True)

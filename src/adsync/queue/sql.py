@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from adsync.queue import crashpoint
 from adsync.queue.errors import QueueError
@@ -301,13 +301,19 @@ _CHANGE_ROW = "(" + _marks(13) + ")"
 _ROWS_PER_INSERT = 2000  # 13 x 2000 bound values stay under SQLite's limit of 32766
 
 
+class Inserted(NamedTuple):
+    flags: list[bool]  # per change, in order: True where inserted (False: a known event id)
+    dropped: int  # passwords of older changes dropped because these superseded them
+
+
 def insert_changes(
     conn: sqlite3.Connection,
     items: Sequence[SealedChange],
     now: float,
     expire_after: Mapping[str, float],
-) -> list[bool]:
-    """Insert new changes and one pending delivery per backend; True where inserted.
+) -> Inserted:
+    """Insert new changes and one pending delivery per backend, then supersede the
+    pending rows they make older (``supersede_older``).
 
     A few statements per batch, not one per row: each statement releases and
     retakes the GIL, and retaking it can wait for a busy event loop.
@@ -360,9 +366,38 @@ def insert_changes(
             " FROM changes c, b WHERE c.id BETWEEN ? AND ? ORDER BY c.id, b.backend",
             [*(v for pair in backends for v in pair), now, now, now, now, first_id, cid - 1],
         )
+    dropped = 0
     if cid > first_id:
         conn.execute("UPDATE counters SET appended = appended + ? WHERE id = 1", (cid - first_id,))
-    return inserted
+        if expire_after:
+            dropped = supersede_older(conn, first_id, cid - 1, now)
+    return Inserted(inserted, dropped)
+
+
+_SUPERSEDE_OLDER = """
+UPDATE deliveries SET state = 'superseded', last_outcome = ?, last_error = ?, updated_at = ?
+WHERE state = 'pending' AND (change_id, backend) IN (
+    SELECT o.change_id, o.backend FROM deliveries n
+    JOIN deliveries o ON o.backend = n.backend AND o.account_hash = n.account_hash
+        AND (o.src_at, o.src_host, o.src_seq, o.change_id)
+            < (n.src_at, n.src_host, n.src_seq, n.change_id)
+    WHERE n.change_id BETWEEN ? AND ? AND o.state = 'pending')
+RETURNING change_id
+"""
+
+
+def supersede_older(conn: sqlite3.Connection, first_id: int, last_id: int, now: float) -> int:
+    """Supersede the pending rows that the changes ``first_id..last_id`` make older.
+
+    The claim would supersede them when they came due (the same rule: a newer row of
+    the account is pending); done when the newer change is stored, an older password is
+    dropped at once, a backlog holds only what will be sent, and a target that comes
+    back after an outage finds no pile to sort through in one long transaction.
+    Rows in flight are never touched. Returns the passwords dropped.
+    """
+    _, outcome, error = _SUPERSEDED
+    ids = [r[0] for r in conn.execute(_SUPERSEDE_OLDER, (outcome, error, now, first_id, last_id))]
+    return drop_passwords_if_done(conn, sorted(set(ids))) if ids else 0
 
 
 def appended(conn: sqlite3.Connection) -> int:
@@ -517,7 +552,10 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
     finished: list[int] = []
     accounts: set[bytes] = set()
     while len(claimed) < limit:
-        want = (limit - len(claimed)) * 2 + 8
+        # A few spare rows for an account taken twice or a row superseded or expired here;
+        # each row read costs its subqueries, so not many (appends supersede most: they
+        # never reach a claim).
+        want = limit - len(claimed) + 4
         candidates = conn.execute(_CANDIDATES, (backend, now, want)).fetchall()
         superseded: list[int] = []
         expired: list[int] = []
@@ -549,8 +587,10 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
         if not progress or len(candidates) < want:
             break
     dropped = drop_passwords_if_done(conn, finished)
-    row = conn.execute(_NEXT_DUE, (backend,)).fetchone()
-    next_due = None if row is None or row[0] is None else float(row[0])
+    next_due = None  # a full claim: the lane claims again when its window runs low
+    if len(claimed) < limit:
+        row = conn.execute(_NEXT_DUE, (backend,)).fetchone()
+        next_due = None if row is None or row[0] is None else float(row[0])
     loaded: dict[int, ClaimedRow] = {}
     for chunk in _chunks(claimed):
         sql = _LOAD.format(marks=_marks(len(chunk)))

@@ -338,7 +338,10 @@ class Queue:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _committed(self, inserted: int) -> None:
+    def _committed(self, inserted: int, dropped: int) -> None:
+        """After each commit: ``inserted`` new changes, ``dropped`` passwords of older ones
+        they superseded (``sql.supersede_older``)."""
+        self._pending -= dropped
         if inserted:
             if self._mark is not None:
                 self._appended += inserted
@@ -450,7 +453,7 @@ class Queue:
                 reason = str(exc) if isinstance(exc, SealError) else "unreadable sealed data"
                 log.error("queue_unreadable_row", backend=backend, reason=reason)
                 await self._finish(backend, row.change_id, "unreadable", reason)
-        return ClaimBatch(claims, result.next_due, result.finished, now)
+        return ClaimBatch(claims, result.next_due, result.finished, now, len(result.rows) >= limit)
 
     def _open_claim(self, backend: str, row: sql.ClaimedRow) -> Claim:
         s = self._sealer

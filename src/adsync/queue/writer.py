@@ -42,10 +42,12 @@ def _transaction(
     ops: Sequence[Op],
     now: float,
     expire_after: Mapping[str, float],
-) -> tuple[list[bool], list[Any]]:
+) -> tuple[sql.Inserted, list[Any]]:
     """One transaction on the sqlite thread. A sqlite error fails the whole batch."""
     with sql.transaction(conn):
-        inserted = sql.insert_changes(conn, appends, now, expire_after) if appends else []
+        inserted = (
+            sql.insert_changes(conn, appends, now, expire_after) if appends else _NOTHING_INSERTED
+        )
         results: list[Any] = []
         for op in ops:
             try:
@@ -56,6 +58,9 @@ def _transaction(
             except Exception as exc:  # a bug in one op must not fail the others
                 results.append(_OpFailed(exc))
     return inserted, results
+
+
+_NOTHING_INSERTED = sql.Inserted([], 0)
 
 
 class GroupWriter:
@@ -73,7 +78,7 @@ class GroupWriter:
         expire_after: Callable[[], Mapping[str, float]],
         *,
         max_batch: int = 4096,
-        on_commit: Callable[[int], None] | None = None,
+        on_commit: Callable[[int, int], None] | None = None,
     ) -> None:
         self._run = run_on_thread
         self._time = clock_time
@@ -190,10 +195,11 @@ class GroupWriter:
         self,
         appends: list[_Append],
         ops: list[tuple[Op, asyncio.Future[Any]]],
-        inserted: list[bool],
+        stored: sql.Inserted,
         results: list[Any],
     ) -> None:
         self.commits += 1
+        inserted = stored.flags
         start = 0
         for items, fut, _t in appends:
             end = start + len(items)
@@ -211,7 +217,7 @@ class GroupWriter:
             else:
                 ofut.set_result(result)
         if self._on_commit is not None:
-            self._on_commit(sum(inserted))
+            self._on_commit(sum(inserted), stored.dropped)
 
     async def close(self) -> None:
         """Finish what was queued, then stop."""

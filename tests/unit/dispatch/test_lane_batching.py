@@ -23,17 +23,15 @@ from .test_dispatcher import (
 )
 
 
-async def test_a_claim_window_spanning_supersedes_sends_only_each_accounts_newest(
-    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+async def _sends_only_each_accounts_newest(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup, *, newest_first: bool
 ) -> None:
-    """Everything is queued before the lane runs: its first claim window spans several
-    changes per account; only the newest of each is sent, the older are superseded."""
     fake = FakeBackend("fake", config(concurrency=2))
     queue = await open_queue(["fake"])
     cleanup.append(queue.close)
     accounts = [f"user{i}" for i in range(7)]
     changes = [make_change(accounts[i % 7]) for i in range(30)]  # 4-5 changes per account
-    for change in changes:
+    for change in reversed(changes) if newest_first else changes:
         await queue.append_many([change])
     newest = {c.account: c for c in changes}
     dispatcher = Dispatcher(queue, {"fake": (fake, fake.config)}, clock, random=lambda: 0.5)
@@ -43,13 +41,30 @@ async def test_a_claim_window_spanning_supersedes_sends_only_each_accounts_newes
     cleanup.append(lambda: dispatcher.stop(0))
     for change in newest.values():
         await eventually_state(queue, change, DeliveryState.DELIVERED)
-    assert sorted(c[1] for c in fake.calls) == sorted(c.event_id for c in newest.values())
     for change in changes:
         if newest[change.account] is not change:
+            await eventually_state(queue, change, DeliveryState.SUPERSEDED)
             info = await row(queue, change)
-            assert info.state is DeliveryState.SUPERSEDED and info.attempts == 0
-            assert not info.password_held
+            assert info.attempts == 0 and not info.password_held
+    assert sorted(c[1] for c in fake.calls) == sorted(c.event_id for c in newest.values())
     assert fake.max_active <= 2 and fake.max_active_per_account == 1
+
+
+async def test_changes_queued_in_source_order_send_only_each_accounts_newest(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """Everything is queued before the lane runs; each change supersedes its account's
+    older pending ones as it is stored, so the first window holds only the newest."""
+    await _sends_only_each_accounts_newest(open_queue, clock, cleanup, newest_first=False)
+
+
+async def test_a_claim_window_spanning_supersedes_sends_only_each_accounts_newest(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """Changes that arrive newest first (a spool replayed late) supersede nothing as they
+    are stored: the claim windows span several changes per account, the newest of each
+    is sent first and every older one is superseded when a claim reaches it."""
+    await _sends_only_each_accounts_newest(open_queue, clock, cleanup, newest_first=True)
 
 
 async def test_a_newer_change_arriving_while_the_older_waits_in_the_window_goes_after_it(
@@ -136,3 +151,25 @@ async def test_the_lanes_sleep_counts_from_when_it_was_asked_for(
     await asyncio.sleep(0)  # _wait ran and created its sleep; the sleep has not run yet
     clock.advance(5.0)
     await eventually(waiting.done, "the sleep to end")
+
+
+async def test_a_full_claim_of_unreadable_rows_is_followed_by_another_at_once(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """A claim that took all it asked for reads no next due time; if every row it took was
+    unreadable (failed), the lane claims again at once rather than sleeping its poll
+    (the fake clock never moves here)."""
+    fake = FakeBackend("fake", config(concurrency=1))
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    dispatcher = Dispatcher(queue, {"fake": (fake, fake.config)}, clock, random=lambda: 0.5)
+    broken = [make_change(f"user{i}") for i in range(dispatcher.lanes["fake"].window_size)]
+    await queue.append_many(broken)
+    await queue.write(lambda c: c.execute("UPDATE changes SET password_sealed = x'00'"))
+    readable = make_change("last")
+    await queue.append_many([readable])
+    await dispatcher.start()
+    cleanup.append(lambda: dispatcher.stop(0))
+    await eventually_state(queue, readable, DeliveryState.DELIVERED)
+    assert [c[1] for c in fake.calls] == [readable.event_id]
+    assert {(await row(queue, c)).state for c in broken} == {DeliveryState.FAILED}

@@ -182,3 +182,85 @@ async def test_older_arriving_after_newer_was_pruned_is_still_superseded(
         assert await deliver_all(q) == [late.event_id]
     finally:
         await q.close()
+
+
+# --- superseded as the newer change is stored (sql.supersede_older) ---------------------------
+
+
+async def test_storing_a_newer_change_supersedes_older_pending_rows_at_once(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    """Before any claim: the older rows are superseded, their passwords gone, and
+    ``max_pending`` counts only what will be sent."""
+    older = [change(T0 + i, seq=i) for i in range(3)]
+    bob = change(T0, seq=0, account="bob")
+    newest = change(T0 + 9, seq=9)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        for c in (*older, bob):
+            await q.append_many([c])
+        assert q.pending_changes == 2  # older[2] and bob
+        await q.append_many([newest])
+        assert q.pending_changes == 2  # newest and bob
+        with sqlite3.connect(db_path) as conn:
+            held = {
+                bytes(e): p is not None
+                for e, p in conn.execute("SELECT event_id, password_sealed FROM changes")
+            }
+        assert [held[c.event_id] for c in older] == [False, False, False]
+        assert held[newest.event_id] and held[bob.event_id]
+        assert {e: states(db_path)[e] for e in (c.event_id for c in older)} == dict.fromkeys(
+            (c.event_id for c in older), "superseded"
+        )
+        assert sorted(await deliver_all(q)) == sorted([newest.event_id, bob.event_id])
+    finally:
+        await q.close()
+
+
+async def test_one_batch_keeps_only_each_accounts_newest(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    """Source order, not the order inside the batch, decides which one stays."""
+    batch = [change(T0 + 30, seq=3), change(T0 + 50, seq=5), change(T0 + 40, seq=4)]
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many(batch)
+        assert q.pending_changes == 1
+        assert await deliver_all(q) == [batch[1].event_id]
+    finally:
+        await q.close()
+    assert [states(db_path)[c.event_id] for c in batch] == ["superseded", "delivered", "superseded"]
+
+
+async def test_a_row_in_flight_is_not_superseded_by_a_newer_arrival(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    """A delivery under way finishes; the newer change goes out after it."""
+    first, second = change(T0 + 1, seq=1), change(T0 + 2, seq=2)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([first])
+        (claim,) = (await q.claim("only", 10)).claims
+        await q.append_many([second])
+        assert states(db_path)[first.event_id] == "in_flight"
+        await q.record(
+            claim, Decision(DeliveryState.DELIVERED, 1, 0, None, None, ""), "delivered", ""
+        )
+        assert await deliver_all(q) == [second.event_id]
+    finally:
+        await q.close()
+
+
+async def test_an_older_arrival_supersedes_nothing_newer(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    """The spool path: the older change is stored pending and superseded when claimed;
+    the newer one is untouched by its arrival."""
+    newer, older = change(T0 + 50, seq=11), change(T0 + 10, seq=10)
+    q = await open_queue(db_path, keys, clock)
+    try:
+        await q.append_many([newer])
+        await q.append_many([older])
+        assert states(db_path) == {newer.event_id: "pending", older.event_id: "pending"}
+    finally:
+        await q.close()

@@ -447,13 +447,18 @@ async def test_one_claim_supersedes_expires_and_claims_in_a_few_statements(
 ) -> None:
     q = await Queue.open(db_path, keys, ["only"], max_pending=100, clock=clock)
     q.set_expire_after("only", 60.0)
+    alice = [new_change("alice") for _ in range(3)]
     bob = new_change("bob")
+    carol = new_change("carol")
+    await q.append_many([alice[0]])
+    first = await q.claim("only", 1)  # alice[0] in flight: appends do not supersede it
+    assert [c.change.event_id for c in first.claims] == [alice[0].event_id]
     await q.append_many([bob])
     clock.advance(61)  # bob's row is past its expiry when claimed
-    alice = [new_change("alice") for _ in range(3)]
-    carol = new_change("carol")
-    for change in (*alice, carol):
-        await q.append_many([change])
+    await q.append_many([alice[1]])
+    await q.append_many([alice[2]])  # supersedes alice[1] as it is stored
+    await q.release("only", [first.claims[0].change_id])  # back to pending, behind alice[2]
+    await q.append_many([carol])
     await q.close()
 
     conn = sqlite3.connect(db_path, isolation_level=None)
@@ -467,7 +472,7 @@ async def test_one_claim_supersedes_expires_and_claims_in_a_few_statements(
     assert len(statements) - 2 <= 7
     claimed = [bytes(r.event_id) for r in result.rows]
     assert claimed == [alice[2].event_id, carol.event_id]  # only the newest per account
-    assert result.finished == 3
+    assert result.finished == 2  # bob expired, alice[0] superseded
     state = {
         bytes(eid): (st, outcome, pw is not None)
         for eid, st, outcome, pw in conn.execute(
@@ -481,4 +486,4 @@ async def test_one_claim_supersedes_expires_and_claims_in_a_few_statements(
     assert state[alice[1].event_id] == ("superseded", "superseded", False)
     assert state[alice[2].event_id] == ("in_flight", None, True)
     assert state[carol.event_id] == ("in_flight", None, True)
-    assert result.dropped == 3
+    assert result.dropped == 2
