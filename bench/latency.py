@@ -8,7 +8,9 @@ notes when each event first arrives. Latency = arrival - send, both on the machi
 monotonic clock. The forwarder is the least a daemon must do: read a frame, ACK it,
 POST the change's webhook body with one aiohttp session at the same concurrency; no
 storage. Rates alternate between the two. Printed per rate: p50/p99 of each, the ratio
-of the p50s, and the p50 of the first and the last third of the run (stable: equal).
+of the p50s, the p50 of the first and the last third of the run (stable: equal), and
+each side's CPU time per change (user + system, from the first send to the last arrival):
+a figure the machine's other load moves much less than latency.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from drain import (  # the sibling bench: its target and change maker
     SECRET,
     TargetProcess,
+    cpu_seconds,
     daemon_config,
     free_port,
     make_changes,
@@ -167,10 +170,13 @@ def main() -> None:
         try:
             for n, rate in enumerate(float(r) for r in args.rates.split(",")):
                 count = int(rate * args.seconds)
-                row = {}
+                row, cpu = {}, {}
+                pids = {"bare": forwarder.pid, "daemon": daemon.proc.pid if daemon.proc else 0}
                 for name, path in (("bare", fsock), ("daemon", str(daemon.unix_socket))):
                     changes = make_changes(count, count, n, prefix=f"{name}{n}-")
+                    used = cpu_seconds(pids[name])
                     row[name] = asyncio.run(measure(path, target, changes, rate))
+                    cpu[name] = (cpu_seconds(pids[name]) - used) / count * 1e6
                 d, b = row["daemon"], row["bare"]
                 third = max(1, len(d) // 3)
                 print(
@@ -178,7 +184,8 @@ def main() -> None:
                     f"  daemon p50 {pct(d, 0.5):7.2f} ms p99 {pct(d, 0.99):7.2f} ms"
                     f"  ratio p50 {pct(d, 0.5) / pct(b, 0.5):5.1f}"
                     f"  daemon p50 first/last third {pct(d[:third], 0.5):.1f}/"
-                    f"{pct(d[-third:], 0.5):.1f} ms  delivered {len(d)}/{count}",
+                    f"{pct(d[-third:], 0.5):.1f} ms  delivered {len(d)}/{count}"
+                    f"  CPU per change daemon {cpu['daemon']:.0f} µs, bare {cpu['bare']:.0f} µs",
                     flush=True,
                 )
         finally:

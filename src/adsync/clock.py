@@ -10,7 +10,12 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+
+class Timer(Protocol):
+    def cancel(self) -> object: ...
 
 
 class Clock(Protocol):
@@ -26,6 +31,11 @@ class Clock(Protocol):
         """Wait ``seconds`` (zero or negative: just yield)."""
         ...
 
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        """Call ``fn`` on the running loop after ``seconds``, unless cancelled first: a
+        timed wait without a task (the lane's idle wait, once per change at moderate rates)."""
+        ...
+
 
 class SystemClock:
     """The real clocks."""
@@ -38,6 +48,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), fn)
 
 
 class FakeClock:
@@ -59,9 +72,20 @@ class FakeClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
+        await self._sleeper(seconds)
+
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        """Counted in ``sleepers`` until it fires or is cancelled."""
+        fut = self._sleeper(max(0.0, seconds))
+        fut.add_done_callback(lambda f: None if f.cancelled() else fn())
+        if seconds <= 0:
+            fut.set_result(None)
+        return fut
+
+    def _sleeper(self, seconds: float) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), fut))
-        await fut
+        return fut
 
     @property
     def sleepers(self) -> int:

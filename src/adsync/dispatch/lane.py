@@ -181,28 +181,21 @@ class Lane:
     async def _wait(self, delay: float | None) -> None:
         """Until woken, or ``delay`` seconds on the clock (None: until woken).
 
-        The deadline is read now, not when the sleeping task first runs: time that
-        passes before then (a test moving its clock) shortens the sleep.
+        The deadline is set now, not when the loop next runs: time that passes before
+        then (a test moving its clock) shortens the sleep. A timer that sets the wake
+        event, not a sleeping task: the lane waits like this once per change when
+        changes trickle in.
         """
         if self._wake.is_set():
             return
-        if delay is None:  # the common case while work flows: no timer, no extra task
+        if delay is None:  # the common case while work flows: no timer
             await self._wake.wait()
             return
-        waiter = asyncio.ensure_future(self._wake.wait())
-        deadline = self.clock.monotonic() + delay
-        tasks: set[asyncio.Future[Any]] = {
-            waiter,
-            asyncio.ensure_future(self._sleep_until(deadline)),
-        }
+        timer = self.clock.call_later(delay, self._wake.set)
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._wake.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-
-    async def _sleep_until(self, deadline: float) -> None:
-        await self.clock.sleep(deadline - self.clock.monotonic())
+            timer.cancel()
 
     # --- one delivery ----------------------------------------------------------------------
 
