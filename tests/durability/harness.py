@@ -20,7 +20,6 @@ The checks, after the restart and a drain with every target accepting:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,28 +243,12 @@ def shortfall(
     return missing
 
 
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in os.environ for what starts inside (the daemon), then gone again."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def start(daemon: DaemonProcess, env: dict[str, str] | None = None) -> bool:
     """Start the daemon (with ``env``); False when it exits first (a crash hook at start)."""
-    with environ(env or {}):
-        try:
-            daemon.start(wait=30)
-        except RuntimeError:
-            return False
+    try:
+        daemon.start(wait=30, env=env)
+    except RuntimeError:
+        return False
     return True
 
 

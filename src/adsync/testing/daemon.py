@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ class DaemonProcess:
     def unix_socket(self) -> Path:
         return Path(self.config["ingest"]["unix_socket"])
 
-    def start(self, wait: float = 20.0) -> None:
+    def start(self, wait: float = 20.0, env: Mapping[str, str] | None = None) -> None:
+        """Start and wait until it accepts; ``env`` is added to this process's environment
+        for the daemon alone (runs side by side must not share os.environ changes)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
         log = self.log_path.open("ab")
@@ -83,6 +86,7 @@ class DaemonProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
+            env={**os.environ, **env} if env else None,
         )
         log.close()
         self.wait_ready(wait)
