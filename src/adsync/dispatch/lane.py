@@ -33,6 +33,8 @@ from adsync.secret import scrub
 
 log = structlog.get_logger("adsync.dispatch")
 
+_NOT_SENT = frozenset({OutcomeKind.SKIPPED, OutcomeKind.SUPERSEDED})  # the gate's verdicts
+
 
 class LaneState(NamedTuple):
     """What status, health and metrics show of a lane."""
@@ -68,6 +70,7 @@ class Lane:
         self._posting = 0  # deliveries between start and outcome: the concurrency slots
         self._inflight: dict[int, asyncio.Task[None]] = {}  # started, outcome not recorded
         self._outcomes = OutcomeBatcher(queue.record_many)
+        self._grown = 0  # window rows above the base, one per delivery in a row (window_size)
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0  # attempts finished (for tests and metrics)
         # The last outcome marked misconfigured (reason, at), until a delivery succeeds.
@@ -116,10 +119,21 @@ class Lane:
 
     @property
     def window_size(self) -> int:
-        """Rows claimed ahead: two rounds of the slots, refilled at half. A window of 32
-        measured no faster in a drain and doubled the ACK latency of appends while the
-        target was down (bench/README.md, "Third pass")."""
-        return max(8, 2 * self.config.concurrency)
+        """Rows claimed ahead, refilled at half: two rounds of the slots (at least 8) while
+        the target fails, growing by one per delivery up to four times that while it takes
+        changes. A drain starved its slots 40% of the time waiting for claims with the small
+        window; a large one kept while the target is down makes bursts of refused attempts
+        that doubled the ACK latency of appends (bench/README.md, "Third pass", "Fourth pass").
+        """
+        base = max(8, 2 * self.config.concurrency)
+        return base + min(self._grown, 3 * base)
+
+    def _adapt_window(self, kind: OutcomeKind) -> None:
+        """Grow on a delivery, back to the base on any answer but the gate's (not sent)."""
+        if kind is OutcomeKind.DELIVERED:
+            self._grown += 1
+        elif kind not in _NOT_SENT:
+            self._grown = 0
 
     async def _run(self) -> None:
         try:
@@ -246,6 +260,7 @@ class Lane:
             now = self.clock.time()
             attempt = self._judge(claim, outcome, now)
             await self._outcomes.record(attempt)
+            self._adapt_window(outcome.kind)
             if outcome.misconfigured:
                 self.config_problem = {"reason": attempt.error, "at": now}
             elif outcome.kind is OutcomeKind.DELIVERED:

@@ -8,6 +8,7 @@ import asyncio
 from adsync.clock import FakeClock
 from adsync.dispatch.dispatcher import Dispatcher
 from adsync.dispatch.lane import Lane
+from adsync.plugin import Change, Outcome
 from adsync.queue.models import ClaimBatch, DeliveryState
 
 from .test_dispatcher import (
@@ -173,3 +174,33 @@ async def test_a_full_claim_of_unreadable_rows_is_followed_by_another_at_once(
     await eventually_state(queue, readable, DeliveryState.DELIVERED)
     assert [c[1] for c in fake.calls] == [readable.event_id]
     assert {(await row(queue, c)).state for c in broken} == {DeliveryState.FAILED}
+
+
+async def test_the_window_grows_while_the_target_takes_changes_and_shrinks_when_it_fails(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """Each delivery adds a row to the window (up to four times its base); any other answer
+    from the target brings it back to the base, so a target that is down is attempted in
+    small bursts (bench/README.md, "Fourth pass")."""
+    answers: list[Outcome] = []
+
+    async def script(change: Change) -> Outcome:
+        return answers.pop(0) if answers else Outcome.delivered()
+
+    fake = FakeBackend("fake", config(concurrency=1), script)
+    queue, dispatcher = await start(open_queue, clock, cleanup, {"fake": fake})
+    lane = dispatcher.lanes["fake"]
+    base = lane.window_size
+    assert base == 8
+    first = [make_change(f"user{i}") for i in range(5)]
+    await queue.append_many(first)
+    await eventually(lambda: lane.delivered == 5, "five deliveries")
+    assert lane.window_size == base + 5
+    answers.append(Outcome.unreachable("HTTP 503"))
+    await queue.append_many([make_change("down")])
+    await eventually(lambda: lane.delivered == 6, "a refused attempt")
+    assert lane.window_size == base
+    more = [make_change(f"more{i}") for i in range(40)]
+    await queue.append_many(more)
+    await eventually(lambda: lane.delivered == 46, "forty more deliveries")
+    assert lane.window_size == 4 * base
