@@ -257,6 +257,8 @@ class Lane:
             finally:
                 self._posting -= 1
                 self._start_from_window()  # the slot is free: feed it before recording
+                if self._needs_claim():  # and claim more meanwhile, not after the record
+                    self._wake.set()
             now = self.clock.time()
             attempt = self._judge(claim, outcome, now)
             await self._outcomes.record(attempt)

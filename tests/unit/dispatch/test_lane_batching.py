@@ -4,12 +4,13 @@ the rules of order and supersede across a window's boundaries."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from adsync.clock import FakeClock
 from adsync.dispatch.dispatcher import Dispatcher
 from adsync.dispatch.lane import Lane
 from adsync.plugin import Change, Outcome
-from adsync.queue.models import ClaimBatch, DeliveryState
+from adsync.queue.models import Attempt, ClaimBatch, DeliveryState
 
 from .test_dispatcher import (
     Cleanup,
@@ -204,3 +205,34 @@ async def test_the_window_grows_while_the_target_takes_changes_and_shrinks_when_
     await queue.append_many(more)
     await eventually(lambda: lane.delivered == 46, "forty more deliveries")
     assert lane.window_size == 4 * base
+
+
+async def test_the_window_is_refilled_while_outcomes_wait_for_their_record(
+    open_queue: OpenQueue, clock: FakeClock, cleanup: Cleanup
+) -> None:
+    """A freed slot takes the next claimed row at once and, when that leaves the window
+    half empty, wakes the lane to claim more: the claim does not wait for the outcomes'
+    record transaction (a drain had its slots idle while claims waited for records)."""
+    fake = FakeBackend("fake", config(concurrency=1))
+    queue = await open_queue(["fake"])
+    cleanup.append(queue.close)
+    records_may_finish = asyncio.Event()
+    record_many = queue.record_many
+
+    async def held_record_many(attempts: Sequence[Attempt]) -> None:
+        await records_may_finish.wait()
+        await record_many(attempts)
+
+    queue.record_many = held_record_many  # type: ignore[method-assign]
+    changes = [make_change(f"user{i}") for i in range(20)]
+    await queue.append_many(changes)
+    dispatcher = Dispatcher(queue, {"fake": (fake, fake.config)}, clock, random=lambda: 0.5)
+    lane = dispatcher.lanes["fake"]
+    assert lane.window_size == 8  # the window stays at its base: no outcome is recorded
+    await dispatcher.start()
+    cleanup.append(lambda: dispatcher.stop(0))
+    await eventually(lambda: len(fake.calls) == 20, "every change sent, none recorded")
+    assert lane.delivered == 0
+    records_may_finish.set()
+    for change in changes:
+        await eventually_state(queue, change, DeliveryState.DELIVERED)

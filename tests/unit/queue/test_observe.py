@@ -6,8 +6,11 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from adsync.clock import FakeClock
 from adsync.plugin import Change
+from adsync.queue import sql
 from adsync.queue.keys import FileKeyProvider
 from adsync.queue.models import Attempt, DecidedBy, Decision, DeliveryState
 from adsync.queue.store import APPEND_FAILURE_MEMORY, PROBE_BYTES, AppendStatus, Queue
@@ -197,3 +200,51 @@ async def test_a_refused_append_keeps_the_probe_failing_for_a_while(
     [result] = await queue.append_many([new_change("cid")])
     assert result.status is AppendStatus.STORED
     assert await queue.write_probe() is None  # a stored append clears it at once
+
+
+async def test_record_many_stores_every_field_across_statement_chunks(
+    db_path: Path,
+    keys: FileKeyProvider,
+    clock: FakeClock,
+    new_change: Callable[..., Change],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outcomes go in one UPDATE per chunk of rows (not a step per row): each row still
+    gets its own values, exactly, whichever chunk carries it."""
+    monkeypatch.setattr(sql, "_RECORD_ROWS", 3)
+    q = await Queue.open(db_path, keys, ["a"], max_pending=100, clock=clock)
+    try:
+        await q.append_many([new_change(f"user{i}") for i in range(7)])
+        claims = (await q.claim("a", 10)).claims
+        assert len(claims) == 7
+        retry = clock.time() + 1 / 3  # a float that JSON or text would round
+        attempts = [
+            Attempt(
+                c,
+                Decision(DeliveryState.PENDING, i + 1, i, clock.time() - i / 7, retry + i, ""),
+                "unreachable",
+                f"down {i}",
+            )
+            for i, c in enumerate(claims)
+        ]
+        await q.record_many(attempts)
+        stored = rows(
+            db_path,
+            "SELECT change_id, state, attempts, rejections, first_unknown_user_at,"
+            " next_attempt_at, last_outcome, last_error FROM deliveries ORDER BY change_id",
+        )
+        assert stored == [
+            (
+                a.claim.change_id,
+                "pending",
+                a.decision.attempts,
+                a.decision.rejections,
+                a.decision.first_unknown_user_at,
+                a.decision.next_attempt_at,
+                "unreachable",
+                a.error,
+            )
+            for a in sorted(attempts, key=lambda a: a.claim.change_id)
+        ]
+    finally:
+        await q.close()
