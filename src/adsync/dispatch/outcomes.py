@@ -31,8 +31,9 @@ class OutcomeBatcher:
         self._waiting.append((attempt, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="adsync-record-outcomes")
-        # Shielded: a caller cancelled at stop leaves the batch (and the others) alone.
-        await asyncio.shield(fut)
+        # A caller cancelled at stop cancels its own future only: the attempt stays in its
+        # batch and is recorded with the others (a done future is never set again).
+        await fut
 
     async def _flush(self) -> None:
         while self._waiting:
