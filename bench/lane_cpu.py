@@ -1,6 +1,7 @@
 """CPU per delivered change, split by thread: a real queue and lane, in this process.
 
     python bench/lane_cpu.py [--changes 20000] [--accounts 4000] [--backend null|webhook]
+                             [--trace-sql]
 
 ``--changes`` changes for ``--accounts`` accounts are appended to a fresh queue file
 (nothing delivers meanwhile), then one lane drains them: with ``null`` the backend
@@ -9,6 +10,12 @@ real webhook backend POSTs to bench/drain.py's target (a subprocess). Printed pe
 round: CPU per final of the event-loop thread and of the sqlite thread (from
 ``/proc/self/task``), wall time per final, and commits per final. The JSON log goes to
 /dev/null at info, as the daemon's would go to a file. Linux only (``/proc``).
+
+``--trace-sql`` also prints, per kind of statement run during the drain, the sqlite
+thread's CPU per final and the mean wall time from the statement's start to the next
+one's (a trace callback on the queue's connection): where that thread's time goes, the
+GIL waits of each step included. A COMMIT's span also holds the thread's idle time until
+the next transaction, so read its CPU, not its wall time.
 
 Why this and not a profiler: py-spy's samples of a busy event loop put weight on small
 frames (7% on a 2.5 µs timestamp function); per-thread CPU around a whole drain, with
@@ -23,6 +30,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,6 +60,28 @@ def thread_cpu() -> dict[int, float]:
         stat = Path(f"/proc/self/task/{tid}/stat").read_text().rpartition(")")[2].split()
         out[int(tid)] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
     return out
+
+
+class SqlTrace:
+    """Statement starts on the sqlite thread: (wall clock, thread CPU, first words)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, float, str]] = []
+
+    def __call__(self, statement: str) -> None:  # sqlite3's trace callback, on that thread
+        self.marks.append((time.perf_counter(), time.thread_time(), " ".join(statement.split())))
+
+    def report(self, finals: int) -> None:
+        spans: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        pairs = zip(self.marks, self.marks[1:], strict=False)  # each start with the next one
+        for (wall, cpu, text), (next_wall, next_cpu, _) in pairs:
+            span = spans[text[:44]]
+            span[0] += 1
+            span[1] += next_wall - wall
+            span[2] += next_cpu - cpu
+        for text, (count, wall, cpu) in sorted(spans.items(), key=lambda kv: -kv[1][2])[:8]:
+            print(f"    {cpu / finals * 1e6:5.1f} µs CPU per final, {count:5d} x, "
+                  f"{wall / count * 1e6:6.0f} µs wall each: {text}")  # fmt: skip
 
 
 async def backend_for(kind: str, concurrency: int) -> tuple[Backend[Any], BackendConfig, Any]:
@@ -100,12 +130,17 @@ async def one_round(args: argparse.Namespace, round_no: int) -> None:
     dispatcher = Dispatcher(queue, {"hook": (backend, config)}, SystemClock())
     lane = dispatcher.lanes["hook"]
     loop_thread = os.getpid()  # the main thread's id is the process id
+    trace = SqlTrace() if args.trace_sql else None
+    if trace is not None:
+        await queue.read(lambda conn: conn.set_trace_callback(trace))
     before, commits, started = thread_cpu(), queue.commits, time.perf_counter()
     await dispatcher.start()
     while lane.delivered < args.accounts:  # noqa: ASYNC110 - a counter, no event to wait on
         await asyncio.sleep(0.005)
     wall = time.perf_counter() - started
     after = thread_cpu()
+    if trace is not None:
+        await queue.read(lambda conn: conn.set_trace_callback(None))
     await dispatcher.stop(0)
     await backend.close()
     if target is not None:
@@ -121,6 +156,8 @@ async def one_round(args: argparse.Namespace, round_no: int) -> None:
         f"commits per final {(queue.commits - commits) / args.accounts:.3f}",
         flush=True,
     )
+    if trace is not None:
+        trace.report(args.accounts)
 
 
 async def rounds(args: argparse.Namespace) -> None:
@@ -135,6 +172,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", choices=("null", "webhook"), default="null")
+    parser.add_argument("--trace-sql", action="store_true", help="time each kind of statement")
     args = parser.parse_args()
     print(f"cpus: {os.cpu_count()}  changes: {args.changes}  accounts: {args.accounts}  "
           f"concurrency: {args.concurrency}  backend: {args.backend}")  # fmt: skip
