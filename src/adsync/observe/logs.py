@@ -186,7 +186,8 @@ def _event_chain(fmt: str) -> list[Processor]:
 
 class _Sink:
     """Where structlog puts a rendered line: every handler of the root logger, as the
-    stdlib would route a record, so a kept handler (the Windows Event Log) sees it too.
+    stdlib would route a record, so one added after ``configure_logging`` (pytest's
+    ``caplog``) sees it too.
 
     adsync's stream handler writes the line under its lock; any other handler gets a
     record that carries the line, which ``_Formatter`` passes through unchanged.
@@ -252,9 +253,6 @@ def _sink_for(*args: Any) -> _Sink:
     return sink
 
 
-KEEP_ATTRIBUTE = "adsync_keep_on_reconfigure"
-
-
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler adsync installs (a reconfigure replaces it); writes ``_Sink``'s lines."""
 
@@ -273,17 +271,14 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging through one redacting formatter on ``stream``
-    (stderr by default). Calling it again (SIGHUP) replaces the previous setup; a
-    handler marked with ``KEEP_ATTRIBUTE`` (it uses ``make_formatter`` too) stays."""
+    (stderr by default). Calling it again (SIGHUP) replaces the previous setup."""
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r} (debug | info | warning | error)")
     handler = _Handler(stream if stream is not None else sys.stderr)
     handler.setFormatter(make_formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, KEEP_ATTRIBUTE, False):
-            continue  # a handler that formats through redaction itself (the Event Log's)
-        root.removeHandler(old)  # any other would see records before redaction
+        root.removeHandler(old)  # a foreign one would see stdlib records before redaction
         if isinstance(old, _Handler):
             old.close()
     root.addHandler(handler)

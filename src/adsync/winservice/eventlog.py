@@ -1,13 +1,15 @@
-"""Log records to the Windows Event Log (Application log, source "adsync").
+"""The service's stderr as the Windows Event Log (Application log, source "adsync").
 
-The handler gets records already formatted by adsync's redacting formatter, so
-the Event Log sees exactly what a log file would: never a password.
+The log's one handler writes lines already rendered by adsync's redacting chain to
+stderr, so the Event Log sees exactly what a log file would: never a password. One
+line is one event. (A second route, a logging handler beside the stream, wrote every
+line twice; it is gone.)
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import re
 from typing import TextIO
 
 from adsync.winservice.api import ServiceManager
@@ -15,39 +17,21 @@ from adsync.winservice.api import ServiceManager
 MAX_MESSAGE = 31_000  # an event's strings are limited to 31,839 characters
 
 
+# structlog's console renderer: "2026-12-03T06:22:32.686218Z [error    ] boom ..."
+_CONSOLE_LEVEL = re.compile(r"\S+ \[(\w+) *\] ")
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " …(truncated)"
-
-
-class EventLogHandler(logging.Handler):
-    """ERROR and above → error events, WARNING → warning events, the rest → information."""
-
-    # It formats through adsync's redacting formatter, so a reload keeps it.
-    adsync_keep_on_reconfigure = True
-
-    def __init__(self, manager: ServiceManager, level: int = logging.NOTSET) -> None:
-        super().__init__(level)
-        self._manager = manager
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = _clip(self.format(record))
-            if record.levelno >= logging.ERROR:
-                self._manager.LogErrorMsg(text)
-            elif record.levelno >= logging.WARNING:
-                self._manager.LogWarningMsg(text)
-            else:
-                self._manager.LogInfoMsg(text)
-        except Exception:
-            self.handleError(record)
 
 
 class EventLogStream:
     """A text stream for ``sys.stderr`` in the service (which has no console).
 
-    ``configure_logging`` (at a config reload) installs a fresh stream handler on
-    ``sys.stderr``; pointing that at the Event Log keeps the log flowing there.
-    Each line is one event; a JSON line's ``level`` picks the event type.
+    ``configure_logging`` (at start and at each config reload) installs its stream
+    handler on ``sys.stderr``; pointing that at the Event Log sends the log there, and
+    whatever else writes to stderr (a thread's traceback). Each line is one event; its
+    level picks the event type: a JSON line's ``level``, a console line's ``[level]``.
     """
 
     def __init__(self, manager: ServiceManager) -> None:
@@ -69,6 +53,8 @@ class EventLogStream:
                 level = str(json.loads(line).get("level", ""))
             except ValueError:
                 level = ""
+        elif match := _CONSOLE_LEVEL.match(line):
+            level = match.group(1)
         text = _clip(line)
         if level in ("error", "critical", "exception"):
             self._manager.LogErrorMsg(text)

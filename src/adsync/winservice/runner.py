@@ -8,7 +8,6 @@ control manager calls ``SvcStop`` on another thread, which calls
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from pathlib import Path
@@ -33,16 +32,13 @@ class ServiceRunner:
         if loop is not None and stop is not None:
             loop.call_soon_threadsafe(stop.set)
 
-    def run(self, extra_handler: logging.Handler | None = None) -> None:
-        """Load the config, configure logging (plus ``extra_handler``), serve until stopped."""
+    def run(self) -> None:
+        """Load the config, configure logging (on stderr), serve until stopped."""
         from adsync.config import load_config
-        from adsync.observe.logs import configure_logging, make_formatter
+        from adsync.observe.logs import configure_logging
 
         config = load_config(self.config_path)
         configure_logging(config.logging.level, config.logging.format)
-        if extra_handler is not None:
-            extra_handler.setFormatter(make_formatter(config.logging.format))
-            logging.getLogger().addHandler(extra_handler)
         from adsync.startup import explain
 
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from adsync.winservice.api import DESCRIPTION, DISPLAY_NAME, SERVICE_NAME, Win32
-from adsync.winservice.eventlog import EventLogHandler, EventLogStream, as_text_stream
+from adsync.winservice.eventlog import EventLogStream, as_text_stream
 from adsync.winservice.runner import ServiceRunner
 
 
@@ -39,10 +39,12 @@ def make_service_class(win32: Win32, config_path: Path) -> type[Any]:
             manager.LogMsg(
                 manager.EVENTLOG_INFORMATION_TYPE, manager.PYS_SERVICE_STARTED, (SERVICE_NAME, "")
             )
+            # No console (the SCM gives a service none): stderr, where the log goes, is
+            # the Event Log, a line per event. A debug run in a console logs there instead.
             if sys.stderr is None or not hasattr(sys.stderr, "fileno"):
                 sys.stderr = as_text_stream(EventLogStream(manager))
             try:
-                self.runner.run(EventLogHandler(manager))
+                self.runner.run()
             except Exception as exc:  # the message is adsync's own: it never holds a secret
                 manager.LogErrorMsg(
                     f"adsync service stopped on an error: {type(exc).__name__}: {exc}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
 import pytest
+import structlog
 
 from adsync.ingest.client import IngestClient
 from adsync.queue.errors import KeyProviderError
@@ -18,7 +20,7 @@ from adsync.startup import StartupFailure
 from adsync.testing.daemon import base_config, idle_backend
 from adsync.testing.leaks import REGISTRY
 from adsync.winservice.api import load
-from adsync.winservice.eventlog import EventLogHandler, EventLogStream
+from adsync.winservice.eventlog import EventLogStream, as_text_stream
 from adsync.winservice.service import make_service_class
 
 from .conftest import SERVICE_STOP_PENDING, FakeCrypt, Scm
@@ -26,8 +28,11 @@ from .conftest import SERVICE_STOP_PENDING, FakeCrypt, Scm
 
 @pytest.mark.usefixtures("restore_logging")
 def test_the_service_runs_the_daemon_logs_to_the_event_log_and_stops_on_svcstop(
-    scm: Scm, tmp_path: Path
+    scm: Scm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As the SCM starts it: no console (``sys.stderr`` is None), so the log goes to the
+    Event Log, each line once."""
+    monkeypatch.setattr(sys, "stderr", None)
     REGISTRY.watch(tmp_path)
     config = base_config(
         tmp_path, {"idle": idle_backend(tmp_path)}, logging={"level": "info", "format": "json"}
@@ -68,8 +73,10 @@ def test_the_service_runs_the_daemon_logs_to_the_event_log_and_stops_on_svcstop(
     assert kinds[0] == "msg" and "0x40000002" in scm.events[0][1]  # service started
     assert kinds[-1] == "msg" and "0x40000004" in scm.events[-1][1]  # service stopped
     texts = [text for _, text in scm.events]
-    assert any('"event": "service_running"' in t for t in texts)
-    assert any('"event": "daemon_stopped"' in t for t in texts)
+    for event in ("service_running", "daemon_stopped"):
+        assert len([t for t in texts if f'"event": "{event}"' in t]) == 1, event
+    lines = [t for t in texts if t.startswith("{")]
+    assert len(lines) == len(set(lines)) > 2  # every log line is one event, none twice
     assert not [t for t in texts if password in t]
 
 
@@ -88,25 +95,20 @@ def test_a_daemon_that_cannot_start_reports_it_as_an_error_event(scm: Scm, tmp_p
     assert "0x40000004" in scm.events[-1][1]
 
 
-def test_event_log_handler_maps_levels_and_uses_the_redacting_formatter(scm: Scm) -> None:
-    from adsync.observe.logs import make_formatter
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_the_log_on_the_event_log_stream_maps_levels_and_is_redacted(scm: Scm, fmt: str) -> None:
+    from adsync.observe.logs import configure_logging
 
-    handler = EventLogHandler(load().manager)
-    handler.setFormatter(make_formatter("json"))
-    logger = logging.getLogger("adsync.test.eventlog")
-    logger.propagate = False
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    configure_logging("info", fmt, as_text_stream(EventLogStream(load().manager)))
+    log = structlog.get_logger("adsync.test.eventlog")
     secret = Secret(REGISTRY.password(f"Evt-{os.urandom(6).hex()}"))
-    try:
-        logger.info("hello %s", "world")
-        logger.warning("careful")
-        logger.error("leaked? %s", secret.reveal())
-    finally:
-        logger.removeHandler(handler)
+    log.info("hello", who="world")
+    logging.getLogger("aiohttp.test").warning("careful")
+    log.error("leaked?", note=f"it was {secret.reveal()}")
     assert [k for k, _ in scm.events] == ["info", "warning", "error"]
-    assert json.loads(scm.events[0][1])["event"] == "hello world"
-    assert secret.reveal() not in scm.events[2][1]
+    assert "hello" in scm.events[0][1] and "careful" in scm.events[1][1]
+    assert secret.reveal() not in scm.events[2][1] and "***" in scm.events[2][1]
 
 
 def test_event_log_stream_splits_lines_and_reads_the_json_level(scm: Scm) -> None:
