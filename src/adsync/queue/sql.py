@@ -605,7 +605,7 @@ _RECORD_ROWS = 1000  # 9 x 1000 bound values stay under SQLite's limit of 32766
 
 
 def record_many(conn: sqlite3.Connection, attempts: Sequence[Attempt], now: float) -> int:
-    """Store each attempt's result on its in_flight row: one statement for all of them.
+    """Store each attempt's result on its in_flight row: one statement per 1,000 rows.
 
     Not ``executemany``: it steps once per row, and each step releases and retakes the
     GIL, which waits for a busy event loop (27 µs of the sqlite thread per row in a
