@@ -600,7 +600,7 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
     return ClaimResult(rows, next_due, len(finished), dropped)
 
 
-_RECORD_ROW = "(?,?,?,?,?,?,?,?,?)"
+_RECORD_ROW = "(" + _marks(9) + ")"
 _RECORD_ROWS = 1000  # 9 x 1000 bound values stay under SQLite's limit of 32766
 
 
@@ -613,8 +613,7 @@ def record_many(conn: sqlite3.Connection, attempts: Sequence[Attempt], now: floa
     more, nulled now. Nothing is read back: the receipt time a delivered row's latency
     needs came with its claim.
     """
-    for start in range(0, len(attempts), _RECORD_ROWS):
-        chunk = attempts[start : start + _RECORD_ROWS]
+    for chunk in _chunks(attempts, _RECORD_ROWS):
         values: list[object] = []
         for a in chunk:
             d = a.decision
