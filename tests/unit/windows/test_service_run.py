@@ -108,6 +108,12 @@ def test_the_log_on_the_event_log_stream_maps_levels_and_is_redacted(scm: Scm, f
     log.error("leaked?", note=f"it was {secret.reveal()}")
     assert [k for k, _ in scm.events] == ["info", "warning", "error"]
     assert "hello" in scm.events[0][1] and "careful" in scm.events[1][1]
+    if fmt == "json":
+        assert [json.loads(text)["event"] for _, text in scm.events] == [
+            "hello",
+            "careful",
+            "leaked?",
+        ]
     assert secret.reveal() not in scm.events[2][1] and "***" in scm.events[2][1]
 
 
