@@ -12,7 +12,6 @@ only sealed bytes and wrapped keys: nothing here can leak a password.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -466,20 +465,7 @@ class ClaimResult:
     dropped: int
 
 
-# A claim reads its rows back as one JSON array in one row. The sqlite3 module releases
-# and retakes the GIL at every row it steps to, and in a drain each retake waits for the
-# event loop's next system call: read row by row, a claim of 17 rows took 5.6-6.9 ms
-# and the lane's slots stood empty a sixth of the drain; one row per statement cut the
-# daemon's CPU per delivery by a tenth (bench/README.md, "Sixth pass"). Blobs travel as
-# hex and REALs as 17 significant digits, which read back as the same double (JSON's own
-# rendering keeps 15). The array keeps the order of the ordered subquery it aggregates.
-_REAL = "CASE WHEN {0} IS NULL THEN NULL ELSE printf('%!.17g', {0}) END"
-_BLOB = "CASE WHEN {0} IS NULL THEN NULL ELSE hex({0}) END"
-
 _CANDIDATES = """
-SELECT json_group_array(json_array(change_id, hex(account_hash),
-                                   printf('%!.17g', expires_at), has_newer))
-FROM (
 SELECT d.change_id, d.account_hash, d.expires_at,
        EXISTS (SELECT 1 FROM deliveries n WHERE n.backend = d.backend
                AND n.account_hash = d.account_hash
@@ -495,7 +481,6 @@ WHERE d.backend = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
   AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.backend = d.backend
                   AND f.account_hash = d.account_hash AND f.state = 'in_flight')
 ORDER BY d.next_attempt_at, d.change_id LIMIT ?
-)
 """
 
 _NEXT_DUE = """
@@ -506,41 +491,13 @@ WHERE d.backend = ? AND d.state = 'pending'
 ORDER BY d.next_attempt_at LIMIT 1
 """
 
-_LOAD_COLUMNS = (
-    "d.change_id", _BLOB.format("d.account_hash"), "d.attempts", "d.rejections",
-    _REAL.format("d.first_unknown_user_at"), _REAL.format("d.expires_at"),
-    _BLOB.format("c.event_id"), "c.key_id", _BLOB.format("c.account_sealed"),
-    _BLOB.format("c.password_sealed"), _BLOB.format("c.guid_sealed"), "c.domain",
-    "c.source_host", "c.rid", "c.changed_at_ms", "c.sequence", _REAL.format("c.received_at"),
-)  # fmt: skip
-_LOAD = (
-    "SELECT json_group_array(json_array(" + ", ".join(_LOAD_COLUMNS) + "))"
-    " FROM deliveries d JOIN changes c ON c.id = d.change_id"
-    " WHERE d.backend = ? AND d.change_id IN ({marks})"
-)
-
-
-def _hex(value: str | None) -> bytes | None:
-    return None if value is None else bytes.fromhex(value)
-
-
-def _real(value: str | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _claimed_row(r: list[Any]) -> ClaimedRow:
-    return ClaimedRow(
-        r[0], bytes.fromhex(r[1]), r[2], r[3], _real(r[4]), float(r[5]), bytes.fromhex(r[6]),
-        r[7], bytes.fromhex(r[8]), _hex(r[9]), _hex(r[10]), r[11], r[12], r[13], r[14], r[15],
-        float(r[16]),
-    )  # fmt: skip
-
-
-def _json_rows(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[list[Any]]:
-    """The elements of a one-row ``json_group_array`` answer."""
-    text = conn.execute(sql, params).fetchone()[0]
-    return json.loads(text) if text else []
-
+_LOAD = """
+SELECT d.change_id, d.account_hash, d.attempts, d.rejections, d.first_unknown_user_at,
+       d.expires_at, c.event_id, c.key_id, c.account_sealed, c.password_sealed, c.guid_sealed,
+       c.domain, c.source_host, c.rid, c.changed_at_ms, c.sequence, c.received_at
+FROM deliveries d JOIN changes c ON c.id = d.change_id
+WHERE d.backend = ? AND d.change_id IN ({marks})
+"""
 
 _SUPERSEDED = (
     DeliveryState.SUPERSEDED,
@@ -599,12 +556,11 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
         # each row read costs its subqueries, so not many (appends supersede most: they
         # never reach a claim).
         want = limit - len(claimed) + 4
-        candidates = _json_rows(conn, _CANDIDATES, (backend, now, want))
+        candidates = conn.execute(_CANDIDATES, (backend, now, want)).fetchall()
         superseded: list[int] = []
         expired: list[int] = []
         taken: list[int] = []
-        for change_id, account_hash, expires_text, has_newer in candidates:
-            expires_at = float(expires_text)
+        for change_id, account_hash, expires_at, has_newer in candidates:
             if account_hash in accounts:
                 continue
             if has_newer:
@@ -638,8 +594,8 @@ def claim(conn: sqlite3.Connection, backend: str, limit: int, now: float) -> Cla
     loaded: dict[int, ClaimedRow] = {}
     for chunk in _chunks(claimed):
         sql = _LOAD.format(marks=_marks(len(chunk)))
-        for r in _json_rows(conn, sql, (backend, *chunk)):
-            loaded[r[0]] = _claimed_row(r)
+        for r in conn.execute(sql, (backend, *chunk)):
+            loaded[r[0]] = ClaimedRow(*r)
     rows = [loaded[cid] for cid in claimed]
     return ClaimResult(rows, next_due, len(finished), dropped)
 
