@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from adsync.plugin import Change
 from adsync.queue import sql
 from adsync.queue.errors import QueueError, QueueKeyError
 from adsync.queue.keys import EnvKeyProvider, FileKeyProvider
-from adsync.queue.models import AppendStatus, Decision, DeliveryState
+from adsync.queue.models import AppendStatus, Attempt, Decision, DeliveryState
 from adsync.queue.sql import LATEST, MIGRATIONS, migrate
 from adsync.queue.store import Queue
+from adsync.secret import Secret
+from adsync.testing.leaks import REGISTRY
 
 BACKENDS = ["soffid", "ldap"]
 
@@ -487,3 +490,55 @@ async def test_one_claim_supersedes_expires_and_claims_in_a_few_statements(
     assert state[alice[2].event_id] == ("in_flight", None, True)
     assert state[carol.event_id] == ("in_flight", None, True)
     assert result.dropped == 2
+
+
+async def test_a_claim_reads_every_stored_field_back_exactly(
+    db_path: Path, keys: FileKeyProvider, clock: FakeClock
+) -> None:
+    """Every field of a claimed row comes back as stored: times to the last bit, text with
+    quotes and accents intact, 64-bit integers (a claim that read its rows through text,
+    as one tried, must keep this)."""
+    password = 'Jsön-"Pässwört"-\\n-€'
+    REGISTRY.password(password)
+    change = Change(
+        event_id=bytes(range(16)),
+        account='o\'brien "ö"',
+        password=Secret(password),
+        changed_at_ms=1_764_748_800_123,
+        domain="ÉXAMPLE",
+        source_host='dc01.ex"ample.com/é',
+        rid=2**31 - 1,
+        object_guid=uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+        sequence=2**62,
+    )
+    clock.advance(1 / 3)  # times a 15-digit rendering would change
+    q = await Queue.open(db_path, keys, ["only"], max_pending=100, clock=clock)
+    try:
+        q.set_expire_after("only", 86400 / 7)
+        await q.append_many([change])
+        [first] = (await q.claim("only", 5)).claims
+        unknown_since = clock.time() - 1 / 7
+        decision = Decision(DeliveryState.PENDING, 1, 1, unknown_since, clock.time(), "")
+        await q.record_many([Attempt(first, decision, "unknown_user", "no such user")])
+        [again] = (await q.claim("only", 5)).claims
+    finally:
+        await q.close()
+    [stored] = rows(
+        db_path,
+        "SELECT d.change_id, d.account_hash, d.attempts, d.rejections, d.first_unknown_user_at,"
+        " d.expires_at, c.received_at FROM deliveries d JOIN changes c ON c.id = d.change_id",
+    )
+    assert (again.change_id, again.account_hash) == (stored[0], stored[1])
+    counters = again.counters
+    assert (counters.attempts, counters.rejections) == (1, 1)
+    assert counters.first_unknown_user_at == stored[4] == unknown_since
+    assert counters.expires_at == stored[5] == first.counters.expires_at
+    assert again.received_at == stored[6] == first.received_at
+    got = again.change
+    assert (got.event_id, got.account, got.domain, got.source_host) == (
+        change.event_id, change.account, change.domain, change.source_host,
+    )  # fmt: skip
+    assert (got.rid, got.object_guid, got.sequence, got.changed_at_ms) == (
+        change.rid, change.object_guid, change.sequence, change.changed_at_ms,
+    )  # fmt: skip
+    assert sha(got.password.reveal()) == sha(password)
