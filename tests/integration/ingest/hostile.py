@@ -16,9 +16,10 @@ import pytest
 NOBODY = 65534
 
 
-def needs_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("acting as a second local uid needs root (the suite runs as root in CI)")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="acting as a second local uid needs root (the suite runs as root in CI)",
+)
 
 
 def interpreter() -> str:

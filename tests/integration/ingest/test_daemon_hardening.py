@@ -80,11 +80,11 @@ def tcp_daemon(daemons: Any) -> tuple[DaemonProcess, int]:
     return daemon, port
 
 
+@needs_root
 def test_unprivileged_uid_holding_200_tcp_connections_locks_out_no_source(daemons: Any) -> None:
     """Item 1: 'nobody' holds 200 unauthenticated TCP connections (reopening any the daemon
     closes); root on the Unix socket and an authenticated TCP source, each with a long-lived
     connection and a fresh connection per change, get every change ACKed 0."""
-    needs_root()
     daemon, port = tcp_daemon(daemons)
     psk = load_or_create_psk(Path(daemon.config["ingest"]["psk_file"]))
     holder = run_as(NOBODY, HOLD_TCP, "127.0.0.1", str(port), "200")
@@ -113,8 +113,8 @@ def test_unprivileged_uid_holding_200_tcp_connections_locks_out_no_source(daemon
 
 @pytest.fixture
 def second_user() -> Iterator[tuple[int, int, int]]:
-    """(uid in the group, uid not in it, gid): made with useradd/groupadd, removed after."""
-    needs_root()
+    """(uid in the group, uid not in it, gid): made with useradd/groupadd, removed after
+    (root only: its tests are marked ``needs_root``)."""
     tag = os.urandom(3).hex()
     group, member, outsider = f"adsg{tag}", f"adsm{tag}", f"adso{tag}"
     subprocess.run(["groupadd", group], check=True)
@@ -129,6 +129,7 @@ def second_user() -> Iterator[tuple[int, int, int]]:
         subprocess.run(["groupdel", group], check=False)
 
 
+@needs_root
 def test_socket_group_reaches_the_socket_on_a_fresh_boot(
     daemons: Any, second_user: tuple[int, int, int]
 ) -> None:

@@ -68,8 +68,8 @@ class Source:
             self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
+@needs_root
 async def test_sources_lose_nothing_under_fuzz_and_connection_flood(tmp_path: Path) -> None:
-    needs_root()
     REGISTRY.password(FUZZ_PASSWORD)
     os.environ[HOOK_KEY_ENV] = HOOK_KEY
     work = tmp_path / "d"
