@@ -193,6 +193,9 @@ async def test_every_connect_socket_asks_for_no_syn_retransmissions(filter_setup
         for line in h.stderr_text().splitlines()
         if "WSAIoctl" in line or ":connect socket " in line
     ]  # fmt: skip
+    # the worker's next probe may be cut between its ioctls and its connect by the exit
+    while calls and calls[-1] != "connect":
+        calls.pop()
     assert calls.count("rto") >= 2  # the worker's probe and PasswordFilter's own connect
     assert calls.count("connect") == calls.count("rto")
     for i, call in enumerate(calls):
