@@ -121,7 +121,8 @@ class WinePrefix:
         reg.write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
         rc = self.run(["reg", "import", winpath(reg)], "reg-import")
         if rc != 0:
-            raise RuntimeError(f"reg import failed with {rc}")
+            err = self.logs / f"{self._n:03d}-reg-import.err"
+            raise RuntimeError(f"reg import failed with {rc}: {err.read_text()[-2000:]!r}")
 
 
 @dataclass
