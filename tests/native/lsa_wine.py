@@ -62,6 +62,7 @@ class WinePrefix:
         }
         self.env.pop("DISPLAY", None)
         self._n = 0
+        self.last_stderr: Path | None = None  # of the last run(), for an error to quote
 
     def _outputs(self, name: str) -> tuple[Path, Path]:
         self._n += 1
@@ -69,6 +70,7 @@ class WinePrefix:
 
     def run(self, args: list[str], name: str, timeout: float = 120) -> int:
         out, err = self._outputs(name)
+        self.last_stderr = err
         with out.open("wb") as o, err.open("wb") as e:
             return subprocess.run(
                 [WINE64, *args],
@@ -121,8 +123,9 @@ class WinePrefix:
         reg.write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
         rc = self.run(["reg", "import", winpath(reg)], "reg-import")
         if rc != 0:
-            err = self.logs / f"{self._n:03d}-reg-import.err"
-            raise RuntimeError(f"reg import failed with {rc}: {err.read_text()[-2000:]!r}")
+            assert self.last_stderr is not None
+            printed = self.last_stderr.read_text()[-2000:]
+            raise RuntimeError(f"reg import failed with {rc}: {printed!r}")
 
 
 @dataclass
