@@ -397,10 +397,10 @@ def drain(args: argparse.Namespace) -> None:
           f"({args.accounts / p:.0f}/s)")  # fmt: skip
     print(f"ratio plain/daemon: {p / d:.2f}")
     dc, pc = statistics.median(cpu["daemon"]), statistics.median(cpu["plain"])
-    print(f"CPU per final: daemon {dc / args.accounts * 1e6:.0f} µs, plain client "
-          f"{pc / args.accounts * 1e6:.0f} µs (ratio {pc / dc:.2f}; steadier than wall time "
+    per = 1e6 / args.accounts  # µs per final, from seconds per round
+    print(f"CPU per final: daemon {dc * per:.0f} µs, plain client "
+          f"{pc * per:.0f} µs (ratio {pc / dc:.2f}; steadier than wall time "
           "on a shared machine)")  # fmt: skip
-    per = 1e6 / args.accounts
     lc = statistics.median(cpu["loop"])
     print(f"daemon per final: event loop {lc * per:.0f} µs CPU, other threads (sqlite) "
           f"{(dc - lc) * per:.0f} µs, wall {d * per:.0f} µs (wall above the loop's CPU: the "
